@@ -1,0 +1,248 @@
+"""Settings, validated once at the edge and then passed down as one frozen object.
+
+Sources, highest priority first: keyword arguments (the command line), ``MODBOT_*``
+environment variables, a ``.env`` file in the working directory, systemd credentials
+(``$CREDENTIALS_DIRECTORY/api-key`` and ``client-secret``), a TOML file given by
+``--config`` or ``MODBOT_CONFIG``, then the defaults, which make a fresh checkout work.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from contextvars import ContextVar
+from difflib import get_close_matches
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from modbot.errors import ConfigError
+from modbot.euler.routes import route_table
+
+ENV_PREFIX = "MODBOT_"
+_CONFIG_FILE: ContextVar[Path | None] = ContextVar("modbot_config_file", default=None)
+
+# Credential file name (systemd LoadCredential=) -> setting.
+CREDENTIAL_FILES: Mapping[str, str] = {
+    "api-key": "api_key",
+    "client-secret": "client_secret",
+    "client-id": "client_id",
+}
+
+_HANDLE = re.compile(r"^[A-Za-z0-9_.]{1,64}$")
+
+
+def default_state_dir() -> Path:
+    """``$STATE_DIRECTORY`` under systemd (its first entry), else ``./var``."""
+    env = os.environ.get("STATE_DIRECTORY")
+    if env:
+        return Path(env.split(":")[0])
+    return Path("var")
+
+
+class CredentialsSource(PydanticBaseSettingsSource):
+    """Secrets from systemd's ``$CREDENTIALS_DIRECTORY`` (``LoadCredential=api-key:...``)."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        del field
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        directory = os.environ.get("CREDENTIALS_DIRECTORY")
+        if not directory:
+            return {}
+        found: dict[str, Any] = {}
+        for filename, setting in CREDENTIAL_FILES.items():
+            path = Path(directory) / filename
+            try:
+                text = path.read_text(encoding="utf-8").strip()
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                msg = f"cannot read the systemd credential {filename!r}: {exc.strerror}"
+                raise ConfigError(msg, setting=setting) from None
+            if text:
+                found[setting] = text
+        return found
+
+
+class Settings(BaseSettings):
+    """Everything modbot can be told. Secrets are ``SecretStr``: their repr is masked."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="forbid",
+        frozen=True,
+        validate_default=True,
+    )
+
+    api_key: SecretStr | None = Field(default=None, description="Euler developer API key")
+    client_id: str | None = Field(default=None, description="Euler OAuth client id")
+    client_secret: SecretStr | None = Field(default=None, description="Euler OAuth client secret")
+    api_base_url: str = Field(default="https://api.eulerstream.com", description="Euler API base")
+    ws_url: str = Field(default="wss://ws.eulerstream.com", description="Euler WebSocket URL")
+    authorize_url: str = Field(
+        default="https://www.eulerstream.com/tiktok/oauth/authorize",
+        description="the OAuth authorize page",
+    )
+    routes: dict[str, str] = Field(
+        default_factory=dict, description="route name -> path template overrides"
+    )
+    streamers: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="TikTok handles to watch"
+    )
+    state_dir: Path = Field(default_factory=default_state_dir, description="audit DB and tokens")
+    rules_dir: Path = Field(default=Path("rules"), description="the rule files")
+    dry_run: bool = Field(default=False, description="decide and audit, call nothing")
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    live_check_interval: float = Field(default=30.0, ge=5.0, le=3600.0)
+    http_timeout: float = Field(default=10.0, gt=0, le=120.0)
+    max_attempts: int = Field(default=5, ge=1, le=20)
+    max_retry_wait: float = Field(default=60.0, ge=0, le=3600.0)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        del file_secret_settings
+        sources: list[PydanticBaseSettingsSource] = [
+            init_settings,
+            env_settings,
+            dotenv_settings,
+            CredentialsSource(settings_cls),
+        ]
+        config_file = _CONFIG_FILE.get()
+        if config_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)
+
+    @field_validator("streamers", mode="before")
+    @classmethod
+    def _split_streamers(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part for part in re.split(r"[\s,]+", value) if part]
+        return value
+
+    @field_validator("streamers")
+    @classmethod
+    def _check_handles(cls, value: list[str]) -> list[str]:
+        handles: list[str] = []
+        for raw in value:
+            handle = raw.strip().removeprefix("@")
+            if not _HANDLE.match(handle):
+                msg = f"{raw!r} is not a TikTok handle (letters, digits, '_' and '.')"
+                raise ValueError(msg)
+            if handle.lower() not in (h.lower() for h in handles):
+                handles.append(handle)
+        return handles
+
+    @field_validator("routes")
+    @classmethod
+    def _check_routes(cls, value: dict[str, str]) -> dict[str, str]:
+        route_table(value)
+        return value
+
+    @field_validator("api_base_url", "ws_url", "authorize_url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        if not re.match(r"^(https?|wss?)://[^\s/]+", value):
+            msg = f"{value!r} is not an absolute http(s) or ws(s) URL"
+            raise ValueError(msg)
+        return value.rstrip("/")
+
+    def require(self, *names: str) -> None:
+        """Raise a ConfigError naming the first of ``names`` that is not set."""
+        for name in names:
+            if getattr(self, name) is None:
+                env = ENV_PREFIX + name.upper()
+                credential = next((f for f, s in CREDENTIAL_FILES.items() if s == name), None)
+                where = f"set {env}"
+                if credential:
+                    where += f", the systemd credential {credential!r}"
+                where += f" or {name!r} in the config file"
+                msg = f"the setting {name!r} is required for this command: {where}"
+                raise ConfigError(msg, setting=name)
+
+
+def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Settings:
+    """Build the settings from every source, or raise one clear ConfigError.
+
+    ``config_file`` (else ``$MODBOT_CONFIG``) names a TOML file; ``overrides`` are
+    values from the command line and win over everything else.
+    """
+    path_text = config_file or os.environ.get(ENV_PREFIX + "CONFIG")
+    path = Path(path_text) if path_text else None
+    if path is not None:
+        _check_config_file(path)
+    token = _CONFIG_FILE.set(path)
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc), setting=_first_setting(exc)) from None
+    finally:
+        _CONFIG_FILE.reset(token)
+
+
+def _check_config_file(path: Path) -> None:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"the config file {path} does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read the config file {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"the config file {path} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"the config file {path} is not UTF-8 text") from None
+    known = set(Settings.model_fields)
+    for key in data:
+        if key not in known:
+            hint = get_close_matches(key, known, n=1)
+            tip = f" (did you mean {hint[0]!r}?)" if hint else ""
+            msg = f"the config file {path} has an unknown setting {key!r}{tip}"
+            raise ConfigError(msg, setting=key)
+
+
+def _first_setting(exc: ValidationError) -> str | None:
+    errors = exc.errors()
+    if errors and errors[0]["loc"]:
+        return str(errors[0]["loc"][0])
+    return None
+
+
+def _explain(exc: ValidationError) -> str:
+    """One sentence per problem, naming the setting and its environment variable."""
+    parts = []
+    for error in exc.errors():
+        loc = error["loc"]
+        name = str(loc[0]) if loc else "?"
+        where = ".".join(str(p) for p in loc)
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            hint = get_close_matches(name, list(Settings.model_fields), n=1)
+            tip = f" (did you mean {hint[0]!r}?)" if hint else ""
+            parts.append(f"unknown setting {name!r}{tip}")
+            continue
+        # Never echo the rejected input: it may be a secret.
+        parts.append(
+            f"the setting {where!r} (environment {ENV_PREFIX}{name.upper()}) is invalid: {message}"
+        )
+    return "; ".join(parts)

@@ -1,0 +1,1 @@
+"""The Euler Stream edge: HTTP client, OAuth, WebSocket source, and their pure policies."""

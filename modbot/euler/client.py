@@ -1,0 +1,700 @@
+"""The Euler Stream API client: one typed async method per route modbot uses.
+
+This is the only module that sees httpx. It sends ``x-api-key`` on every call and
+``x-oauth-token`` on routes that act for the streamer, reads the ``{code, message,
+response|data}`` envelope (an error ``code`` inside an HTTP 200 is an error too), and
+translates every failure into ``modbot.errors`` once, here. Retries follow
+``policy.RetryPolicy``: 429, 500/502/503/504, timeouts and connection errors are
+retried with jittered backoff honouring ``Retry-After``/``RateLimit-Reset``; other
+4xx never are; a 401 about the access token refreshes it once and replays the call.
+Routes that are not idempotent (chat, the token endpoint) are replayed only when the
+request cannot have been processed (429, 503, a connection that never opened).
+Numeric ids are handled as strings and never pass through a float.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, NoReturn, Protocol, Self
+
+import anyio
+import httpx
+
+from modbot.__about__ import __version__
+from modbot.clock import Clock, SystemClock, epoch
+from modbot.errors import (
+    ApiError,
+    ApiUnavailable,
+    AuthExpired,
+    BadResponse,
+    ConfigError,
+    NotFound,
+    OAuthError,
+    PlanOrScopeDenied,
+    RateLimited,
+    ReauthRequired,
+    RequestRejected,
+    ServerError,
+)
+from modbot.euler.policy import API_MUTE_DURATIONS, PERMANENT, RetryPolicy, retry_after_seconds
+from modbot.euler.routes import Route, route_table
+from modbot.euler.tokens import TokenSet, token_set_from_answer
+from modbot.log import get_logger, register_secret
+
+BULK_LIVE_CHECK_BATCH = 50
+_PLAN_WORDS = ("premium", "plan", "upgrade", "pricing", "scope", "permission", "not allowed")
+
+log = get_logger("modbot.euler")
+
+
+class TokenProvider(Protocol):
+    """Gives the streamer's current access token and refreshes it after a 401."""
+
+    async def access_token(self) -> str:
+        """A valid access token (refreshed first if it is about to expire)."""
+        ...
+
+    async def refresh_after_rejection(self, rejected: str) -> str:
+        """A new access token after ``rejected`` got a 401 (raises ReauthRequired)."""
+        ...
+
+
+# --- answers ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LiveStatus:
+    """Whether a streamer is live, and in which room."""
+
+    user_id: str
+    is_live: bool
+    room_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ModerationResult:
+    """TikTok's own answer to a moderation call, passed through by Euler."""
+
+    status_code: int | None
+    data: Any
+
+
+@dataclass(frozen=True, slots=True)
+class ListedUser:
+    """A user in a list of mutes, bans or moderators."""
+
+    user_id: str
+    unique_id: str | None
+    nickname: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class UserPage:
+    """One page of a mute, ban or moderator list."""
+
+    users: tuple[ListedUser, ...]
+    has_more: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RateWindow:
+    """One rate-limit window of the API key."""
+
+    max: int | None
+    remaining: int | None
+    reset_at: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimits:
+    """The API key's remaining calls per minute, hour and day."""
+
+    minute: RateWindow | None
+    hour: RateWindow | None
+    day: RateWindow | None
+
+
+@dataclass(frozen=True, slots=True)
+class UserInfo:
+    """The TikTok account behind an OAuth grant."""
+
+    user_id: str
+    unique_id: str | None
+    nickname: str | None
+    room_id: str | None
+
+
+def as_id(value: object, what: str = "id") -> str:
+    """A TikTok numeric id as an exact decimal string (never through a float)."""
+    if isinstance(value, bool):
+        msg = f"{what} is a boolean, not an id"
+        raise BadResponse(msg)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str) and value.strip().isdigit():
+        return value.strip()
+    msg = f"{what} is not a numeric id ({type(value).__name__})"
+    raise BadResponse(msg)
+
+
+# --- the client -----------------------------------------------------------------------
+
+
+class EulerClient:
+    """Typed access to the Euler API. Use as ``async with EulerClient(...) as api:``."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None,
+        *,
+        tokens: TokenProvider | None = None,
+        routes: Mapping[str, str] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: float = 10.0,
+        clock: Clock | None = None,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        register_secret(api_key)
+        self._has_key = bool(api_key)
+        self._routes = route_table(routes)
+        self._tokens = tokens
+        self._retry = retry or RetryPolicy()
+        self._clock: Clock = clock or SystemClock()
+        self._sleep = sleep
+        self._jitter = jitter
+        self._http = httpx.AsyncClient(
+            base_url=base_url,
+            headers={
+                "user-agent": f"modbot/{__version__}",
+                **({"x-api-key": api_key} if api_key else {}),
+            },
+            timeout=timeout,
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    async def __aenter__(self) -> Self:
+        await self._http.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._http.__aexit__(exc_type, exc, tb)
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    def route(self, name: str) -> Route:
+        """The route called ``name`` in this client's table."""
+        return self._routes[name]
+
+    # --- lookups --------------------------------------------------------------------
+
+    async def user_id(self, unique_id: str) -> str:
+        """The numeric user id of a handle."""
+        body = await self._call("user_id", path={"unique_id": unique_id})
+        return as_id(body.get("numeric_user_id"), "numeric_user_id")
+
+    async def room_id(self, unique_id: str) -> LiveStatus:
+        """One handle's live flag and room id (the numeric user id is not in this answer)."""
+        body = await self._call("room_id", path={"unique_id": unique_id})
+        room = body.get("room_id")
+        return LiveStatus(
+            user_id="",
+            is_live=bool(body.get("is_live")),
+            room_id=as_id(room, "room_id") if room not in (None, "", "0", 0) else None,
+        )
+
+    async def bulk_live_check(self, user_ids: Sequence[str]) -> dict[str, LiveStatus]:
+        """Who of ``user_ids`` is live, in calls of at most 50 ids."""
+        found: dict[str, LiveStatus] = {}
+        ids = [as_id(u, "user id") for u in user_ids]
+        for start in range(0, len(ids), BULK_LIVE_CHECK_BATCH):
+            batch = ids[start : start + BULK_LIVE_CHECK_BATCH]
+            body = await self._call("bulk_live_check", json_body={"user_numeric_ids": batch})
+            data = _payload(body, "bulk_live_check").get("data")
+            if not isinstance(data, dict):
+                raise BadResponse("bulk_live_check answered without a data map")
+            for key, entry in data.items():
+                if not isinstance(entry, dict):
+                    raise BadResponse("bulk_live_check answered an entry that is not an object")
+                room = entry.get("room_id")
+                live = bool(entry.get("is_live"))
+                found[as_id(key, "user id")] = LiveStatus(
+                    user_id=as_id(key, "user id"),
+                    is_live=live,
+                    room_id=as_id(room, "room_id") if room not in (None, "", "0", 0) else None,
+                )
+            for missing in batch:
+                found.setdefault(missing, LiveStatus(missing, is_live=False, room_id=None))
+        return found
+
+    async def rate_limits(self, kind: str = "WEBCAST") -> RateLimits:
+        """The API key's remaining calls."""
+        body = await self._call("rate_limits", params={"type": kind})
+        inner = body.get("response")
+        source: dict[str, Any] = inner if isinstance(inner, dict) else body
+        return RateLimits(
+            minute=_window(source.get("minute")),
+            hour=_window(source.get("hour")),
+            day=_window(source.get("day")),
+        )
+
+    async def userinfo(self) -> UserInfo:
+        """The TikTok account behind the OAuth grant."""
+        body = await self._call("userinfo")
+        user = body.get("user")
+        if not isinstance(user, dict):
+            raise BadResponse("userinfo answered without a user")
+        room = user.get("roomId")
+        return UserInfo(
+            user_id=as_id(user.get("uid"), "uid"),
+            unique_id=_opt_str(user.get("uniqueId")),
+            nickname=_opt_str(user.get("nickName")),
+            room_id=as_id(room, "roomId") if room not in (None, "", "0", 0) else None,
+        )
+
+    # --- acting for the streamer --------------------------------------------------------
+
+    async def send_chat(self, room_id: str, content: str) -> ModerationResult:
+        """Send a chat message to the room as the streamer's account."""
+        if not content.strip():
+            msg = "a chat message needs some text"
+            raise ValueError(msg)
+        body = await self._call(
+            "chat", path={"room_id": as_id(room_id)}, json_body={"content": content}
+        )
+        return _moderation(body, "chat")
+
+    async def mute(
+        self, room_id: str, user_id: str, duration: int, comment_msg_id: str | None = None
+    ) -> ModerationResult:
+        """Mute a user for ``duration`` seconds: 5, 30, 60, 300, or -1 for permanent.
+
+        Longer or odd durations are planned with ``policy.plan_mute`` (a permanent mute
+        plus an unmute timer); this method sends only what the API accepts.
+        """
+        if duration not in (*API_MUTE_DURATIONS, PERMANENT):
+            msg = f"the API mutes for 5, 30, 60, 300 s or -1 (permanent), not {duration}"
+            raise ValueError(msg)
+        params = {"user_id": as_id(user_id), "duration": str(duration)}
+        if comment_msg_id:
+            params["comment_msg_id"] = as_id(comment_msg_id, "comment_msg_id")
+        body = await self._call("mute", path={"room_id": as_id(room_id)}, params=params)
+        return _moderation(body, "mute")
+
+    async def unmute(self, room_id: str, user_id: str) -> ModerationResult:
+        """Lift a user's mute."""
+        body = await self._call(
+            "unmute", path={"room_id": as_id(room_id)}, params={"user_id": as_id(user_id)}
+        )
+        return _moderation(body, "unmute")
+
+    async def list_mutes(self, room_id: str, page: int = 0) -> UserPage:
+        """One page of the room's muted users."""
+        body = await self._call(
+            "list_mutes", path={"room_id": as_id(room_id)}, params={"page": str(page)}
+        )
+        return _user_page(body, "list_mutes")
+
+    async def ban(
+        self, room_id: str, user_id: str, comment_msg_id: str | None = None
+    ) -> ModerationResult:
+        """Ban (kick) a user from the room."""
+        params = {"tiktok_user_id": as_id(user_id)}
+        if comment_msg_id:
+            params["comment_msg_id"] = as_id(comment_msg_id, "comment_msg_id")
+        body = await self._call("ban", path={"room_id": as_id(room_id)}, params=params)
+        return _moderation(body, "ban")
+
+    async def unban(self, room_id: str, user_id: str) -> ModerationResult:
+        """Let a banned user back in."""
+        body = await self._call(
+            "unban", path={"room_id": as_id(room_id)}, params={"tiktok_user_id": as_id(user_id)}
+        )
+        return _moderation(body, "unban")
+
+    async def list_bans(self, room_id: str, page: int = 0) -> UserPage:
+        """One page of the room's banned users."""
+        body = await self._call(
+            "list_bans", path={"room_id": as_id(room_id)}, params={"page": str(page)}
+        )
+        return _user_page(body, "list_bans")
+
+    async def toggle_comments(self, room_id: str, *, enabled: bool) -> ModerationResult:
+        """Turn the room's comments on or off."""
+        body = await self._call(
+            "toggle_comments",
+            path={"room_id": as_id(room_id)},
+            params={"enabled": "true" if enabled else "false"},
+        )
+        return _moderation(body, "toggle_comments")
+
+    async def add_moderator(self, anchor_id: str, user_id: str) -> ModerationResult:
+        """Make a user a moderator of the streamer (``anchor_id`` is their numeric id)."""
+        body = await self._call(
+            "add_moderator",
+            path={"anchor_id": as_id(anchor_id)},
+            params={"to_user_id": as_id(user_id)},
+        )
+        return _moderation(body, "add_moderator")
+
+    async def remove_moderator(self, anchor_id: str, user_id: str) -> ModerationResult:
+        """Take a user's moderator role away."""
+        body = await self._call(
+            "remove_moderator",
+            path={"anchor_id": as_id(anchor_id)},
+            params={"to_user_id": as_id(user_id)},
+        )
+        return _moderation(body, "remove_moderator")
+
+    async def list_moderators(self, anchor_id: str) -> UserPage:
+        """The streamer's moderators."""
+        body = await self._call("list_moderators", path={"anchor_id": as_id(anchor_id)})
+        return _user_page(body, "list_moderators")
+
+    # --- OAuth token endpoint -----------------------------------------------------------
+
+    async def exchange_code(
+        self, *, client_id: str, client_secret: str, code: str, redirect_uri: str
+    ) -> TokenSet:
+        """Trade an authorization code for tokens."""
+        register_secret(client_secret, code)
+        return await self._token_call(
+            {
+                "client_id": client_id,
+                "client_secret": client_secret,
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": redirect_uri,
+            }
+        )
+
+    async def refresh_tokens(
+        self, *, client_id: str, client_secret: str, refresh_token: str
+    ) -> TokenSet:
+        """Trade a refresh token for a new token set (the refresh token rotates).
+
+        Raises:
+            ReauthRequired: the refresh token is expired, revoked or already used.
+        """
+        register_secret(client_secret, refresh_token)
+        try:
+            return await self._token_call(
+                {
+                    "client_id": client_id,
+                    "client_secret": client_secret,
+                    "grant_type": "refresh_token",
+                    "refresh_token": refresh_token,
+                }
+            )
+        except OAuthError as exc:
+            if exc.error in {"invalid_grant", "invalid_token", "expired_token", None}:
+                msg = (
+                    "the refresh token was refused "
+                    f"({exc}); the streamer must log in again with `modbot auth login`"
+                )
+                raise ReauthRequired(msg, route="token", status=400) from exc
+            raise
+
+    async def revoke(self, *, client_id: str, client_secret: str, token: str, hint: str) -> None:
+        """Revoke a token (RFC 7009: succeeds even if it was already revoked)."""
+        register_secret(client_secret, token)
+        await self._call(
+            "revoke",
+            json_body={
+                "token": token,
+                "token_type_hint": hint,
+                "client_id": client_id,
+                "client_secret": client_secret,
+            },
+            send_token=False,
+        )
+
+    async def _token_call(self, payload: dict[str, str]) -> TokenSet:
+        try:
+            body = await self._call("token", json_body=payload, send_token=False)
+        except (RequestRejected, PlanOrScopeDenied, AuthExpired, NotFound) as exc:
+            raise OAuthError(str(exc), error=exc.oauth_error) from exc
+        data = body.get("data")
+        if not isinstance(data, dict):
+            raise BadResponse("the token endpoint answered without data", route="token")
+        try:
+            tokens = token_set_from_answer(data, epoch(self._clock))
+        except ValueError as exc:
+            raise BadResponse(f"the token endpoint's answer: {exc}", route="token") from exc
+        register_secret(tokens.access_token, tokens.refresh_token)
+        return tokens
+
+    # --- the sending loop ---------------------------------------------------------------
+
+    async def _call(
+        self,
+        name: str,
+        *,
+        path: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+        json_body: Any = None,
+        send_token: bool | None = None,
+    ) -> dict[str, Any]:
+        route = self._routes[name]
+        if not self._has_key and name not in ("token", "revoke"):
+            msg = (
+                f"the {name} call needs the Euler API key: set MODBOT_API_KEY, the systemd "
+                "credential 'api-key' or 'api_key' in the config file"
+            )
+            raise ConfigError(msg, setting="api_key")
+        url = route.path.format(**{k: _path_part(v) for k, v in (path or {}).items()})
+        with_token = route.session if send_token is None else send_token
+        attempt = 0
+        refreshed = False
+        while True:
+            attempt += 1
+            headers: dict[str, str] = {}
+            token: str | None = None
+            if with_token:
+                if self._tokens is None:
+                    msg = (
+                        f"the {name} route acts for the streamer and needs an OAuth grant; "
+                        "run `modbot auth login` first"
+                    )
+                    raise AuthExpired(msg, route=name)
+                token = await self._tokens.access_token()
+                headers["x-oauth-token"] = token
+            try:
+                response = await self._http.request(
+                    route.method, url, params=params, json=json_body, headers=headers
+                )
+                return _read(route, response, epoch(self._clock), sent_token=with_token)
+            except httpx.TimeoutException as exc:
+                error: ApiError = ApiUnavailable(f"the {name} call timed out", route=name)
+                unsent = isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
+                cause: BaseException = exc
+            except httpx.TransportError as exc:
+                error = ApiUnavailable(
+                    f"could not reach Euler for the {name} call ({type(exc).__name__})",
+                    route=name,
+                )
+                unsent = isinstance(exc, httpx.ConnectError)
+                cause = exc
+            except AuthExpired:
+                if refreshed or token is None or self._tokens is None:
+                    raise
+                refreshed = True
+                attempt -= 1
+                log.info("euler.token_refresh", route=name, reason="401 from Euler")
+                await self._tokens.refresh_after_rejection(token)
+                continue
+            except ApiError as exc:
+                error = exc
+                unsent = exc.status in (429, 503)
+                cause = exc
+            if not error.retryable or (not route.idempotent and not unsent):
+                _raise_from(error, cause)
+            wait = self._retry.delay(
+                attempt,
+                retry_after=error.retry_after if isinstance(error, RateLimited) else None,
+                jitter=self._jitter(),
+            )
+            if wait is None:
+                _raise_from(error, cause)
+            log.warning(
+                "euler.retry",
+                route=name,
+                status=error.status,
+                error=type(error).__name__,
+                attempt=attempt,
+                wait_s=round(wait, 3),
+            )
+            await self._sleep(wait)
+
+
+def _raise_from(error: ApiError, cause: BaseException) -> NoReturn:
+    if error is cause:
+        raise error
+    raise error from cause
+
+
+def _path_part(value: str) -> str:
+    if not value or value in {".", ".."} or any(c in value for c in "/?#%\\ "):
+        msg = f"{value!r} cannot be used in a route path"
+        raise ValueError(msg)
+    return value
+
+
+def _read(
+    route: Route, response: httpx.Response, now_epoch: float, *, sent_token: bool
+) -> dict[str, Any]:
+    """The envelope of a response, or the ApiError it stands for."""
+    status = response.status_code
+    try:
+        body: Any = json.loads(response.content) if response.content else {}
+    except (ValueError, UnicodeDecodeError):
+        body = None
+    if not isinstance(body, dict):
+        if status >= 400:
+            body = {}
+        else:
+            msg = f"the {route.name} answer is not a JSON object (HTTP {status})"
+            raise BadResponse(msg, route=route.name, status=status)
+    code = body.get("code")
+    if status < 400 and isinstance(code, int) and not isinstance(code, bool) and code >= 400:
+        status = code  # an error reported inside an HTTP 200
+    if status < 400:
+        envelope: dict[str, Any] = body
+        return envelope
+    raise _error_for(route, status, body, response.headers, now_epoch, sent_token=sent_token)
+
+
+def _error_for(
+    route: Route,
+    status: int,
+    body: dict[str, Any],
+    headers: Mapping[str, str],
+    now_epoch: float,
+    *,
+    sent_token: bool,
+) -> ApiError:
+    message = _message(body)
+    name = route.name
+    text = f"Euler answered {status} to {name}"
+    if message:
+        text += f": {message}"
+    oauth_error = _oauth_error(body)
+    error: ApiError
+    if status == 429:
+        wait = retry_after_seconds(headers, now_epoch)
+        label = body.get("limit_label")
+        error = RateLimited(
+            text + (f" (retry after {wait:g} s)" if wait is not None else ""),
+            retry_after=wait,
+            route=name,
+            limit_label=label if isinstance(label, str) else None,
+        )
+    elif status == 401 and sent_token and route.name != "token" and not _about_plan(message):
+        error = AuthExpired(
+            f"the streamer's access token was refused by {name}: {message or 'unauthorized'}",
+            route=name,
+            status=status,
+        )
+    elif status in (401, 402, 403) and not oauth_error:
+        scope = route.scope
+        why = f"the Euler plan or the OAuth grant does not allow {name}"
+        if scope:
+            why += f" (it needs the scope {scope})"
+        error = PlanOrScopeDenied(
+            f"{why}: {message or status}", route=name, scope=scope, status=status
+        )
+    elif status == 404:
+        error = NotFound(text, route=name, status=status)
+    elif status in (500, 502, 503, 504) or status >= 500:
+        error = ServerError(text, route=name, status=status)
+    else:
+        error = RequestRejected(text, route=name, status=status)
+    error.oauth_error = oauth_error
+    return error
+
+
+def _about_plan(message: str) -> bool:
+    lowered = message.lower()
+    return any(word in lowered for word in _PLAN_WORDS)
+
+
+def _message(body: dict[str, Any]) -> str:
+    for key in ("message", "error_description", "error"):
+        value = body.get(key)
+        if isinstance(value, str) and value:
+            return value[:300]
+        if isinstance(value, dict):
+            inner = value.get("error_description") or value.get("error")
+            if isinstance(inner, str) and inner:
+                return inner[:300]
+    return ""
+
+
+def _oauth_error(body: dict[str, Any]) -> str | None:
+    value = body.get("error")
+    if isinstance(value, dict):
+        inner = value.get("error")
+        return inner if isinstance(inner, str) else None
+    return None
+
+
+def _payload(body: dict[str, Any], name: str) -> dict[str, Any]:
+    payload = body.get("response", body.get("data"))
+    if not isinstance(payload, dict):
+        msg = f"the {name} answer has no response object"
+        raise BadResponse(msg, route=name)
+    return payload
+
+
+def _moderation(body: dict[str, Any], name: str) -> ModerationResult:
+    """TikTok's reply inside ``response.data`` (or ``data`` for chat)."""
+    payload = _payload(body, name)
+    inner = payload.get("data", payload) if "status_code" not in payload else payload
+    if not isinstance(inner, dict):
+        raise BadResponse(f"the {name} answer has no data object", route=name)
+    status = inner.get("status_code")
+    if isinstance(status, int) and not isinstance(status, bool) and status != 0:
+        msg = f"TikTok refused {name} with status_code {status}"
+        raise RequestRejected(msg, route=name, status=status)
+    return ModerationResult(
+        status_code=status if isinstance(status, int) else None, data=inner.get("data")
+    )
+
+
+def _user_page(body: dict[str, Any], name: str) -> UserPage:
+    payload = _payload(body, name)
+    inner = payload.get("data", payload)
+    if not isinstance(inner, dict):
+        raise BadResponse(f"the {name} answer has no data object", route=name)
+    rows = inner.get("data")
+    if not isinstance(rows, list):
+        raise BadResponse(f"the {name} answer has no list", route=name)
+    users = []
+    for row in rows:
+        if not isinstance(row, dict):
+            raise BadResponse(f"the {name} answer lists something that is not a user", route=name)
+        raw_id = row.get("id_str") or row.get("id") or row.get("user_id")
+        users.append(
+            ListedUser(
+                user_id=as_id(raw_id, "user id"),
+                unique_id=_opt_str(row.get("display_id")),
+                nickname=_opt_str(row.get("nickname")),
+            )
+        )
+    extra = inner.get("extra")
+    has_more = bool(extra.get("has_more")) if isinstance(extra, dict) else False
+    return UserPage(users=tuple(users), has_more=has_more)
+
+
+def _window(value: object) -> RateWindow | None:
+    if not isinstance(value, dict):
+        return None
+    return RateWindow(
+        max=_opt_int(value.get("max")),
+        remaining=_opt_int(value.get("remaining")),
+        reset_at=_opt_str(value.get("reset_at")),
+    )
+
+
+def _opt_int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _opt_str(value: object) -> str | None:
+    if value is None:
+        return None
+    return str(value)

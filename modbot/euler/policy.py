@@ -1,0 +1,165 @@
+"""What to do next after an API error or a WebSocket close (pure: tested with tables).
+
+The sending loops in ``client.py`` and ``ws.py`` only act on what these functions
+return, the way httpx computes a redirect in one place and sends it in another.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+
+# --- HTTP retries -------------------------------------------------------------------
+
+EPOCH_THRESHOLD = 1_000_000_000  # a reset value this large is an epoch, not seconds
+EPOCH_MS_THRESHOLD = 100_000_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Jittered exponential backoff, bounded in attempts and in each wait.
+
+    ``max_attempts`` counts every try, the first included. A server that asks for a
+    longer wait than ``max_wait`` is not waited for: the error goes to the caller,
+    who can pause that route (``RateLimited.retry_after`` says how long).
+    """
+
+    max_attempts: int = 5
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+    max_wait: float = 60.0
+
+    def delay(self, attempt: int, *, retry_after: float | None, jitter: float) -> float | None:
+        """Seconds to wait before try number ``attempt + 1``, or None to give up.
+
+        ``attempt`` is the number of tries made so far (1 after the first failure);
+        ``jitter`` is a random number in [0, 1).
+        """
+        if attempt >= self.max_attempts:
+            return None
+        if retry_after is not None:
+            if retry_after > self.max_wait:
+                return None
+            # Honour the server, plus a little jitter so a crowd does not return at once.
+            return max(0.0, retry_after) + jitter * min(1.0, self.base_delay)
+        backoff: float = min(self.max_delay, self.base_delay * 2.0 ** (attempt - 1))
+        # "Equal jitter": half fixed, half random, never zero.
+        return backoff / 2 + jitter * backoff / 2
+
+
+def retry_after_seconds(headers: Mapping[str, str], now_epoch: float) -> float | None:
+    """Seconds to wait according to ``Retry-After``, else ``RateLimit-Reset``.
+
+    ``Retry-After`` is seconds or an HTTP date. ``RateLimit-Reset`` and
+    ``X-RateLimit-Reset`` are seconds when small and an epoch (seconds or
+    milliseconds) when large, since clients in the wild read them both ways.
+    """
+    lowered = {k.lower(): v for k, v in headers.items()}
+    value = lowered.get("retry-after")
+    if value is not None:
+        seconds = _number(value)
+        if seconds is not None:
+            return max(0.0, seconds)
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            when = None
+        if when is not None:
+            return max(0.0, when.timestamp() - now_epoch)
+    for name in ("ratelimit-reset", "x-ratelimit-reset"):
+        reset = _number(lowered.get(name))
+        if reset is None:
+            continue
+        if reset >= EPOCH_MS_THRESHOLD:
+            return max(0.0, reset / 1000 - now_epoch)
+        if reset >= EPOCH_THRESHOLD:
+            return max(0.0, reset - now_epoch)
+        return max(0.0, reset)
+    return None
+
+
+def _number(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        number = float(value.strip())
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+# --- WebSocket close codes ------------------------------------------------------------
+
+
+class Next(enum.Enum):
+    """What the event source does after its WebSocket closed."""
+
+    WAIT_LIVE = "wait for the streamer to go live again"
+    RECONNECT = "reconnect at once"
+    BACKOFF = "reconnect after a jittered backoff"
+    STOP = "stop and report"
+
+
+CLOSE_CODES: Mapping[int, tuple[Next, str]] = {
+    1000: (Next.WAIT_LIVE, "normal closure"),
+    1011: (Next.BACKOFF, "Euler internal error"),
+    4005: (Next.WAIT_LIVE, "the stream ended"),
+    4006: (Next.RECONNECT, "no messages for a while"),
+    4400: (Next.STOP, "Euler refused the connection options (check the handle and features)"),
+    4401: (Next.STOP, "Euler refused the API key"),
+    4403: (Next.STOP, "the API key or JWT is not allowed to watch this streamer"),
+    4404: (Next.WAIT_LIVE, "the streamer is not live"),
+    4429: (Next.BACKOFF, "too many connections or connecting too quickly"),
+    4500: (Next.RECONNECT, "TikTok closed the connection"),
+    4555: (Next.RECONNECT, "the 8-hour connection lifetime was reached"),
+    4556: (Next.BACKOFF, "Euler could not fetch the stream"),
+    4557: (Next.BACKOFF, "Euler could not fetch the room info"),
+}
+
+
+def after_close(code: int) -> tuple[Next, str]:
+    """The documented reaction to a close code; unknown codes back off and retry."""
+    return CLOSE_CODES.get(code, (Next.BACKOFF, f"unexpected close code {code}"))
+
+
+# --- Mute durations -------------------------------------------------------------------
+
+API_MUTE_DURATIONS: tuple[int, ...] = (5, 30, 60, 300)
+PERMANENT = -1
+MAX_OVERSHOOT = 2.0  # an API duration up to twice the asked one is close enough
+
+
+@dataclass(frozen=True, slots=True)
+class MutePlan:
+    """How a mute of some duration is done: one API duration, maybe an unmute timer."""
+
+    api_duration: int
+    unmute_after: float | None
+
+    @property
+    def needs_timer(self) -> bool:
+        return self.unmute_after is not None
+
+
+def plan_mute(seconds: float | None) -> MutePlan:
+    """Map a wanted mute length to what the API allows (5, 30, 60, 300 s or permanent).
+
+    ``None`` means forever. An exact API duration is used as is. A shorter mute takes
+    the smallest API duration that covers it when that overshoots by at most
+    ``MAX_OVERSHOOT`` times (45 s -> 60 s); anything else is a permanent mute plus an
+    unmute timer at expiry (2 min, 10 min, 1 h ...).
+    """
+    if seconds is None:
+        return MutePlan(PERMANENT, None)
+    if seconds <= 0:
+        msg = f"a mute must last a positive time, not {seconds} s"
+        raise ValueError(msg)
+    for allowed in API_MUTE_DURATIONS:
+        if allowed >= seconds:
+            if allowed <= seconds * MAX_OVERSHOOT:
+                return MutePlan(allowed, None)
+            break
+    return MutePlan(PERMANENT, float(seconds))

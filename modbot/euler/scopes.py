@@ -1,0 +1,87 @@
+"""OAuth scope names, their aliases, and which rule actions each one allows (pure).
+
+Euler's public scopes page spells two scopes differently from the API's own enum;
+both spellings are accepted everywhere and stored in the API's spelling.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+KNOWN_SCOPES: frozenset[str] = frozenset(
+    {
+        "webcast:fetch",
+        "webcast:bulk_live_check",
+        "webcast:chat",
+        "webcast:mute",
+        "webcast:ban",
+        "webcast:comments",
+        "webcast:moderators",
+        "webcast:live_analytics",
+        "webcast:rankings",
+        "webcast:user_earnings",
+        "webcast:sign_url",
+        "webcast:sensitive_words",
+        "user:info",
+        "user:consents",
+    }
+)
+
+ALIASES: Mapping[str, str] = {
+    "webcast:live_check": "webcast:bulk_live_check",
+    "webcast:earnings": "webcast:user_earnings",
+}
+
+# What each rule action needs. `log` and `observe`-mode rules need nothing.
+ACTION_SCOPES: Mapping[str, str | None] = {
+    "mute": "webcast:mute",
+    "ban": "webcast:ban",
+    "reply": "webcast:chat",
+    "warn": "webcast:chat",
+    "comments": "webcast:comments",
+    "log": None,
+}
+
+# What the daemon needs whatever the rules say: finding out who is live.
+BASE_SCOPES: tuple[str, ...] = ("webcast:bulk_live_check",)
+
+
+def canonical(scope: str) -> str:
+    """Return the API spelling of a scope (aliases mapped, whitespace trimmed)."""
+    name = scope.strip()
+    return ALIASES.get(name, name)
+
+
+def parse_scopes(value: object) -> frozenset[str]:
+    """Read scopes given as a list of names or as one space-separated string."""
+    if value is None:
+        return frozenset()
+    if isinstance(value, str):
+        items: Iterable[object] = value.split()
+    elif isinstance(value, list | tuple | set | frozenset):
+        items = value
+    else:
+        msg = f"scopes must be a list or a space-separated string, not {type(value).__name__}"
+        raise TypeError(msg)
+    return frozenset(canonical(str(item)) for item in items if str(item).strip())
+
+
+def scopes_for_actions(actions: Iterable[str]) -> list[str]:
+    """The scopes to request for rules that use ``actions``, in a stable order."""
+    wanted = set(BASE_SCOPES)
+    for action in actions:
+        scope = ACTION_SCOPES.get(action)
+        if scope:
+            wanted.add(scope)
+    return sorted(wanted)
+
+
+def allowed_actions(granted: Iterable[str]) -> dict[str, bool]:
+    """For each rule action, whether the granted scopes allow it."""
+    have = {canonical(s) for s in granted}
+    return {action: scope is None or scope in have for action, scope in ACTION_SCOPES.items()}
+
+
+def unknown_scopes(scopes: Iterable[str]) -> list[str]:
+    """The names in ``scopes`` that are neither API scopes nor known aliases."""
+    return sorted({s for s in scopes if canonical(s) not in KNOWN_SCOPES})

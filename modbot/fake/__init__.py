@@ -1,0 +1,1 @@
+"""The fake Euler service, its scenarios and a fake clock: shared by tests, demo and bench."""

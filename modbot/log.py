@@ -1,0 +1,185 @@
+"""Structured logging: one ``configure()`` call with a visible processor list.
+
+JSON lines when stdout is not a terminal or when running under systemd (the journal),
+a readable console format otherwise. ``redact_secrets`` runs after exceptions are
+rendered and before any renderer, so a secret cannot reach a log line by any path:
+keys that name secrets are masked wherever they nest, and every registered secret
+value (the API key, client secret, access and refresh tokens) is cut out of every
+string, tracebacks included. The standard library's loggers (httpx, uvicorn,
+websockets) are routed through the same pipeline.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+import threading
+from collections.abc import Iterable, MutableMapping
+from typing import Any, Literal, TextIO
+
+import structlog
+from pydantic import SecretStr
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+REDACTED = "[redacted]"
+
+_SECRET_KEY = re.compile(
+    r"(access_?token|refresh_?token|api_?key|apikey|client_?secret|secret|password|"
+    r"authorization|^x-oauth-token$|^x-api-key$|^x-jwt-key$|jwt_?key|^token$)",
+    re.IGNORECASE,
+)
+# Secrets that travel in URLs (the Euler WebSocket takes ?apiKey=).
+_URL_SECRET = re.compile(
+    r"(?i)\b(apiKey|jwtKey|api_key|access_token|refresh_token|client_secret|code)=([^&\s'\"]+)"
+)
+_MIN_SECRET_LEN = 4
+
+
+class _SecretRegistry:
+    """Values that must never be printed. Thread-safe; values are held as given."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values: frozenset[str] = frozenset()
+
+    def add(self, *values: str | SecretStr | None) -> None:
+        with self._lock:
+            new = set(self._values)
+            for value in values:
+                raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+                if raw and len(raw) >= _MIN_SECRET_LEN:
+                    new.add(raw)
+            self._values = frozenset(new)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._values = frozenset()
+
+    def scrub(self, text: str) -> str:
+        for value in self._values:
+            if value in text:
+                text = text.replace(value, REDACTED)
+        return _URL_SECRET.sub(lambda m: f"{m.group(1)}={REDACTED}", text)
+
+
+SECRETS = _SecretRegistry()
+
+
+def register_secret(*values: str | SecretStr | None) -> None:
+    """Make sure these values never appear in any log line from now on."""
+    SECRETS.add(*values)
+
+
+def scrub(text: str) -> str:
+    """``text`` with every registered secret and URL credential replaced."""
+    return SECRETS.scrub(text)
+
+
+def _redact(value: Any, depth: int = 0) -> Any:
+    if depth > 20:
+        return value
+    if isinstance(value, str):
+        return SECRETS.scrub(value)
+    if isinstance(value, SecretStr):
+        return REDACTED
+    if isinstance(value, MutableMapping):
+        return {
+            k: (REDACTED if isinstance(k, str) and _SECRET_KEY.search(k) else _redact(v, depth + 1))
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_redact(v, depth + 1) for v in value]
+    if isinstance(value, int | float | bool) or value is None:
+        return value
+    return SECRETS.scrub(str(value))
+
+
+def redact_secrets(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
+    """Mask secret-named keys at any depth and cut registered secret values from strings."""
+    redacted: EventDict = _redact(event_dict)
+    return redacted
+
+
+def _under_systemd() -> bool:
+    return bool(os.environ.get("JOURNAL_STREAM") or os.environ.get("INVOCATION_ID"))
+
+
+def wants_json(log_format: Literal["auto", "json", "console"], stream: TextIO) -> bool:
+    """JSON when asked, or on ``auto`` when not on a terminal or under systemd."""
+    if log_format != "auto":
+        return log_format == "json"
+    return _under_systemd() or not stream.isatty()
+
+
+def processors(*, json_output: bool) -> list[Processor]:
+    """The processor list, shared by structlog and the standard library's loggers."""
+    shared: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    if json_output:
+        shared.append(
+            structlog.processors.ExceptionRenderer(
+                structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+            )
+        )
+    else:
+        shared.append(structlog.processors.format_exc_info)
+    shared.append(redact_secrets)
+    return shared
+
+
+def configure(
+    log_format: Literal["auto", "json", "console"] = "auto",
+    level: str = "info",
+    stream: TextIO | None = None,
+) -> None:
+    """Set up structlog and route the standard library's logging through it."""
+    out = stream or sys.stderr
+    json_output = wants_json(log_format, out)
+    renderer: Processor = (
+        structlog.processors.JSONRenderer()
+        if json_output
+        else structlog.dev.ConsoleRenderer(colors=out.isatty(), exception_formatter=_plain_exc)
+    )
+    numeric = logging.getLevelNamesMapping()[level.upper()]
+    structlog.configure(
+        processors=[*processors(json_output=json_output), renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(out),
+        cache_logger_on_first_use=False,
+    )
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=processors(json_output=json_output),
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(numeric)
+    for noisy in ("httpx", "httpcore", "websockets", "uvicorn", "uvicorn.access", "aiosqlite"):
+        logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))
+
+
+def _plain_exc(sio: TextIO, exc_info: Any) -> None:
+    structlog.dev.plain_traceback(sio, exc_info)
+
+
+def get_logger(name: str | None = None, **initial: Any) -> Any:
+    """A structlog logger; ``initial`` values are bound to every line it writes."""
+    return structlog.get_logger(name, **initial)
+
+
+def secret_values(values: Iterable[str | SecretStr | None]) -> list[str]:
+    """The plain values of secrets, for tests and registries."""
+    out = []
+    for value in values:
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if raw:
+            out.append(raw)
+    return out

@@ -1,0 +1,123 @@
+"""Shared fixtures: the asyncio backend, a fake clock, and the fake Euler server on loopback."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import structlog
+
+from modbot.euler.client import EulerClient
+from modbot.euler.oauth import OAuthClientConfig, TokenManager, TokenStore
+from modbot.euler.policy import RetryPolicy
+from modbot.fake.clock import FakeClock
+from modbot.fake.server import FakeEuler
+from modbot.log import SECRETS
+from modbot.loopback import LoopbackServer, serve
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """aiosqlite is asyncio-only, so the whole program (and every test) runs on asyncio."""
+    return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def _reset_logging() -> Iterator[None]:
+    """Each test starts with structlog's defaults, no bound context and no registered secrets."""
+    structlog.reset_defaults()
+    structlog.contextvars.clear_contextvars()
+    SECRETS.clear()
+    yield
+    structlog.reset_defaults()
+    structlog.contextvars.clear_contextvars()
+    SECRETS.clear()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def fake(clock: FakeClock) -> FakeEuler:
+    """A fake Euler service with one streamer, live."""
+    service = FakeEuler(clock=clock)
+    service.add_streamer("host_handle", live=True, nickname="The Host")
+    return service
+
+
+@pytest.fixture
+async def fake_server(fake: FakeEuler) -> AsyncIterator[LoopbackServer]:
+    """The fake service served over real HTTP and WebSocket on a loopback port."""
+    async with serve(fake.app) as server:
+        yield server
+
+
+class SleepRecorder:
+    """Records the waits the client asks for instead of sleeping (the clock is injected)."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.waits: list[float] = []
+        self._clock = clock
+
+    async def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self._clock.advance(seconds)
+
+
+@pytest.fixture
+def sleeps(clock: FakeClock) -> SleepRecorder:
+    return SleepRecorder(clock)
+
+
+@pytest.fixture
+def token_store(tmp_path: Path) -> TokenStore:
+    return TokenStore(tmp_path / "state")
+
+
+@pytest.fixture
+def tokens(fake: FakeEuler, token_store: TokenStore, clock: FakeClock) -> TokenManager:
+    """A stored grant with every moderation scope, managed like the daemon does."""
+    from modbot.euler.tokens import token_set_from_answer
+
+    answer = fake.issue_tokens(
+        [
+            "webcast:bulk_live_check",
+            "webcast:chat",
+            "webcast:mute",
+            "webcast:ban",
+            "webcast:comments",
+            "webcast:moderators",
+            "user:info",
+        ]
+    )
+    token_store.save(token_set_from_answer(answer, clock.now().timestamp()))
+    return TokenManager(
+        token_store,
+        OAuthClientConfig(fake.client_id, fake.client_secret),
+        clock=clock,
+    )
+
+
+@pytest.fixture
+async def client(
+    fake: FakeEuler,
+    fake_server: LoopbackServer,
+    tokens: TokenManager,
+    clock: FakeClock,
+    sleeps: SleepRecorder,
+) -> AsyncIterator[EulerClient]:
+    """An EulerClient on the fake server, with the grant above and recorded sleeps."""
+    async with EulerClient(
+        fake_server.url,
+        fake.api_key,
+        tokens=tokens,
+        clock=clock,
+        sleep=sleeps,
+        jitter=lambda: 0.5,
+        retry=RetryPolicy(max_attempts=4, base_delay=0.5, max_delay=8.0, max_wait=30.0),
+    ) as api:
+        tokens.bind(api)
+        yield api
