@@ -381,11 +381,11 @@ class FakeEuler:
         params = dict(request.query_params)
         api_key_ok = request.headers.get("x-api-key") == self.api_key
         token = request.headers.get("x-oauth-token")
+        for hook in self.request_hooks:
+            hook(name, token)
         grant = self._access.get(token) if token else None
         token_ok = grant is not None and grant.expires_at > self.now()
         ctx: dict[str, Any] = {"body": body, "params": params, "grant": grant}
-        for hook in self.request_hooks:
-            hook(name, token)
 
         response = await self._respond(
             name,
