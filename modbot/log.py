@@ -26,8 +26,8 @@ from structlog.typing import EventDict, Processor, WrappedLogger
 REDACTED = "[redacted]"
 
 _SECRET_KEY = re.compile(
-    r"(access_?token|refresh_?token|api_?key|apikey|client_?secret|secret|password|"
-    r"authorization|^x-oauth-token$|^x-api-key$|^x-jwt-key$|jwt_?key|^token$)",
+    r"((access|refresh)[_-]?token|api[_-]?key|client[_-]?secret|secret|password|"
+    r"authorization|cookie|x-oauth-token|jwt[_-]?key|^token$)",
     re.IGNORECASE,
 )
 # Secrets that travel in URLs (the Euler WebSocket takes ?apiKey=).

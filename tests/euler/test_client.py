@@ -17,11 +17,10 @@ from modbot.errors import (
     ServerError,
 )
 from modbot.euler.client import EulerClient
-from modbot.euler.oauth import TokenManager, TokenStore
+from modbot.euler.oauth import TokenStore
 from modbot.euler.policy import RetryPolicy
 from modbot.fake.clock import FakeClock
-from modbot.fake.server import FakeEuler, Fault
-from modbot.loopback import LoopbackServer
+from modbot.fake.server import Fault
 from tests.conftest import SleepRecorder
 
 VIEWER = "6812345678901234999"  # above 2^53: must stay exact
@@ -269,7 +268,10 @@ class TestRetries:
             waits.append(seconds)
 
         async with EulerClient(
-            f"http://127.0.0.1:{port}", "k" * 8, clock=clock, sleep=no_sleep,
+            f"http://127.0.0.1:{port}",
+            "k" * 8,
+            clock=clock,
+            sleep=no_sleep,
             retry=RetryPolicy(max_attempts=3),
         ) as api:
             with pytest.raises(ApiUnavailable, match="could not reach"):
@@ -360,7 +362,9 @@ class TestMalformedAnswers:
 
     async def test_truncated_json_is_bad_response(self, clock):
         """A 200 whose body is cut off raises BadResponse."""
-        async with self._client(lambda _r: httpx.Response(200, content=b'{"code": 200, "numeric'), clock) as api:
+        async with self._client(
+            lambda _r: httpx.Response(200, content=b'{"code": 200, "numeric'), clock
+        ) as api:
             with pytest.raises(BadResponse, match="not a JSON object"):
                 await api.user_id("x")
 
@@ -376,7 +380,8 @@ class TestMalformedAnswers:
         """A JSON number id larger than 2^53 is read digit for digit."""
         big = 7301234567890123457
         async with self._client(
-            lambda _r: httpx.Response(200, content=b'{"code":200,"numeric_user_id":%d}' % big), clock
+            lambda _r: httpx.Response(200, content=b'{"code":200,"numeric_user_id":%d}' % big),
+            clock,
         ) as api:
             assert await api.user_id("x") == str(big)
 

@@ -1,0 +1,227 @@
+"""OAuth: the token file, and `auth login` end to end against the fake authorize/token endpoints."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import anyio
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from modbot.errors import ConfigError, OAuthError
+from modbot.euler.client import EulerClient
+from modbot.euler.oauth import OAuthClientConfig, TokenStore, login
+from modbot.euler.tokens import TokenSet, token_set_from_answer
+from modbot.fake.server import FakeEuler
+from modbot.loopback import LoopbackServer
+
+
+def _tokens(access: str = "at-1234", refresh: str = "rt-5678") -> TokenSet:
+    return TokenSet(
+        access_token=SecretStr(access),
+        refresh_token=SecretStr(refresh),
+        expires_at=2_000_000_000.0,
+        refresh_expires_at=2_100_000_000.0,
+        scopes=frozenset({"webcast:mute"}),
+    )
+
+
+class TestTokenStore:
+    def test_token_file_is_0600(self, tmp_path: Path):
+        """The token file is created readable by its owner only."""
+        store = TokenStore(tmp_path / "state")
+        store.save(_tokens())
+        assert stat.S_IMODE(store.path.stat().st_mode) == 0o600
+
+    def test_save_replaces_atomically_and_leaves_no_temp_files(self, tmp_path: Path):
+        """A second save replaces the file whole; no temporary file stays behind."""
+        store = TokenStore(tmp_path)
+        store.save(_tokens(refresh="rt-old1"))
+        store.save(_tokens(refresh="rt-new2"))
+        loaded = store.load()
+        assert loaded is not None
+        assert loaded.refresh_token.get_secret_value() == "rt-new2"
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["tokens.json"]
+
+    def test_round_trip(self, tmp_path: Path):
+        """What is saved is what is loaded, scopes included."""
+        store = TokenStore(tmp_path)
+        store.save(_tokens())
+        assert store.load() == _tokens()
+
+    def test_world_readable_token_file_is_refused(self, tmp_path: Path):
+        """A token file that others can read is refused with the chmod to run."""
+        store = TokenStore(tmp_path)
+        store.save(_tokens())
+        os.chmod(store.path, 0o644)  # noqa: PTH101
+        with pytest.raises(ConfigError, match="chmod 600"):
+            store.load()
+
+    def test_corrupt_token_file_says_log_in(self, tmp_path: Path):
+        """A damaged token file is a clear error pointing at `modbot auth login`."""
+        store = TokenStore(tmp_path)
+        store.path.write_text("{not json")
+        store.path.chmod(0o600)
+        with pytest.raises(ConfigError, match="auth login"):
+            store.load()
+
+    def test_repr_of_a_token_set_hides_the_tokens(self):
+        """repr() of a grant never shows a token."""
+        text = repr(_tokens(access="at-visible-secret", refresh="rt-visible-secret"))
+        assert "visible-secret" not in text
+
+    def test_scopes_accepted_as_string_and_aliases(self):
+        """A space-separated `scope` string with docs-page spellings becomes API scope names."""
+        tokens = token_set_from_answer(
+            {
+                "access_token": "a" * 8,
+                "refresh_token": "r" * 8,
+                "expires_in": 3600,
+                "scope": "webcast:live_check webcast:earnings webcast:mute",
+            },
+            0.0,
+        )
+        assert tokens.scopes == {"webcast:bulk_live_check", "webcast:user_earnings", "webcast:mute"}
+
+
+class Browser:
+    """Plays the streamer: opens the authorize URL and follows Euler's redirect home."""
+
+    def __init__(self) -> None:
+        self.url: str | None = None
+        self.shown = anyio.Event()
+        self.answer: httpx.Response | None = None
+
+    def show(self, url: str) -> None:
+        self.url = url
+        self.shown.set()
+
+    async def approve(self, *, tamper_state: bool = False) -> None:
+        await self.shown.wait()
+        assert self.url is not None
+        async with httpx.AsyncClient() as http:
+            answer = await http.get(self.url, follow_redirects=False)
+            assert answer.status_code == 302
+            target = answer.headers["location"]
+            if tamper_state:
+                parts = urlsplit(target)
+                query = parse_qs(parts.query)
+                query["state"] = ["forged"]
+                target = parts._replace(
+                    query="&".join(f"{k}={v[0]}" for k, v in query.items())
+                ).geturl()
+            self.answer = await http.get(target)
+
+
+async def _login(fake: FakeEuler, server: LoopbackServer, store: TokenStore, scopes, **kw):
+    browser = Browser()
+    result: dict[str, object] = {}
+    async with EulerClient(server.url, fake.api_key) as client:
+
+        async def run() -> None:
+            try:
+                result["tokens"] = await login(
+                    client,
+                    store,
+                    authorize_base=f"{server.url}/tiktok/oauth/authorize",
+                    oauth=OAuthClientConfig(fake.client_id, fake.client_secret),
+                    scopes=scopes,
+                    show_url=browser.show,
+                    timeout=10,
+                )
+            except OAuthError as exc:
+                result["error"] = exc
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(run)
+            await browser.approve(**kw)
+    return result, browser
+
+
+class TestLogin:
+    async def test_login_end_to_end_stores_the_grant(self, fake, fake_server, token_store):
+        """The authorize URL carries scopes, state and a loopback redirect; tokens land 0600."""
+        result, browser = await _login(
+            fake, fake_server, token_store, ["webcast:mute", "webcast:live_check"]
+        )
+        assert "error" not in result
+        query = parse_qs(urlsplit(browser.url or "").query)
+        assert query["scope"] == ["webcast:bulk_live_check webcast:mute"]
+        assert query["response_type"] == ["code"]
+        assert len(query["state"][0]) >= 20
+        assert query["redirect_uri"][0].startswith("http://127.0.0.1:")
+        stored = token_store.load()
+        assert stored is not None
+        assert stored.scopes == {"webcast:bulk_live_check", "webcast:mute"}
+        assert stat.S_IMODE(token_store.path.stat().st_mode) == 0o600
+        assert fake.token_valid(stored.access_token.get_secret_value())
+        assert browser.answer is not None
+        assert browser.answer.status_code == 200
+
+    async def test_wrong_state_is_refused(self, fake, fake_server, token_store):
+        """A redirect whose state does not match fails the login and stores nothing."""
+        result, browser = await _login(
+            fake, fake_server, token_store, ["webcast:mute"], tamper_state=True
+        )
+        error = result["error"]
+        assert isinstance(error, OAuthError)
+        assert error.error == "state_mismatch"
+        assert browser.answer is not None
+        assert browser.answer.status_code == 400
+        assert token_store.load() is None
+
+    async def test_invalid_scope_is_explained(self, fake, fake_server, token_store):
+        """Euler's invalid_scope comes back as a clear error naming the scope."""
+        fake.allowed_scopes = frozenset({"webcast:chat"})
+        result, _ = await _login(fake, fake_server, token_store, ["webcast:ban"])
+        error = result["error"]
+        assert isinstance(error, OAuthError)
+        assert error.error == "invalid_scope"
+        assert "webcast:ban" in str(error)
+        assert token_store.load() is None
+
+    async def test_access_denied_is_explained(self, fake, fake_server, token_store):
+        """A streamer who declines gets a plain sentence, and nothing is stored."""
+        fake.deny_authorization = True
+        result, _ = await _login(fake, fake_server, token_store, ["webcast:mute"])
+        error = result["error"]
+        assert isinstance(error, OAuthError)
+        assert error.error == "access_denied"
+        assert "did not grant" in str(error)
+
+    async def test_partial_grant_is_stored_as_granted(self, fake, fake_server, token_store):
+        """If fewer scopes are granted than asked, the stored grant says which."""
+        fake.grant_only = frozenset({"webcast:chat"})
+        result, _ = await _login(fake, fake_server, token_store, ["webcast:chat", "webcast:ban"])
+        stored = token_store.load()
+        assert stored is not None
+        assert stored.scopes == {"webcast:chat"}
+        assert "error" not in result
+
+    async def test_scope_string_answers_are_accepted(self, fake, fake_server, token_store):
+        """A token answer with a space-separated `scope` string is read like an array."""
+        fake.scope_format = "string"
+        await _login(fake, fake_server, token_store, ["webcast:chat", "webcast:mute"])
+        stored = token_store.load()
+        assert stored is not None
+        assert stored.scopes == {"webcast:chat", "webcast:mute"}
+
+    async def test_unknown_scope_is_refused_before_any_request(
+        self, fake, fake_server, token_store
+    ):
+        """A misspelled scope never reaches Euler."""
+        async with EulerClient(fake_server.url, fake.api_key) as client:
+            with pytest.raises(OAuthError, match="unknown scope"):
+                await login(
+                    client,
+                    token_store,
+                    authorize_base=f"{fake_server.url}/tiktok/oauth/authorize",
+                    oauth=OAuthClientConfig(fake.client_id, fake.client_secret),
+                    scopes=["webcast:mutee"],
+                    show_url=lambda _url: None,
+                )
+        assert fake.calls == []

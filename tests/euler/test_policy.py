@@ -1,0 +1,130 @@
+"""The pure retry, close-code and mute-duration policies, as tables."""
+
+from __future__ import annotations
+
+from email.utils import formatdate
+
+import pytest
+
+from modbot.euler.policy import (
+    CLOSE_CODES,
+    MutePlan,
+    Next,
+    RetryPolicy,
+    after_close,
+    plan_mute,
+    retry_after_seconds,
+)
+
+NOW = 1_790_000_000.0
+
+
+class TestRetryPolicy:
+    @pytest.mark.parametrize(
+        ("attempt", "jitter", "expected"),
+        [(1, 0.0, 0.25), (1, 0.999, 0.49975), (2, 0.0, 0.5), (3, 0.5, 1.5), (10, 0.0, 15.0)],
+    )
+    def test_backoff_grows_and_is_capped(self, attempt, jitter, expected):
+        """Equal-jitter backoff doubles per attempt and never exceeds max_delay."""
+        policy = RetryPolicy(max_attempts=20, base_delay=0.5, max_delay=30.0)
+        assert policy.delay(attempt, retry_after=None, jitter=jitter) == pytest.approx(expected)
+
+    def test_gives_up_after_max_attempts(self):
+        """After max_attempts tries there is no further wait."""
+        policy = RetryPolicy(max_attempts=3)
+        assert policy.delay(2, retry_after=None, jitter=0.5) is not None
+        assert policy.delay(3, retry_after=None, jitter=0.5) is None
+
+    def test_server_wait_is_honoured(self):
+        """Retry-After is waited in full, plus at most half a second of jitter."""
+        policy = RetryPolicy(base_delay=0.5)
+        assert policy.delay(1, retry_after=7.0, jitter=0.0) == 7.0
+        assert (policy.delay(1, retry_after=7.0, jitter=0.99) or 99) < 7.5
+
+    def test_server_wait_beyond_the_cap_is_not_waited(self):
+        """A server asking for more than max_wait gets the error passed up instead."""
+        assert RetryPolicy(max_wait=60).delay(1, retry_after=61, jitter=0) is None
+
+
+class TestRetryAfterHeaders:
+    @pytest.mark.parametrize(
+        ("headers", "expected"),
+        [
+            ({"Retry-After": "3"}, 3.0),
+            ({"retry-after": "0"}, 0.0),
+            ({"Retry-After": "Wed, 21 Oct 2020 07:28:00 GMT"}, 0.0),  # in the past
+            ({"Retry-After": formatdate(NOW + 90, usegmt=True)}, 90.0),
+            ({"RateLimit-Reset": "12"}, 12.0),
+            ({"X-RateLimit-Reset": str(int(NOW + 30))}, 30.0),
+            ({"X-RateLimit-Reset": str(int((NOW + 40) * 1000))}, 40.0),
+            ({"Retry-After": "5", "RateLimit-Reset": "50"}, 5.0),
+            ({"Retry-After": "soon", "RateLimit-Reset": "8"}, 8.0),
+            ({"RateLimit-Remaining": "0"}, None),
+            ({}, None),
+        ],
+    )
+    def test_header_table(self, headers, expected):
+        """Retry-After wins; reset values are seconds when small and epochs when large."""
+        result = retry_after_seconds(headers, NOW)
+        if expected is None:
+            assert result is None
+        else:
+            assert result == pytest.approx(expected)
+
+
+class TestCloseCodes:
+    @pytest.mark.parametrize(
+        ("code", "expected"),
+        [
+            (1000, Next.WAIT_LIVE),
+            (1011, Next.BACKOFF),
+            (4005, Next.WAIT_LIVE),
+            (4006, Next.RECONNECT),
+            (4400, Next.STOP),
+            (4401, Next.STOP),
+            (4403, Next.STOP),
+            (4404, Next.WAIT_LIVE),
+            (4429, Next.BACKOFF),
+            (4500, Next.RECONNECT),
+            (4555, Next.RECONNECT),
+            (4556, Next.BACKOFF),
+            (4557, Next.BACKOFF),
+            (1006, Next.BACKOFF),
+            (4999, Next.BACKOFF),
+        ],
+    )
+    def test_close_code_table(self, code, expected):
+        """Every documented close code takes its documented path; unknown codes back off."""
+        assert after_close(code)[0] is expected
+
+    def test_every_documented_code_has_a_reason(self):
+        """Each code in the table explains itself for the log line."""
+        assert all(reason for _next, reason in CLOSE_CODES.values())
+
+
+class TestMuteDurations:
+    @pytest.mark.parametrize(
+        ("seconds", "plan"),
+        [
+            (5, MutePlan(5, None)),
+            (3, MutePlan(5, None)),
+            (30, MutePlan(30, None)),
+            (45, MutePlan(60, None)),
+            (60, MutePlan(60, None)),
+            (200, MutePlan(300, None)),
+            (300, MutePlan(300, None)),
+            (10, MutePlan(-1, 10.0)),
+            (120, MutePlan(-1, 120.0)),
+            (600, MutePlan(-1, 600.0)),
+            (3600, MutePlan(-1, 3600.0)),
+            (None, MutePlan(-1, None)),
+        ],
+    )
+    def test_mute_duration_table(self, seconds, plan):
+        """API durations are used when close enough; others are permanent plus an unmute timer."""
+        assert plan_mute(seconds) == plan
+
+    def test_a_mute_must_last(self):
+        """Zero or negative durations are refused."""
+        with pytest.raises(ValueError, match="positive"):
+            plan_mute(0)
