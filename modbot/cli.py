@@ -23,6 +23,7 @@ from modbot.errors import ConfigError, ModbotError, OAuthError
 from modbot.euler import scopes as scope_names
 from modbot.euler.client import EulerClient
 from modbot.euler.oauth import OAuthClientConfig, TokenStore, login
+from modbot.euler.policy import RetryPolicy
 from modbot.log import configure, scrub
 
 EXIT_OK = 0
@@ -236,6 +237,7 @@ def _client(settings: Settings) -> EulerClient:
         api_key,
         routes=settings.routes,
         timeout=settings.http_timeout,
+        retry=RetryPolicy(max_attempts=settings.max_attempts, max_wait=settings.max_retry_wait),
     )
 
 

@@ -43,7 +43,7 @@ from modbot.errors import (
 from modbot.euler.policy import API_MUTE_DURATIONS, PERMANENT, RetryPolicy, retry_after_seconds
 from modbot.euler.routes import Route, route_table
 from modbot.euler.tokens import TokenSet, token_set_from_answer
-from modbot.log import get_logger, register_secret
+from modbot.log import get_logger, register_secret, scrub
 
 BULK_LIVE_CHECK_BATCH = 50
 _PLAN_WORDS = ("premium", "plan", "upgrade", "pricing", "scope", "permission", "not allowed")
@@ -613,14 +613,13 @@ def _about_plan(message: str) -> bool:
 
 
 def _message(body: dict[str, Any]) -> str:
+    """The server's explanation, shortened and with any secret it echoed cut out."""
     for key in ("message", "error_description", "error"):
         value = body.get(key)
-        if isinstance(value, str) and value:
-            return value[:300]
         if isinstance(value, dict):
-            inner = value.get("error_description") or value.get("error")
-            if isinstance(inner, str) and inner:
-                return inner[:300]
+            value = value.get("error_description") or value.get("error")
+        if isinstance(value, str) and value:
+            return scrub(value[:300])
     return ""
 
 
