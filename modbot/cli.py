@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -24,7 +24,10 @@ from modbot.euler import scopes as scope_names
 from modbot.euler.client import EulerClient
 from modbot.euler.oauth import OAuthClientConfig, TokenStore, login
 from modbot.euler.policy import RetryPolicy
+from modbot.events import Event, EventError, format_ts, parse_event, parse_line
 from modbot.log import configure, scrub
+from modbot.rules.compile import CompiledRuleset, load_ruleset
+from modbot.rules.engine import Decision, Engine
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -100,6 +103,79 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(handler=_demo)
 
+    rules = commands.add_parser(
+        "rules",
+        parents=[common],
+        help="check rule files, or try them on one comment",
+        description="Work with rule files (see docs/rules.md for the language).",
+    )
+    rules_commands = rules.add_subparsers(dest="rules_command", metavar="ACTION", required=True)
+    check = rules_commands.add_parser(
+        "check",
+        parents=[common],
+        help="validate rule files; exit 0 when valid, 1 otherwise",
+        description=(
+            "Validate rule files and print each problem as FILE:LINE:COL: error: MESSAGE "
+            "(or warning:). With a stored OAuth grant, actions it does not allow are warnings."
+        ),
+    )
+    check.add_argument(
+        "paths",
+        nargs="*",
+        type=Path,
+        metavar="PATH",
+        help="rule files or directories (default: the rules_dir setting, ./rules)",
+    )
+    check.set_defaults(handler=_rules_check)
+    test = rules_commands.add_parser(
+        "test",
+        parents=[common],
+        help="evaluate one comment and show which rules fire and what would be done",
+        description="Evaluate one comment against the rules, with the reasons, and call nothing.",
+    )
+    test.add_argument(
+        "paths",
+        nargs="*",
+        type=Path,
+        metavar="PATH",
+        help="rule files or directories (default: the rules_dir setting)",
+    )
+    test.add_argument("--text", required=True, help="the comment to evaluate")
+    test.add_argument(
+        "--user-json",
+        metavar="JSON",
+        help='the viewer as a JSON object, e.g. \'{"unique_id": "x", "is_follower": true}\' '
+        "(default: a new viewer who follows nobody)",
+    )
+    test.add_argument(
+        "--kind", default="comment", choices=["comment", "question"], help="the event kind"
+    )
+    test.add_argument("--json", action="store_true", help="one JSON object per decision")
+    test.set_defaults(handler=_rules_test)
+
+    replay = commands.add_parser(
+        "replay",
+        parents=[common],
+        help="run recorded events through the rules offline (no API call)",
+        description=(
+            "Run a JSONL file of events (the format `modbot record` writes) through the rules, "
+            "with the events' own timestamps as the clock. Prints each decision that would be "
+            "carried out or observed, and a per-rule summary on stderr. Bad lines are "
+            "reported with their line number and skipped."
+        ),
+    )
+    replay.add_argument("events", type=Path, metavar="EVENTS.jsonl", help="the recorded events")
+    replay.add_argument(
+        "--rules",
+        nargs="+",
+        type=Path,
+        metavar="PATH",
+        dest="rule_paths",
+        help="rule files or directories (default: the rules_dir setting)",
+    )
+    replay.add_argument("--json", action="store_true", help="one JSON object per decision")
+    replay.set_defaults(handler=_replay)
+
     auth = commands.add_parser(
         "auth",
         parents=[common],
@@ -122,8 +198,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         metavar="SCOPES",
         help="scopes to request, comma or space separated (repeatable); default: what the "
-        "rule actions need (webcast:bulk_live_check, webcast:mute, webcast:ban, "
-        "webcast:chat, webcast:comments)",
+        "actions of the rules need, plus webcast:bulk_live_check",
+    )
+    login_parser.add_argument(
+        "--rules",
+        nargs="+",
+        type=Path,
+        metavar="PATH",
+        dest="rule_paths",
+        help="the rules whose actions decide the scopes (default: the rules_dir setting)",
     )
     login_parser.add_argument(
         "--port",
@@ -207,6 +290,173 @@ def _fail(message: str) -> None:
     sys.stderr.write(scrub(message) + "\n")
 
 
+# --- rules -------------------------------------------------------------------------------
+
+
+def _granted(settings: Settings) -> frozenset[str] | None:
+    """The stored grant's scopes, if there is a readable grant (for scope warnings)."""
+    try:
+        tokens = TokenStore(settings.state_dir).load()
+    except ConfigError:
+        return None
+    return tokens.scopes if tokens else None
+
+
+def _load_rules(
+    paths: Sequence[Path], *, out: TextIO | None, granted: frozenset[str] | None = None
+) -> CompiledRuleset | None:
+    """Compile the rules; print every diagnostic to stderr (and ``out`` when given)."""
+    ruleset, diagnostics = load_ruleset(list(paths), granted_scopes=granted)
+    for diagnostic in diagnostics:
+        print(scrub(str(diagnostic)), file=out or sys.stderr)
+    return ruleset
+
+
+def _rules_check(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    paths = args.paths or [settings.rules_dir]
+    ruleset = _load_rules(paths, out=out, granted=_granted(settings))
+    if ruleset is None:
+        sys.stderr.write("modbot: the rules have errors; nothing would be loaded\n")
+        return EXIT_FAILED
+    where = ", ".join(str(p) for p in paths)
+    print(f"{where}: {len(ruleset.rules)} rules in {len(ruleset.files)} files, OK", file=out)
+    return EXIT_OK
+
+
+def _rules_test(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    ruleset = _load_rules(args.paths or [settings.rules_dir], out=None)
+    if ruleset is None:
+        return EXIT_FAILED
+    user_data: dict[str, Any] = {"user_id": "6800000000000000001", "unique_id": "test_viewer"}
+    if args.user_json:
+        try:
+            extra = json.loads(args.user_json)
+        except ValueError as exc:
+            _fail(f"modbot: --user-json is not valid JSON: {exc}")
+            return EXIT_USAGE
+        if not isinstance(extra, dict):
+            _fail("modbot: --user-json must be a JSON object")
+            return EXIT_USAGE
+        user_data.update(extra)
+    now = SystemClock().now()
+    try:
+        event = parse_event(
+            {
+                "kind": args.kind,
+                "ts": now.isoformat(),
+                "streamer": "test",
+                "room_id": "1",
+                "user": user_data,
+                "text": args.text,
+            }
+        )
+    except EventError as exc:
+        _fail(f"modbot: --user-json: {exc}")
+        return EXIT_USAGE
+    decisions = Engine(ruleset).evaluate(event, now)
+    if args.json:
+        for d in decisions:
+            print(json.dumps(_decision_json(d, event)), file=out)
+        return EXIT_OK
+    if not decisions:
+        print(f"No rule fires on {args.text!r}.", file=out)
+        return EXIT_OK
+    for rule_id in dict.fromkeys(d.rule_id for d in decisions):
+        mine = [d for d in decisions if d.rule_id == rule_id]
+        print(f"{rule_id} fires ({mine[0].mode}): {mine[0].detail}", file=out)
+        for d in mine:
+            verdict = (
+                f"not done: {d.suppressed}"
+                if d.suppressed
+                else ("would be done" if d.mode == "enforce" else "observed only")
+            )
+            print(f"  -> {d.describe()}  [{verdict}]", file=out)
+    done = [d.describe() for d in decisions if d.enforced]
+    print(f"Would do: {', '.join(done) if done else 'nothing (observe only)'}", file=out)
+    return EXIT_OK
+
+
+def _decision_json(d: Decision, event: Event) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "msg_id": event.msg_id,
+        "ts": format_ts(event.ts),
+        "user_id": d.user_id,
+        "unique_id": d.unique_id,
+        "rule": d.rule_id,
+        "action": d.action,
+        "mode": d.mode,
+        "detail": d.detail,
+    }
+    if d.action == "mute":
+        record["duration_s"] = d.duration_s
+    if d.text is not None:
+        record["text"] = d.text
+    if d.action == "comments":
+        record["enabled"] = d.comments_enabled
+        record["for_s"] = d.comments_for_s
+    if d.strike is not None:
+        record["strike"] = d.strike
+    if d.suppressed:
+        record["suppressed"] = d.suppressed
+    return record
+
+
+def _replay(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    ruleset = _load_rules(args.rule_paths or [settings.rules_dir], out=None)
+    if ruleset is None:
+        return EXIT_FAILED
+    try:
+        handle = args.events.open(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        _fail(f"modbot: cannot read {args.events}: {exc.strerror}")
+        return EXIT_FAILED
+    engine = Engine(ruleset)
+    summary: dict[str, dict[str, int]] = {
+        r.id: {"fired": 0, "enforced": 0, "observed": 0} for r in ruleset.rules
+    }
+    events = bad = 0
+    with handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                event = parse_line(line)
+            except EventError as exc:
+                bad += 1
+                sys.stderr.write(scrub(f"{args.events}:{number}: skipped: {exc}") + "\n")
+                continue
+            events += 1
+            decisions = engine.evaluate(event, event.ts)
+            for rule_id in dict.fromkeys(d.rule_id for d in decisions):
+                mine = [d for d in decisions if d.rule_id == rule_id]
+                counts = summary.setdefault(rule_id, {"fired": 0, "enforced": 0, "observed": 0})
+                counts["fired"] += 1
+                if any(d.enforced for d in mine):
+                    counts["enforced"] += 1
+                if any(d.mode == "observe" for d in mine):
+                    counts["observed"] += 1
+            for d in decisions:
+                if d.suppressed:
+                    continue
+                if args.json:
+                    print(json.dumps(_decision_json(d, event)), file=out)
+                else:
+                    print(
+                        f"{format_ts(event.ts)} @{d.unique_id} {d.rule_id}: {d.describe()}"
+                        f"{'' if d.mode == 'enforce' else ' (observe)'} - {d.detail}",
+                        file=out,
+                    )
+    width = max([len(r) for r in summary] + [4])
+    lines = [f"{'rule':<{width}}  fired  enforced  observed"]
+    lines += [
+        f"{rule_id:<{width}}  {c['fired']:>5}  {c['enforced']:>8}  {c['observed']:>8}"
+        for rule_id, c in summary.items()
+    ]
+    lines.append(f"{events} events replayed, {bad} bad lines skipped")
+    sys.stderr.write("\n".join(lines) + "\n")
+    return EXIT_OK
+
+
 # --- demo -------------------------------------------------------------------------------
 
 
@@ -241,10 +491,10 @@ def _client(settings: Settings) -> EulerClient:
     )
 
 
-def requested_scopes(values: Sequence[str] | None) -> list[str]:
-    """Scopes from ``--scopes`` (comma/space separated), else what rule actions need."""
+def requested_scopes(values: Sequence[str] | None, actions: Iterable[str] = ()) -> list[str]:
+    """Scopes from ``--scopes`` (comma/space separated), else what ``actions`` need."""
     if not values:
-        return scope_names.scopes_for_actions(scope_names.ACTION_SCOPES)
+        return scope_names.scopes_for_actions(actions)
     found: list[str] = []
     for value in values:
         for part in value.replace(",", " ").split():
@@ -256,7 +506,20 @@ def requested_scopes(values: Sequence[str] | None) -> list[str]:
 
 def _auth_login(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     oauth = _oauth_config(settings)
-    wanted = requested_scopes(args.scopes)
+    actions: set[str] = set()
+    if not args.scopes:
+        ruleset = _load_rules(args.rule_paths or [settings.rules_dir], out=None)
+        if ruleset is None:
+            raise ConfigError(
+                "the rules do not check, so the scopes they need are unknown; fix them "
+                "(`modbot rules check`) or give --scopes"
+            )
+        actions = ruleset.actions()
+        print(
+            f"Scopes for the actions your rules use: {', '.join(sorted(actions)) or 'none'}",
+            file=out,
+        )
+    wanted = requested_scopes(args.scopes, actions)
     bad = scope_names.unknown_scopes(wanted)
     if bad:
         known = ", ".join(sorted(scope_names.KNOWN_SCOPES))

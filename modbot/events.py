@@ -1,0 +1,265 @@
+"""modbot's own event record: what the rules see, what `record` writes and `replay` reads.
+
+One JSON object per line (``spec/events.md``)::
+
+    {"kind": "comment", "ts": "2026-11-24T20:00:01.250Z", "streamer": "host_handle",
+     "room_id": "7301234567890123456", "msg_id": "7301234567890999999",
+     "user": {"user_id": "6812345678901234567", "unique_id": "viewer_1", ...},
+     "text": "hello everyone", "language": "en"}
+
+Missing user flags mean false; unknown keys are ignored; ids are strings (a JSON number
+id is accepted and kept exact). ``parse_event`` raises ``EventError`` with a sentence
+saying what is wrong; readers report it with the line number and go on.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal, get_args
+
+EventKind = Literal[
+    "comment",
+    "emote",
+    "gift",
+    "join",
+    "like",
+    "follow",
+    "share",
+    "question",
+    "viewers",
+    "stream_end",
+]
+EVENT_KINDS: tuple[str, ...] = get_args(EventKind)
+MAX_TEXT = 10_000  # characters kept of a comment; TikTok's own limit is far lower
+
+
+class EventError(ValueError):
+    """A record that is not a valid event."""
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """Who caused an event, with their relation to the streamer."""
+
+    user_id: str
+    unique_id: str = ""
+    nickname: str = ""
+    is_owner: bool = False
+    is_moderator: bool = False
+    is_subscriber: bool = False
+    is_follower: bool = False
+    is_friend: bool = False
+    is_gifter: bool = False
+    gifter_level: int = 0
+    follower_count: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Gift:
+    """A gift: its name, diamonds per unit and how many were sent."""
+
+    name: str
+    diamonds: int
+    count: int = 1
+
+    @property
+    def total_diamonds(self) -> int:
+        return self.diamonds * self.count
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One thing that happened in a stream."""
+
+    kind: EventKind
+    ts: datetime
+    streamer: str
+    room_id: str = ""
+    msg_id: str = ""
+    user: User | None = None
+    text: str = ""
+    language: str = ""
+    gift: Gift | None = None
+    count: int = 0
+    viewers: int = 0
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    def to_json(self) -> dict[str, Any]:
+        """The record form (``record`` writes this, ``replay`` reads it)."""
+        out: dict[str, Any] = {
+            "kind": self.kind,
+            "ts": format_ts(self.ts),
+            "streamer": self.streamer,
+        }
+        if self.room_id:
+            out["room_id"] = self.room_id
+        if self.msg_id:
+            out["msg_id"] = self.msg_id
+        if self.user is not None:
+            u = self.user
+            out["user"] = {
+                "user_id": u.user_id,
+                "unique_id": u.unique_id,
+                "nickname": u.nickname,
+                "is_owner": u.is_owner,
+                "is_moderator": u.is_moderator,
+                "is_subscriber": u.is_subscriber,
+                "is_follower": u.is_follower,
+                "is_friend": u.is_friend,
+                "is_gifter": u.is_gifter,
+                "gifter_level": u.gifter_level,
+                "follower_count": u.follower_count,
+            }
+        if self.text:
+            out["text"] = self.text
+        if self.language:
+            out["language"] = self.language
+        if self.gift is not None:
+            out["gift"] = {
+                "name": self.gift.name,
+                "diamonds": self.gift.diamonds,
+                "count": self.gift.count,
+            }
+        if self.kind == "like":
+            out["count"] = self.count
+        if self.kind == "viewers":
+            out["viewers"] = self.viewers
+        return out
+
+
+def format_ts(ts: datetime) -> str:
+    """ISO 8601 in UTC with milliseconds and a ``Z``."""
+    return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_ts(value: object) -> datetime:
+    """An ISO 8601 string (``Z`` or offset) or epoch seconds/milliseconds, as aware UTC."""
+    if isinstance(value, bool):
+        raise EventError("ts must be an ISO 8601 time or an epoch number")
+    if isinstance(value, int | float):
+        seconds = value / 1000 if value > 100_000_000_000 else value
+        try:
+            return datetime.fromtimestamp(seconds, UTC)
+        except (OverflowError, OSError, ValueError):
+            raise EventError(f"ts {value} is out of range") from None
+    if not isinstance(value, str) or not value:
+        raise EventError("ts must be an ISO 8601 time or an epoch number")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise EventError(f"ts {value[:40]!r} is not an ISO 8601 time") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def _id(value: object, what: str) -> str:
+    if value is None or value == "":
+        return ""
+    if isinstance(value, bool):
+        raise EventError(f"{what} must be a numeric id")
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str) and value.isdigit():
+        return value
+    raise EventError(f"{what} must be a numeric id, as a string")
+
+
+def _str(data: dict[str, Any], key: str, limit: int = 200) -> str:
+    value = data.get(key, "")
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise EventError(f"{key} must be a string")
+    return value[:limit]
+
+
+def _int(data: dict[str, Any], key: str) -> int:
+    value = data.get(key, 0)
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise EventError(f"{key} must be a whole number")
+    return value
+
+
+def _bool(data: dict[str, Any], key: str) -> bool:
+    value = data.get(key, False)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise EventError(f"user.{key} must be true or false")
+    return value
+
+
+def parse_user(data: object) -> User:
+    """The ``user`` object of a record."""
+    if not isinstance(data, dict):
+        raise EventError("user must be an object")
+    user_id = _id(data.get("user_id"), "user.user_id")
+    if not user_id:
+        raise EventError("user.user_id is required")
+    return User(
+        user_id=user_id,
+        unique_id=_str(data, "unique_id", 64),
+        nickname=_str(data, "nickname", 200),
+        is_owner=_bool(data, "is_owner"),
+        is_moderator=_bool(data, "is_moderator"),
+        is_subscriber=_bool(data, "is_subscriber"),
+        is_follower=_bool(data, "is_follower"),
+        is_friend=_bool(data, "is_friend"),
+        is_gifter=_bool(data, "is_gifter"),
+        gifter_level=_int(data, "gifter_level"),
+        follower_count=_int(data, "follower_count"),
+    )
+
+
+def parse_event(data: object) -> Event:
+    """An Event from a decoded JSON record; raises EventError saying what is wrong."""
+    if not isinstance(data, dict):
+        raise EventError("an event must be a JSON object")
+    kind = data.get("kind")
+    if kind not in EVENT_KINDS:
+        raise EventError(f"kind must be one of {', '.join(EVENT_KINDS)}, not {kind!r}"[:200])
+    streamer = _str(data, "streamer", 64)
+    if not streamer:
+        raise EventError("streamer is required")
+    user = parse_user(data["user"]) if data.get("user") is not None else None
+    if user is None and kind not in ("viewers", "stream_end"):
+        raise EventError(f"a {kind} event needs a user")
+    gift = None
+    if kind == "gift":
+        raw = data.get("gift")
+        if not isinstance(raw, dict):
+            raise EventError("a gift event needs a gift object")
+        gift = Gift(
+            name=_str(raw, "name", 100),
+            diamonds=_int(raw, "diamonds"),
+            count=_int(raw, "count") or 1,
+        )
+    return Event(
+        kind=kind,
+        ts=parse_ts(data.get("ts")),
+        streamer=streamer,
+        room_id=_id(data.get("room_id"), "room_id"),
+        msg_id=_id(data.get("msg_id"), "msg_id"),
+        user=user,
+        text=_str(data, "text", MAX_TEXT),
+        language=_str(data, "language", 16),
+        gift=gift,
+        count=_int(data, "count"),
+        viewers=_int(data, "viewers"),
+    )
+
+
+def parse_line(line: str) -> Event:
+    """One JSONL line as an Event (EventError when it is not one)."""
+    try:
+        data = json.loads(line)
+    except ValueError as exc:
+        raise EventError(f"not valid JSON ({exc.args[0] if exc.args else exc})") from None
+    except RecursionError:
+        raise EventError("JSON nested too deeply") from None
+    return parse_event(data)

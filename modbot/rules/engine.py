@@ -1,0 +1,272 @@
+"""The rule engine: ``evaluate(event, now) -> list[Decision]`` (pure: no I/O, no clock).
+
+For each rule, in priority order: the event kind must be one the rule is ``on``, the
+user must not be exempt, the condition must hold, then the ``rate``/``repeat`` window
+(which counts only events that passed the other conditions) must be full. A rule that
+fires in its cooldown is reported as suppressed. Escalation adds a strike and takes the
+step for it. Finally the severity merge keeps one enforcement per user per event (ban
+> longer mute > shorter mute) and one copy of each reply; every firing rule is still
+in the result, the others marked ``suppressed``.
+
+The streamer's own events (``is_owner``) never produce a decision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Literal, NamedTuple
+
+from modbot.events import Event, User
+from modbot.rules.compile import CompiledRule, CompiledRuleset, empty_ruleset, load_ruleset
+from modbot.rules.conditions import EvalContext
+from modbot.rules.diagnostics import Diagnostic, errors
+from modbot.rules.schema import ActionSpec, format_duration, severity
+from modbot.rules.state import EngineState
+from modbot.rules.text import similarity_key
+
+Mode = Literal["enforce", "observe"]
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What one rule decided for one event, with why."""
+
+    rule_id: str
+    rule_hash: str
+    action: Literal["mute", "ban", "reply", "comments", "log", "warn"]
+    mode: Mode
+    detail: str
+    user_id: str
+    unique_id: str
+    duration_s: float | None = None  # mute; None with action mute means forever
+    text: str | None = None  # reply and warn: the rendered message
+    comments_enabled: bool | None = None
+    comments_for_s: float | None = None
+    strike: int | None = None
+    suppressed: str | None = None  # why it will not be carried out
+    priority: int = 0
+
+    @property
+    def enforced(self) -> bool:
+        """Whether this decision is to be carried out (not observe, not suppressed)."""
+        return self.mode == "enforce" and self.suppressed is None
+
+    def describe(self) -> str:
+        """A short human form: ``mute 10m``, ``ban``, ``reply '...'``."""
+        if self.action == "mute":
+            return f"mute {format_duration(self.duration_s)}"
+        if self.action == "comments":
+            state = "on" if self.comments_enabled else "off"
+            extra = f" for {format_duration(self.comments_for_s)}" if self.comments_for_s else ""
+            return f"comments {state}{extra}"
+        if self.action in ("reply", "warn"):
+            return f"{self.action} {self.text!r}"
+        return self.action
+
+
+class EngineStatistics(NamedTuple):
+    """Counters since the engine started."""
+
+    events: int
+    decisions: int
+    rules: int
+    state_entries: int
+
+
+class Engine:
+    """Evaluates events against the current ruleset; swaps rulesets atomically."""
+
+    def __init__(
+        self, ruleset: CompiledRuleset | None = None, state: EngineState | None = None
+    ) -> None:
+        self._ruleset = ruleset or empty_ruleset()
+        self.state = state or EngineState()
+        self._events = 0
+        self._decisions = 0
+
+    @property
+    def ruleset(self) -> CompiledRuleset:
+        return self._ruleset
+
+    def swap(self, ruleset: CompiledRuleset) -> None:
+        """Use ``ruleset`` from the next event on; state of removed rules is dropped."""
+        self._ruleset = ruleset
+        self.state.forget_rules({r.id for r in ruleset.rules})
+
+    def reload(
+        self, paths: Sequence[Path], *, granted_scopes: frozenset[str] | None = None
+    ) -> list[Diagnostic]:
+        """Compile the rules at ``paths`` and swap them in only if they check.
+
+        Returns every diagnostic; when any is an error the old rules stay in use. Reads
+        files: call it in a worker thread from async code.
+        """
+        ruleset, diagnostics = load_ruleset(paths, granted_scopes=granted_scopes)
+        if ruleset is not None and not errors(diagnostics):
+            self.swap(ruleset)
+        return diagnostics
+
+    def statistics(self) -> EngineStatistics:
+        return EngineStatistics(
+            self._events, self._decisions, len(self._ruleset.rules), self.state.entries()
+        )
+
+    def evaluate(self, event: Event, now: datetime) -> list[Decision]:
+        """The decisions for one event at time ``now``."""
+        ruleset = self._ruleset
+        t = now.timestamp()
+        self._events += 1
+        user = event.user
+        state = self.state
+        if user is not None and ruleset.uses_is_new:
+            state.see(event.streamer, user.user_id, t)
+        room = event.room_id or event.streamer
+        if event.kind == "comment" and ruleset.uses_comment_rate:
+            state.comment(room, t)
+        state.maybe_sweep(t)
+        if user is None or user.is_owner:
+            return []
+        ctx = EvalContext(event, t, dict(ruleset.matchers), state)
+        decisions: list[Decision] = []
+        for rule in ruleset.rules:
+            if event.kind not in rule.on or _exempt(rule, user):
+                continue
+            reason = rule.condition(ctx)
+            if reason is None:
+                continue
+            window = rule.window
+            if window is not None:
+                key = room if window.per == "room" else user.user_id
+                if window.kind == "rate":
+                    seen = state.rate(rule.id, key, t, window.within, window.count)
+                else:
+                    seen = state.repeat(
+                        rule.id,
+                        key,
+                        similarity_key(event.text) or event.text,
+                        t,
+                        window.within,
+                        window.similarity,
+                    )
+                if seen < window.count:
+                    continue
+                what = "events" if window.kind == "rate" else "near-identical texts"
+                found = f"{seen} {what} in {format_duration(window.within)} per {window.per}"
+                reason = found if reason == "always" else f"{reason}; {found}"
+            decisions.extend(self._fire(rule, event, user, reason, t, room))
+        merged = merge(decisions)
+        self._decisions += len(merged)
+        return merged
+
+    def _fire(
+        self, rule: CompiledRule, event: Event, user: User, reason: str, t: float, room: str
+    ) -> list[Decision]:
+        state = self.state
+        cooldown_key = room if rule.cooldown_per == "room" else user.user_id
+        suppressed = None
+        if rule.cooldown and state.in_cooldown(rule.id, cooldown_key, t):
+            suppressed = "cooldown"
+        actions: list[ActionSpec] = list(rule.actions)
+        strike = None
+        if rule.escalate is not None and suppressed is None:
+            strike = state.strike(rule.id, user.user_id, t, rule.escalate.window)
+            actions.append(rule.escalate.step(strike))
+            reason = f"{reason}; strike {strike} in {format_duration(rule.escalate.window)}"
+        elif rule.escalate is not None:
+            actions.append(rule.escalate.step(1))
+        if suppressed is None and rule.cooldown:
+            state.start_cooldown(rule.id, cooldown_key, t + rule.cooldown)
+        mute = next((a for a in [*rule.actions, *actions] if a.kind == "mute"), None)
+        fields = {
+            "user.unique_id": user.unique_id,
+            "user.nickname": user.nickname,
+            "rule.id": rule.id,
+            "duration": format_duration(mute.duration) if mute else "",
+            "streamer": event.streamer,
+        }
+        out = []
+        for action in actions:
+            text = None
+            if action.kind == "reply" and action.template is not None:
+                text = action.template.render(fields)
+            elif action.kind == "warn" and rule.warn is not None:
+                text = rule.warn.render(fields)
+            out.append(
+                Decision(
+                    rule_id=rule.id,
+                    rule_hash=rule.content_hash,
+                    action=action.kind,
+                    mode=rule.mode,
+                    detail=reason,
+                    user_id=user.user_id,
+                    unique_id=user.unique_id,
+                    duration_s=action.duration if action.kind == "mute" else None,
+                    text=text,
+                    comments_enabled=action.enabled,
+                    comments_for_s=action.for_s,
+                    strike=strike,
+                    suppressed=suppressed,
+                    priority=rule.priority,
+                )
+            )
+        return out
+
+
+def _exempt(rule: CompiledRule, user: User) -> bool:
+    roles = rule.exempt.roles
+    if (
+        (user.is_owner and "owner" in roles)
+        or (user.is_moderator and "moderator" in roles)
+        or (user.is_subscriber and "subscriber" in roles)
+        or (user.is_follower and "follower" in roles)
+        or (user.is_friend and "friend" in roles)
+    ):
+        return True
+    ids = rule.exempt.ids
+    return bool(ids) and (user.unique_id.casefold() in ids or user.user_id in ids)
+
+
+def merge(decisions: Sequence[Decision]) -> list[Decision]:
+    """One enforcement per user per event, replies and comment toggles not repeated.
+
+    The most severe enforcing mute or ban wins (ban > longer mute > shorter mute; the
+    earlier, higher-priority rule on a tie); the others stay in the list, marked
+    ``suppressed``. Observe-mode and already suppressed decisions are left as they are.
+    """
+    live = [d for d in decisions if d.mode == "enforce" and d.suppressed is None]
+    enforcements = [d for d in live if d.action in ("mute", "ban")]
+    winner = None
+    if enforcements:
+        winner = max(
+            enforcements,
+            key=lambda d: severity(ActionSpec(d.action, duration=d.duration_s)),
+        )
+    seen_texts: set[str] = set()
+    seen_toggles: set[tuple[bool | None, float | None]] = set()
+    out: list[Decision] = []
+    for d in decisions:
+        if d.mode != "enforce" or d.suppressed is not None:
+            out.append(d)
+        elif d.action in ("mute", "ban") and winner is not None and d is not winner:
+            why = f"superseded by {winner.describe()} from rule {winner.rule_id}"
+            out.append(replace(d, suppressed=why))
+        elif d.action in ("reply", "warn"):
+            key = d.text or ""
+            if key in seen_texts:
+                out.append(replace(d, suppressed="the same reply is already sent for this event"))
+            else:
+                seen_texts.add(key)
+                out.append(d)
+        elif d.action == "comments":
+            toggle = (d.comments_enabled, d.comments_for_s)
+            if toggle in seen_toggles:
+                out.append(replace(d, suppressed="the same comments toggle is already made"))
+            else:
+                seen_toggles.add(toggle)
+                out.append(d)
+        else:
+            out.append(d)
+    return out

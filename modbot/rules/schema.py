@@ -1,0 +1,315 @@
+"""The rule language's vocabulary as data: keys, value forms, durations, templates (pure).
+
+Lenient at the edge, strict inside: ``"10m"``, ``"mute 10m"`` and ``{mute: 10m}`` are
+accepted here and nowhere else; the engine sees seconds and enums.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from modbot.events import EVENT_KINDS
+
+VERSION = 1
+
+# `on:` kinds a rule may name (stream_end and viewers are the daemon's, not rules').
+RULE_EVENTS: tuple[str, ...] = tuple(k for k in EVENT_KINDS if k not in ("stream_end", "viewers"))
+TEXT_EVENTS = frozenset({"comment", "question"})
+USER_EVENTS = frozenset(RULE_EVENTS)
+GIFT_EVENTS = frozenset({"gift"})
+
+FILE_KEYS = ("version", "lists", "defaults", "rules")
+DEFAULT_KEYS = ("exempt", "normalize", "mode", "cooldown", "priority")
+RULE_KEYS = (
+    "id",
+    "description",
+    "on",
+    "when",
+    "then",
+    "escalate",
+    "warn",
+    "mode",
+    "cooldown",
+    "exempt",
+    "priority",
+    "normalize",
+    "enabled",
+)
+ROLES = ("owner", "moderator", "subscriber", "follower", "friend")
+ACTIONS = ("mute", "ban", "reply", "comments", "log", "warn")
+MODES = ("enforce", "observe")
+NORMALIZE = ("none", "basic", "standard")
+RULE_ID = re.compile(r"^[a-z0-9-]{1,64}$")
+
+TEXT_CHECKS = (
+    "words",
+    "contains",
+    "regex",
+    "equals",
+    "starts_with",
+    "ends_with",
+    "links",
+    "length",
+    "caps_ratio",
+    "repeated_chars",
+    "emoji_count",
+    "mentions",
+    "zalgo",
+    "language",
+)
+USER_CHECKS = (
+    "is_owner",
+    "is_moderator",
+    "is_subscriber",
+    "is_follower",
+    "is_friend",
+    "is_new",
+    "gifter_level",
+    "follower_count",
+    "in",
+)
+GIFT_CHECKS = ("name", "diamonds", "total_diamonds")
+
+
+@dataclass(frozen=True, slots=True)
+class KeySpec:
+    """What a ``when`` key takes and which events it makes sense for."""
+
+    kind: str
+    events: frozenset[str]
+
+
+def _condition_keys() -> dict[str, KeySpec]:
+    keys: dict[str, KeySpec] = {}
+    for check in TEXT_CHECKS:
+        keys[f"text.{check}"] = KeySpec(check, TEXT_EVENTS)
+        if check != "language":
+            keys[f"user.nickname.{check}"] = KeySpec(check, USER_EVENTS)
+    for check in USER_CHECKS:
+        keys[f"user.{check}"] = KeySpec(check, USER_EVENTS)
+    for check in GIFT_CHECKS:
+        keys[f"gift.{check}"] = KeySpec(check, GIFT_EVENTS)
+    keys["rate"] = KeySpec("rate", USER_EVENTS)
+    keys["repeat"] = KeySpec("repeat", TEXT_EVENTS)
+    keys["room.comment_rate"] = KeySpec("comment_rate", USER_EVENTS)
+    keys["any"] = KeySpec("any", USER_EVENTS)
+    keys["all"] = KeySpec("all", USER_EVENTS)
+    keys["not"] = KeySpec("not", USER_EVENTS)
+    return keys
+
+
+CONDITION_KEYS: Mapping[str, KeySpec] = _condition_keys()
+STATE_KEYS = ("rate", "repeat")
+
+
+class SchemaProblem(ValueError):
+    """A value that does not fit; the message says what was expected."""
+
+
+# --- durations -------------------------------------------------------------------------
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_DURATION = re.compile(r"^(?:(\d+)\s*([smhd])\s*)+$")
+_DURATION_PART = re.compile(r"(\d+)\s*([smhd])")
+MAX_DURATION = 366 * 86400
+
+
+def parse_duration(value: object, *, allow_forever: bool = False) -> float | None:
+    """``30s``, ``10m``, ``2h``, ``1d`` (or ``1h30m``) in seconds; ``forever`` is None."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in ("forever", "permanent") and allow_forever:
+            return None
+        if _DURATION.match(text):
+            seconds = sum(int(n) * _UNITS[u] for n, u in _DURATION_PART.findall(text))
+            if seconds <= 0:
+                raise SchemaProblem("a duration must be longer than 0")
+            if seconds > MAX_DURATION:
+                raise SchemaProblem("a duration may be at most 366d")
+            return float(seconds)
+    forever = " or 'forever'" if allow_forever else ""
+    raise SchemaProblem(f"expected a duration like 30s, 10m, 2h or 1d{forever}, got {value!r}")
+
+
+def format_duration(seconds: float | None) -> str:
+    """The short form of a duration (``10m``, ``1h30m``, ``forever``)."""
+    if seconds is None:
+        return "forever"
+    left = int(seconds)
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if left >= size:
+            parts.append(f"{left // size}{unit}")
+            left %= size
+    return "".join(parts) or "0s"
+
+
+# --- comparisons -------------------------------------------------------------------------
+
+_COMPARISON = re.compile(r"^\s*(<=|>=|==|!=|<|>)\s*(-?\d+(?:\.\d+)?)\s*$")
+
+
+def parse_comparison(value: object) -> tuple[str, float]:
+    """``">= 0.8"`` as (op, number); a bare number means ``==``."""
+    if isinstance(value, bool):
+        raise SchemaProblem(f"expected a number or a comparison like '>= 5', got {value!r}")
+    if isinstance(value, int | float):
+        return "==", float(value)
+    if isinstance(value, str):
+        match = _COMPARISON.match(value)
+        if match:
+            return match.group(1), float(match.group(2))
+    raise SchemaProblem(
+        f"expected a number or a comparison like '>= 5' (< <= > >= == !=), got {value!r}"
+    )
+
+
+# --- templates ------------------------------------------------------------------------------
+
+TEMPLATE_FIELDS = ("user.unique_id", "user.nickname", "rule.id", "duration", "streamer")
+_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
+FIELD_LIMIT = 64
+REPLY_LIMIT = 150
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """A reply text with ``{field}`` placeholders, parsed once."""
+
+    source: str
+    parts: tuple[tuple[Literal["text", "field"], str], ...]
+
+    def render(self, values: Mapping[str, str]) -> str:
+        """The text with fields filled in; viewer-controlled values are made inert."""
+        out = []
+        for kind, value in self.parts:
+            if kind == "text":
+                out.append(value)
+            else:
+                out.append(inert(values.get(value, "")))
+        text = "".join(out)
+        return text if len(text) <= REPLY_LIMIT else text[: REPLY_LIMIT - 1] + "…"
+
+
+def inert(value: str, limit: int = FIELD_LIMIT) -> str:
+    """Viewer text as plain text: control characters and newlines removed, length capped."""
+    cleaned = _CONTROL.sub(" ", value).strip()
+    return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
+
+
+def parse_template(value: object) -> Template:
+    """A template string; unknown ``{fields}`` are errors that list the known ones."""
+    if not isinstance(value, str) or not value.strip():
+        raise SchemaProblem(f"expected a message text, got {value!r}")
+    parts: list[tuple[Literal["text", "field"], str]] = []
+    last = 0
+    for match in _PLACEHOLDER.finditer(value):
+        if match.start() > last:
+            parts.append(("text", value[last : match.start()]))
+        token = match.group(0)
+        if token in ("{{", "}}"):
+            parts.append(("text", token[0]))
+        else:
+            name = (match.group(1) or "").strip()
+            if name not in TEMPLATE_FIELDS:
+                known = ", ".join("{" + f + "}" for f in TEMPLATE_FIELDS)
+                raise SchemaProblem(f"unknown template field {{{name}}}; known fields: {known}")
+            parts.append(("field", name))
+        last = match.end()
+    if last < len(value):
+        parts.append(("text", value[last:]))
+    if "\n" in value:
+        raise SchemaProblem("a chat message must be one line")
+    return Template(value, tuple(parts))
+
+
+# --- actions ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ActionSpec:
+    """One action of a rule, in its strict form."""
+
+    kind: Literal["mute", "ban", "reply", "comments", "log", "warn"]
+    duration: float | None = None  # mute: seconds, None = forever
+    template: Template | None = None  # reply
+    enabled: bool | None = None  # comments
+    for_s: float | None = None  # comments: turned back after this long
+
+    def describe(self) -> str:
+        if self.kind == "mute":
+            return f"mute {format_duration(self.duration)}"
+        if self.kind == "comments":
+            state = "on" if self.enabled else "off"
+            return f"comments {state}" + (
+                f" for {format_duration(self.for_s)}" if self.for_s else ""
+            )
+        if self.kind == "reply" and self.template is not None:
+            return f"reply {self.template.source!r}"
+        return self.kind
+
+
+def parse_action(value: object, *, in_steps: bool = False) -> ActionSpec:
+    """``ban``, ``log``, ``warn``, ``"mute 10m"``, ``{mute: 10m}``, ``{reply: T}``,
+    ``{comments: {enabled: false, for: 2m}}``."""
+    if isinstance(value, str):
+        word, _, rest = value.strip().partition(" ")
+        rest = rest.strip()
+        if word == "mute":
+            if not rest:
+                raise SchemaProblem("mute needs a duration, like 'mute 10m' or 'mute forever'")
+            return ActionSpec("mute", duration=parse_duration(rest, allow_forever=True))
+        if word in ("ban", "log") and not rest:
+            return ActionSpec(word)  # type: ignore[arg-type]
+        if word == "warn" and not rest:
+            if not in_steps:
+                raise SchemaProblem("warn is an escalate step; use reply: TEXT in then")
+            return ActionSpec("warn")
+        if word == "reply":
+            raise SchemaProblem("write a reply as {reply: TEXT} (a mapping)")
+        raise SchemaProblem(f"unknown action {value!r}; expected one of {', '.join(ACTIONS)}")
+    if isinstance(value, Mapping):
+        if len(value) != 1:
+            raise SchemaProblem(f"an action mapping has exactly one key, got {sorted(value)}")
+        ((name, arg),) = value.items()
+        if name == "mute":
+            return ActionSpec("mute", duration=parse_duration(arg, allow_forever=True))
+        if name == "reply":
+            return ActionSpec("reply", template=parse_template(arg))
+        if name == "comments":
+            if not isinstance(arg, Mapping) or "enabled" not in arg:
+                raise SchemaProblem("comments takes {enabled: false, for: 2m}")
+            extra = set(arg) - {"enabled", "for"}
+            if extra:
+                raise SchemaProblem(f"comments takes enabled and for, not {sorted(extra)}")
+            enabled = arg["enabled"]
+            if not isinstance(enabled, bool):
+                raise SchemaProblem(f"comments.enabled must be true or false, got {enabled!r}")
+            for_s = parse_duration(arg["for"]) if arg.get("for") is not None else None
+            if for_s is not None and enabled:
+                raise SchemaProblem("comments.for only makes sense with enabled: false")
+            return ActionSpec("comments", enabled=enabled, for_s=for_s)
+        if name == "ban" and arg in (None, True):
+            return ActionSpec("ban")
+        if name == "log" and arg in (None, True):
+            return ActionSpec("log")
+        raise SchemaProblem(f"unknown action {name!r}; expected one of {', '.join(ACTIONS)}")
+    raise SchemaProblem(
+        f"expected an action like 'ban', 'mute 10m' or {{reply: ...}}, got {value!r}"
+    )
+
+
+SEVERITY = {"ban": 3, "mute": 2}
+
+
+def severity(action: ActionSpec) -> tuple[int, float]:
+    """How severe an enforcement is: ban > longer mute > shorter mute (forever is longest)."""
+    if action.kind == "ban":
+        return (3, 0.0)
+    if action.kind == "mute":
+        return (2, float("inf") if action.duration is None else action.duration)
+    return (0, 0.0)

@@ -1,0 +1,283 @@
+"""The engine's memory: windows, copy-paste clusters, strikes, cooldowns (pure, bounded).
+
+Every method takes ``now`` (epoch seconds from the injected clock). Memory stays flat on
+a stream with millions of viewers: per-user entries live in LRU maps with a cap, and
+``sweep()`` drops every entry whose window has passed, so a viewer who stopped
+writing costs nothing after the longest window of the rules.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from difflib import SequenceMatcher
+from typing import Generic, TypeVar
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+NEW_USER_WINDOW = 60.0
+ROOM_RATE_WINDOW = 10.0
+SWEEP_EVERY = 5.0
+FUZZY_CANDIDATES = 24
+
+
+class Lru(Generic[K, V]):
+    """A dict that forgets its least recently used entries beyond ``cap``."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.data: OrderedDict[K, V] = OrderedDict()
+
+    def get(self, key: K) -> V | None:
+        value = self.data.get(key)
+        if value is not None:
+            self.data.move_to_end(key)
+        return value
+
+    def put(self, key: K, value: V) -> None:
+        self.data[key] = value
+        self.data.move_to_end(key)
+        while len(self.data) > self.cap:
+            self.data.popitem(last=False)
+
+    def pop(self, key: K) -> None:
+        self.data.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+
+def _prune(times: list[float], cutoff: float) -> None:
+    drop = 0
+    while drop < len(times) and times[drop] <= cutoff:
+        drop += 1
+    if drop:
+        del times[:drop]
+
+
+@dataclass
+class _Cluster:
+    times: list[float] = field(default_factory=list)
+    similar: set[str] = field(default_factory=set)
+
+
+class Clusters:
+    """Recent texts of one user or room, grouped by their normalised form."""
+
+    def __init__(self, cap: int) -> None:
+        self.clusters: Lru[str, _Cluster] = Lru(cap)
+
+    def add(self, key: str, now: float, within: float, similarity: float) -> int:
+        """Record a text; return how many near-identical texts are in the window."""
+        cutoff = now - within
+        cluster = self.clusters.get(key)
+        if cluster is None:
+            cluster = _Cluster()
+            if similarity < 1.0:
+                self._link(key, cluster, similarity, cutoff)
+            self.clusters.put(key, cluster)
+        _prune(cluster.times, cutoff)
+        cluster.times.append(now)
+        total = len(cluster.times)
+        for other_key in list(cluster.similar):
+            other = self.clusters.data.get(other_key)
+            if other is None:
+                cluster.similar.discard(other_key)
+                continue
+            _prune(other.times, cutoff)
+            total += len(other.times)
+        return total
+
+    def _link(self, key: str, cluster: _Cluster, similarity: float, cutoff: float) -> None:
+        checked = 0
+        for other_key in reversed(self.clusters.data):
+            if checked >= FUZZY_CANDIDATES:
+                break
+            other = self.clusters.data[other_key]
+            if not other.times or other.times[-1] <= cutoff:
+                continue
+            checked += 1
+            if _similar(key, other_key, similarity):
+                cluster.similar.add(other_key)
+                other.similar.add(key)
+
+    def sweep(self, cutoff: float) -> None:
+        for key in [
+            k for k, v in self.clusters.data.items() if not v.times or v.times[-1] <= cutoff
+        ]:
+            self.clusters.pop(key)
+
+    def __len__(self) -> int:
+        return len(self.clusters)
+
+
+def _similar(a: str, b: str, threshold: float) -> bool:
+    longest = max(len(a), len(b))
+    if not longest:
+        return True
+    if abs(len(a) - len(b)) / longest > 1 - threshold:
+        return False
+    matcher = SequenceMatcher(None, a, b, autojunk=False)
+    return (
+        matcher.real_quick_ratio() >= threshold
+        and matcher.quick_ratio() >= threshold
+        and matcher.ratio() >= threshold
+    )
+
+
+class EngineState:
+    """All state of the rules of one engine (one process may watch many streams)."""
+
+    def __init__(self, *, max_keys: int = 500_000, max_clusters: int = 4096) -> None:
+        self.max_keys = max_keys
+        self.max_clusters = max_clusters
+        self.windows: dict[str, Lru[str, list[float]]] = {}
+        self.window_spans: dict[str, float] = {}
+        self.repeats: dict[str, Lru[str, Clusters]] = {}
+        self.strikes: dict[str, Lru[str, list[float]]] = {}
+        self.strike_spans: dict[str, float] = {}
+        self.cooldowns: dict[str, Lru[str, float]] = {}
+        self.first_seen: Lru[tuple[str, str], float] = Lru(max_keys)
+        self.rooms: dict[str, list[float]] = {}
+        self._now = 0.0
+        self._last_sweep = 0.0
+
+    # --- rate ------------------------------------------------------------------------
+
+    def rate(self, rule_id: str, key: str, now: float, within: float, count: int) -> int:
+        """Record an event for ``(rule, key)``; how many are in the last ``within`` s."""
+        table = self.windows.get(rule_id)
+        if table is None:
+            table = self.windows[rule_id] = Lru(self.max_keys)
+        self.window_spans[rule_id] = within
+        times = table.get(key)
+        if times is None:
+            times = []
+            table.put(key, times)
+        _prune(times, now - within)
+        times.append(now)
+        if len(times) > count:
+            del times[: len(times) - count]
+        return len(times)
+
+    # --- repeat ----------------------------------------------------------------------
+
+    def repeat(
+        self, rule_id: str, key: str, text_key: str, now: float, within: float, similarity: float
+    ) -> int:
+        """Record a text for ``(rule, key)``; how many near-identical ones are in the window."""
+        table = self.repeats.get(rule_id)
+        if table is None:
+            table = self.repeats[rule_id] = Lru(self.max_keys)
+        self.window_spans[rule_id] = within
+        clusters = table.get(key)
+        if clusters is None:
+            clusters = Clusters(self.max_clusters)
+            table.put(key, clusters)
+        return clusters.add(text_key, now, within, similarity)
+
+    # --- strikes and cooldowns -------------------------------------------------------
+
+    def strike(self, rule_id: str, user: str, now: float, window: float) -> int:
+        """Add a strike; return how many are within ``window`` (this one included)."""
+        table = self.strikes.get(rule_id)
+        if table is None:
+            table = self.strikes[rule_id] = Lru(self.max_keys)
+        self.strike_spans[rule_id] = window
+        times = table.get(user)
+        if times is None:
+            times = []
+            table.put(user, times)
+        _prune(times, now - window)
+        times.append(now)
+        return len(times)
+
+    def in_cooldown(self, rule_id: str, key: str, now: float) -> bool:
+        table = self.cooldowns.get(rule_id)
+        until = table.get(key) if table else None
+        return until is not None and until > now
+
+    def start_cooldown(self, rule_id: str, key: str, until: float) -> None:
+        table = self.cooldowns.get(rule_id)
+        if table is None:
+            table = self.cooldowns[rule_id] = Lru(self.max_keys)
+        table.put(key, until)
+
+    # --- stream facts ----------------------------------------------------------------
+
+    def see(self, streamer: str, user_id: str, now: float) -> None:
+        """Note a user's event (for ``user.is_new``)."""
+        self._now = now
+        key = (streamer, user_id)
+        if self.first_seen.get(key) is None:
+            self.first_seen.put(key, now)
+
+    def is_new(self, streamer: str, user_id: str) -> bool:
+        first = self.first_seen.get((streamer, user_id))
+        return first is not None and self._now - first <= NEW_USER_WINDOW
+
+    def comment(self, room: str, now: float) -> None:
+        """Count a comment in a room (for ``room.comment_rate``)."""
+        times = self.rooms.setdefault(room, [])
+        if len(times) > 20_000:
+            _prune(times, now - ROOM_RATE_WINDOW)
+        times.append(now)
+
+    def comment_rate(self, room: str, now: float) -> float:
+        times = self.rooms.get(room)
+        if not times:
+            return 0.0
+        _prune(times, now - ROOM_RATE_WINDOW)
+        return len(times) / ROOM_RATE_WINDOW
+
+    # --- housekeeping ----------------------------------------------------------------
+
+    def maybe_sweep(self, now: float) -> None:
+        """Sweep at most every few seconds of event time."""
+        if now - self._last_sweep >= SWEEP_EVERY:
+            self.sweep(now)
+
+    def sweep(self, now: float) -> None:
+        """Forget everything whose window has passed."""
+        self._last_sweep = now
+        for rule_id, table in self.windows.items():
+            cutoff = now - self.window_spans.get(rule_id, 0.0)
+            for key in [k for k, t in table.data.items() if not t or t[-1] <= cutoff]:
+                table.pop(key)
+        for rule_id, repeat_table in self.repeats.items():
+            cutoff = now - self.window_spans.get(rule_id, 0.0)
+            for key, clusters in list(repeat_table.data.items()):
+                clusters.sweep(cutoff)
+                if not len(clusters):
+                    repeat_table.pop(key)
+        for rule_id, table in self.strikes.items():
+            cutoff = now - self.strike_spans.get(rule_id, 0.0)
+            for key in [k for k, t in table.data.items() if not t or t[-1] <= cutoff]:
+                table.pop(key)
+        for cooldown_table in self.cooldowns.values():
+            for key in [k for k, until in cooldown_table.data.items() if until <= now]:
+                cooldown_table.pop(key)
+        cutoff = now - NEW_USER_WINDOW
+        # The seen map must remember a user beyond 60 s (or they would look new again),
+        # so it is bounded by its LRU cap instead of by time.
+        for room, times in list(self.rooms.items()):
+            _prune(times, now - ROOM_RATE_WINDOW)
+            if not times:
+                del self.rooms[room]
+        del cutoff
+
+    def forget_rules(self, keep: set[str]) -> None:
+        """Drop the state of rules that no longer exist (after a reload)."""
+        for table in (self.windows, self.repeats, self.strikes, self.cooldowns):
+            for rule_id in [r for r in table if r not in keep]:
+                del table[rule_id]
+
+    def entries(self) -> int:
+        """How many per-user or per-room entries are held (for statistics and bench)."""
+        total = len(self.first_seen) + len(self.rooms)
+        total += sum(len(t) for t in self.windows.values())
+        total += sum(len(t) for t in self.repeats.values())
+        total += sum(len(t) for t in self.strikes.values())
+        total += sum(len(t) for t in self.cooldowns.values())
+        return total

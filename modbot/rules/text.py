@@ -1,0 +1,713 @@
+"""Text normalisation, the term matcher, link detection and text measures (pure).
+
+Normalisation levels (rules.md):
+
+* ``none``: the raw text; words are runs of letters, digits and ``_``.
+* ``basic``: Unicode NFKC and case folding.
+* ``standard``: basic, plus confusable letters folded to Latin, combining marks
+  dropped, leetspeak read as letters, runs of one letter squeezed, separators inside a
+  word ignored (``f.r.e.e``, ``f r e e``, ``f-r-e-e``) and masked letters (``f*ck``)
+  matched when a list term fits.
+
+Word boundaries are those of the words the viewer wrote (after gluing ``f r e e``), so
+``class``, ``assassin``, ``Scunthorpe``, ``cocktail`` and ``therapist`` never contain a
+list term as a word. Squeezing is checked against the term: a run in the text must be
+at least as long as the same run in the term, so ``heeelllooo`` matches ``hello`` but
+``as`` does not match ``ass``.
+
+All terms of all rules at one level go into one Aho-Corasick automaton
+(``pyahocorasick``, a C extension): one pass over the text finds every term, whatever
+the list size. Each term gets an integer id; conditions hold sets of ids.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Literal
+
+import ahocorasick
+
+Level = Literal["none", "basic", "standard"]
+LEVELS: tuple[Level, ...] = ("none", "basic", "standard")
+
+START, END, SPACE = "\x02", "\x03", " "
+
+# --- character tables -----------------------------------------------------------------
+
+_CONFUSABLE_PAIRS = {
+    # Cyrillic (lower case; upper case is folded first)
+    "а": "a",
+    "в": "b",
+    "е": "e",
+    "ё": "e",
+    "з": "3",
+    "к": "k",
+    "м": "m",
+    "н": "h",
+    "о": "o",
+    "р": "p",
+    "с": "c",
+    "т": "t",
+    "у": "y",
+    "х": "x",
+    "ѕ": "s",
+    "і": "i",
+    "ї": "i",
+    "ј": "j",
+    "ԁ": "d",
+    "ԛ": "q",
+    "ԝ": "w",
+    "ѡ": "w",
+    "һ": "h",
+    "ӏ": "l",
+    "ү": "y",
+    "ҫ": "c",
+    "ɡ": "g",
+    "ь": "b",
+    "ц": "u",
+    "п": "n",
+    "и": "u",
+    "л": "n",
+    # Greek
+    "α": "a",
+    "β": "b",
+    "γ": "y",
+    "δ": "d",
+    "ε": "e",
+    "ζ": "z",
+    "η": "n",
+    "ι": "i",
+    "κ": "k",
+    "μ": "u",
+    "ν": "v",
+    "ο": "o",
+    "ρ": "p",
+    "σ": "o",
+    "ς": "s",
+    "τ": "t",
+    "υ": "u",
+    "χ": "x",
+    "ω": "w",
+    "ϲ": "c",
+    "ϳ": "j",
+    # Latin look-alikes that NFKC keeps
+    "ı": "i",
+    "ł": "l",
+    "ø": "o",
+    "đ": "d",
+    "ħ": "h",
+    "ŧ": "t",
+    "ƀ": "b",
+    "ɨ": "i",
+    "æ": "ae",
+    "œ": "oe",
+    "ŋ": "n",
+    "ɑ": "a",
+    "ɒ": "a",
+    "ɛ": "e",
+    "ɪ": "i",
+    "ʀ": "r",
+    "ʏ": "y",
+    "ɴ": "n",
+    "ʟ": "l",
+    "ʜ": "h",
+    "ɢ": "g",
+    "ʙ": "b",
+    "ꜰ": "f",
+    "ꜱ": "s",
+    "ᴀ": "a",
+    "ᴄ": "c",
+    "ᴅ": "d",
+    "ᴇ": "e",
+    "ᴊ": "j",
+    "ᴋ": "k",
+    "ᴍ": "m",
+    "ᴏ": "o",
+    "ᴘ": "p",
+    "ᴛ": "t",
+    "ᴜ": "u",
+    "ᴠ": "v",
+    "ᴡ": "w",
+    "ᴢ": "z",
+    "ɩ": "i",
+    "ʋ": "u",
+}
+# Negative circled and negative squared letters have no NFKC decomposition.
+for _i in range(26):
+    _CONFUSABLE_PAIRS[chr(0x1F150 + _i)] = chr(ord("a") + _i)
+    _CONFUSABLE_PAIRS[chr(0x1F170 + _i)] = chr(ord("a") + _i)
+    _CONFUSABLE_PAIRS[chr(0x1F1E6 + _i)] = chr(ord("a") + _i)  # regional indicators
+CONFUSABLES: dict[int, str] = {ord(k): v for k, v in _CONFUSABLE_PAIRS.items()}
+
+# Leetspeak: read inside words that have at least one letter. 1, ! and | are i or l:
+# both readings are matched.
+LEET = {"4": "a", "@": "a", "3": "e", "0": "o", "5": "s", "$": "s", "7": "t"}
+AMBIGUOUS = {"1", "!", "|"}
+MASKS = {"*", "#"}
+MASK = "*"
+# Punctuation stripped from the ends of a word (leet and mask characters stay).
+_EDGE = ".,!?;:'\"()[]{}<>|~`^-_=+/\\…‘’“”«»¿¡"
+# Characters that join the pieces of one word (f.r.e.e, f-r-e-e, don't).
+_JOINERS = set(".-_'’`~^+=:,/\\")
+_WORD_SPLIT = re.compile(r"[^\w]+")
+
+
+def _strip_marks(text: str) -> str:
+    decomposed = unicodedata.normalize("NFD", text)
+    return "".join(c for c in decomposed if unicodedata.category(c) not in ("Mn", "Me"))
+
+
+def basic(text: str) -> str:
+    """NFKC and case folding."""
+    return unicodedata.normalize("NFKC", text).casefold()
+
+
+@lru_cache(maxsize=65536)
+def fold(text: str) -> str:
+    """basic, confusables folded to Latin, combining marks dropped (no tokenising)."""
+    return _strip_marks(basic(text).translate(CONFUSABLES))
+
+
+# --- words ---------------------------------------------------------------------------
+
+
+def _letterish(c: str) -> bool:
+    return c.isalnum() or c in LEET or c in AMBIGUOUS
+
+
+def _glue_single_chars(tokens: list[str]) -> list[str]:
+    """Runs of three or more one-character tokens become one word (``f r e e``)."""
+    out: list[str] = []
+    run: list[str] = []
+    for token in tokens:
+        if len(token) == 1 and _letterish(token):
+            run.append(token)
+            continue
+        out.extend(["".join(run)] if len(run) >= 3 else run)
+        run = []
+        out.append(token)
+    out.extend(["".join(run)] if len(run) >= 3 else run)
+    return out
+
+
+def _split_token(token: str, *, alt: bool) -> list[str]:
+    """One whitespace-free token as words: joiners between single characters glue."""
+    token = token.strip(_EDGE)
+    if token.startswith("@") and len(token) > 1 and token[1:2].isalpha():
+        # A mention (the name is the word), or in the other reading a leet 'a' (@ss).
+        token = "a" + token[1:] if alt else token[1:]
+    if not token:
+        return []
+    pieces = [p for p in re.split(r"[.\-_'’`~^+=:,/\\]+", token) if p]
+    if len(pieces) <= 1:
+        return [token.strip(_EDGE)] if token.strip(_EDGE) else []
+    if all(len(p) == 1 for p in pieces) or "'" in token or "’" in token:
+        return ["".join(pieces)]
+    words: list[str] = []
+    for piece in pieces:
+        piece = piece.strip(_EDGE)  # noqa: PLW2901 - a cleaned copy
+        if piece:
+            words.append(piece)
+    return words
+
+
+def _leet(word: str, ambiguous_as: str) -> str:
+    if not any(c.isalpha() for c in word):
+        return word
+    out = []
+    for c in word:
+        if c in LEET:
+            out.append(LEET[c])
+        elif c in AMBIGUOUS:
+            out.append(ambiguous_as)
+        elif c in MASKS:
+            out.append(MASK)
+        else:
+            out.append(c)
+    return "".join(out)
+
+
+def words(text: str, level: Level, *, alt: bool = False) -> list[str]:
+    """The words of ``text`` at a normalisation level (not squeezed).
+
+    ``alt`` picks the other reading of ambiguous characters at ``standard``: ``1 ! |``
+    and a capital ``I`` as ``l`` instead of ``i``, and a leading ``@`` as ``a``.
+    """
+    if level == "none":
+        return [w for w in _WORD_SPLIT.split(text) if w]
+    if level == "basic":
+        return [w for w in _WORD_SPLIT.split(basic(text)) if w]
+    tokens = _glue_single_chars(fold(text.replace("I", "l") if alt else text).split())
+    out: list[str] = []
+    for token in tokens:
+        for word in _split_token(token, alt=alt):
+            leet = _leet(word, "l" if alt else "i")
+            cleaned = "".join(c for c in leet if c.isalnum() or c == MASK)
+            if cleaned.strip(MASK):
+                out.append(cleaned)
+    return out
+
+
+def has_ambiguous(text: str) -> bool:
+    """Whether the text has characters with two readings (1 ! | I, a leading @)."""
+    return "I" in text or "@" in text or any(c in AMBIGUOUS for c in text)
+
+
+def squeeze(word: str) -> tuple[str, tuple[int, ...]]:
+    """Run-length form of a word: ``heeello`` -> (``helo``, (1, 3, 2, 1))."""
+    letters: list[str] = []
+    counts: list[int] = []
+    for c in word:
+        if letters and letters[-1] == c:
+            counts[-1] += 1
+        else:
+            letters.append(c)
+            counts.append(1)
+    return "".join(letters), tuple(counts)
+
+
+# --- the matcher ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TermKey:
+    """A term as the automaton sees it at one level."""
+
+    pattern: str  # squeezed words joined by spaces (standard) or the words (others)
+    counts: tuple[int, ...]  # run lengths, one per pattern character
+    plain: str  # unsqueezed words joined by spaces (for masked words)
+
+
+def term_key(term: str, level: Level) -> TermKey | None:
+    """How a list term is matched at ``level``; None if it has no word characters."""
+    found = words(term, level)
+    if not found:
+        return None
+    if level != "standard":
+        joined = SPACE.join(found)
+        return TermKey(joined, (1,) * len(joined), joined)
+    letters: list[str] = []
+    counts: list[int] = []
+    for i, word in enumerate(found):
+        if i:
+            letters.append(SPACE)
+            counts.append(1)
+        s, c = squeeze(word)
+        letters.append(s)
+        counts.extend(c)
+    return TermKey("".join(letters), tuple(counts), SPACE.join(found))
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One term found in a text: where (in the canonical form) and the words it covers."""
+
+    term_id: int
+    start: int
+    end: int  # inclusive
+    at_start: bool
+    at_end: bool
+    word_bounded: bool
+    words: str  # the normalised words it matched
+
+
+@dataclass
+class _Canonical:
+    text: str
+    counts: list[int]
+    words: list[str]
+    starts: list[int]  # where each word starts in ``text``
+
+    def covered(self, start: int, end: int) -> str:
+        """The (unsqueezed) words that the span [start, end] touches."""
+        first = bisect.bisect_right(self.starts, start) - 1
+        last = bisect.bisect_right(self.starts, end) - 1
+        return SPACE.join(self.words[max(first, 0) : last + 1])
+
+
+def _canonical(found: Sequence[str], level: Level) -> _Canonical:
+    letters = [START]
+    counts = [1]
+    starts: list[int] = []
+    length = 1
+    for i, word in enumerate(found):
+        if i:
+            letters.append(SPACE)
+            counts.append(1)
+            length += 1
+        starts.append(length)
+        if level == "standard":
+            s, c = squeeze(word)
+            letters.append(s)
+            counts.extend(c)
+            length += len(s)
+        else:
+            letters.append(word)
+            counts.extend([1] * len(word))
+            length += len(word)
+    letters.append(END)
+    counts.append(1)
+    return _Canonical("".join(letters), counts, list(found), starts)
+
+
+@dataclass
+class Matcher:
+    """Every list term of every rule at one level, in one automaton.
+
+    Build with ``add()`` then ``freeze()``; ``find(text)`` returns every hit.
+    """
+
+    level: Level
+    _automaton: ahocorasick.Automaton = field(default_factory=ahocorasick.Automaton)
+    _by_pattern: dict[str, list[tuple[int, tuple[int, ...]]]] = field(default_factory=dict)
+    _masked: dict[int, list[tuple[str, int]]] = field(default_factory=dict)
+    _ids: dict[str, int] = field(default_factory=dict)
+    _frozen: bool = False
+
+    def add(self, term: str) -> int | None:
+        """Register a term; returns its id (the same id for the same normalised term)."""
+        if self._frozen:
+            msg = "a frozen Matcher cannot take new terms"
+            raise RuntimeError(msg)
+        key = term_key(term, self.level)
+        if key is None:
+            return None
+        ident = f"{key.plain}\x00{key.counts}"
+        if ident in self._ids:
+            return self._ids[ident]
+        term_id = len(self._ids)
+        self._ids[ident] = term_id
+        self._by_pattern.setdefault(key.pattern, []).append((term_id, key.counts))
+        if self.level == "standard":
+            if SPACE in key.plain:
+                # "free coins" also matches "freecoins" and "f r e e c o i n s".
+                joined = term_key(key.plain.replace(SPACE, ""), self.level)
+                if joined is not None:
+                    self._by_pattern.setdefault(joined.pattern, []).append((term_id, joined.counts))
+            else:
+                self._masked.setdefault(len(key.plain), []).append((key.plain, term_id))
+        return term_id
+
+    def freeze(self) -> None:
+        """Build the automaton; no more terms after this."""
+        for pattern, entries in self._by_pattern.items():
+            self._automaton.add_word(pattern, (len(pattern), tuple(entries)))
+        if self._by_pattern:
+            self._automaton.make_automaton()
+        self._frozen = True
+
+    @property
+    def size(self) -> int:
+        return len(self._ids)
+
+    def find(self, text: str) -> list[Hit]:
+        """Every term hit in ``text`` (both readings of 1 ! | at ``standard``)."""
+        if not self._ids:
+            return []
+        hits = self._find(words(text, self.level))
+        if self.level == "standard" and has_ambiguous(text):
+            seen = {(h.term_id, h.words) for h in hits}
+            for hit in self._find(words(text, self.level, alt=True)):
+                if (hit.term_id, hit.words) not in seen:
+                    hits.append(hit)
+        return hits
+
+    def _find(self, found: list[str]) -> list[Hit]:
+        if not found:
+            return []
+        canon = _canonical(found, self.level)
+        text, counts = canon.text, canon.counts
+        last = len(text) - 1
+        hits: list[Hit] = []
+        if self._by_pattern:
+            for end, (length, entries) in self._automaton.iter(text):
+                start = end - length + 1
+                before, after = text[start - 1], text[end + 1]
+                bounded = before in (SPACE, START) and after in (SPACE, END)
+                for term_id, term_counts in entries:
+                    if all(counts[start + i] >= n for i, n in enumerate(term_counts)):
+                        hits.append(
+                            Hit(
+                                term_id,
+                                start,
+                                end,
+                                at_start=start == 1,
+                                at_end=end == last - 1,
+                                word_bounded=bounded,
+                                words=canon.covered(start, end),
+                            )
+                        )
+        if self._masked:
+            hits.extend(self._mask_hits(found))
+        return hits
+
+    def _mask_hits(self, found: list[str]) -> list[Hit]:
+        hits: list[Hit] = []
+        for index, word in enumerate(found):
+            if MASK not in word:
+                continue
+            visible = len(word) - word.count(MASK)
+            if visible < 2 or visible < word.count(MASK):
+                continue
+            for plain, term_id in self._masked.get(len(word), ()):
+                if all(w in (MASK, t) for w, t in zip(word, plain, strict=True)):
+                    hits.append(
+                        Hit(
+                            term_id,
+                            0,
+                            0,
+                            at_start=index == 0,
+                            at_end=index == len(found) - 1,
+                            word_bounded=True,
+                            words=word,
+                        )
+                    )
+        return hits
+
+
+# --- links ---------------------------------------------------------------------------
+
+TLDS = frozenset(
+    [
+        "com",
+        "net",
+        "org",
+        "io",
+        "co",
+        "me",
+        "tv",
+        "gg",
+        "xyz",
+        "info",
+        "biz",
+        "app",
+        "dev",
+        "link",
+        "live",
+        "shop",
+        "store",
+        "site",
+        "online",
+        "top",
+        "club",
+        "ly",
+        "us",
+        "uk",
+        "de",
+        "fr",
+        "ru",
+        "cn",
+        "in",
+        "br",
+        "es",
+        "it",
+        "nl",
+        "pl",
+        "se",
+        "no",
+        "fi",
+        "dk",
+        "ch",
+        "at",
+        "be",
+        "ca",
+        "au",
+        "nz",
+        "jp",
+        "kr",
+        "tw",
+        "hk",
+        "sg",
+        "id",
+        "ph",
+        "vn",
+        "th",
+        "my",
+        "pk",
+        "tr",
+        "ua",
+        "ir",
+        "sa",
+        "ae",
+        "eg",
+        "za",
+        "ng",
+        "ke",
+        "mx",
+        "ar",
+        "cl",
+        "pe",
+        "ve",
+        "cc",
+        "ws",
+        "to",
+        "fm",
+        "am",
+        "gl",
+        "gy",
+        "ai",
+        "sh",
+        "lol",
+        "fun",
+        "vip",
+        "win",
+        "bet",
+        "cash",
+        "money",
+        "click",
+        "online",
+        "pro",
+        "one",
+        "tk",
+        "ml",
+        "ga",
+        "cf",
+        "gq",
+        "su",
+        "eu",
+        "asia",
+        "mobi",
+        "name",
+        "tiktok",
+        "page",
+        "blog",
+        "art",
+        "games",
+        "social",
+        "chat",
+        "stream",
+        "media",
+    ]
+)
+_SCHEME = re.compile(r"(?i)\b(?:https?|hxxps?)://([^\s/?#:]+)")
+_DOT_WORDS = re.compile(r"(?i)\s*(?:[\[\(\{<]\s*(?:\.|dot)\s*[\]\)\}>]|\bdot\b|\(\.\)|\s\.\s)\s*")
+_SPACED = re.compile(r"(?<![^\s])(?:[\w.]\s){3,}[\w.](?![^\s])")
+_DOMAIN = re.compile(
+    r"(?<![\w@.-])((?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+([a-z]{2,24}))(?![\w-])"
+)
+
+
+def find_links(text: str) -> list[str]:
+    """Domains linked in ``text``: URLs, bare domains and spelled-out forms.
+
+    Catches ``https://x.com/a``, ``example.com``, ``example dot com``,
+    ``example[.]com``, ``example (dot) com`` and ``e x a m p l e . c o m``.
+    """
+    folded = fold(text)
+    found: list[str] = [m.group(1).lower().strip(".") for m in _SCHEME.finditer(folded)]
+    glued = _SPACED.sub(lambda m: m.group(0).replace(" ", ""), folded)
+    dotted = _DOT_WORDS.sub(".", glued)
+    for candidate in (folded, dotted):
+        found.extend(m.group(1) for m in _DOMAIN.finditer(candidate) if m.group(2) in TLDS)
+    unique: list[str] = []
+    for domain in found:
+        if domain and domain not in unique:
+            unique.append(domain)
+    return unique
+
+
+def domain_allowed(domain: str, allow: Iterable[str]) -> bool:
+    """Whether ``domain`` is an allowed domain or one of its subdomains."""
+    domain = domain.lower().removeprefix("www.")
+    for allowed in allow:
+        a = allowed.lower().strip().removeprefix("www.").strip(".")
+        if domain == a or domain.endswith("." + a):
+            return True
+    return False
+
+
+# --- measures ------------------------------------------------------------------------
+
+_ZWJ = "\u200d"
+
+
+def _extends(c: str, previous: str) -> bool:
+    code = ord(c)
+    return (
+        unicodedata.category(c) in ("Mn", "Me", "Mc")
+        or _ZWJ in (c, previous)
+        or 0xFE00 <= code <= 0xFE0F
+        or 0x1F3FB <= code <= 0x1F3FF
+        or 0xE0020 <= code <= 0xE007F
+    )
+
+
+def graphemes(text: str) -> list[str]:
+    """User-perceived characters (an emoji with modifiers or a flag counts once)."""
+    clusters: list[str] = []
+    previous = ""
+    pending_flag = False
+    for c in text:
+        regional = 0x1F1E6 <= ord(c) <= 0x1F1FF
+        if clusters and (_extends(c, previous) or (regional and pending_flag)):
+            clusters[-1] += c
+            pending_flag = False if regional else pending_flag
+        else:
+            clusters.append(c)
+            pending_flag = regional
+        previous = c
+    return clusters
+
+
+def is_emoji(cluster: str) -> bool:
+    """Whether a grapheme cluster is an emoji."""
+    return any(
+        (unicodedata.category(c) == "So" and ord(c) >= 0x2190) or 0x1F1E6 <= ord(c) <= 0x1F1FF
+        for c in cluster
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Measures:
+    """Numbers about a text that rules compare."""
+
+    length: int
+    caps_ratio: float
+    repeated_chars: int
+    emoji_count: int
+    mentions: int
+    zalgo: bool
+
+
+_MENTION = re.compile(r"(?<![\w@])@[\w.]{1,64}")
+ZALGO_MARKS = 3
+
+
+def measure(text: str) -> Measures:
+    """Length in graphemes, caps ratio, longest run, emoji, mentions, stacked marks."""
+    clusters = graphemes(text)
+    letters = [c for c in text if c.isalpha()]
+    caps = sum(1 for c in letters if c.isupper()) / len(letters) if len(letters) >= 5 else 0.0
+    longest = 0
+    run = 0
+    previous = ""
+    for cluster in clusters:
+        key = cluster.casefold()
+        if key == previous and not key.isspace():
+            run += 1
+        else:
+            run = 1
+            previous = key
+        longest = max(longest, run if not key.isspace() else 0)
+    zalgo = any(
+        sum(1 for c in cluster if unicodedata.category(c) in ("Mn", "Me")) >= ZALGO_MARKS
+        for cluster in clusters
+    )
+    return Measures(
+        length=len(clusters),
+        caps_ratio=caps,
+        repeated_chars=longest,
+        emoji_count=sum(1 for c in clusters if is_emoji(c)),
+        mentions=len(_MENTION.findall(text)),
+        zalgo=zalgo,
+    )
+
+
+def similarity_key(text: str) -> str:
+    """The text reduced for copy-paste comparison: standard words, squeezed, joined."""
+    return SPACE.join(squeeze(w)[0] for w in words(text, "standard"))
