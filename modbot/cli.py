@@ -319,7 +319,11 @@ def _rules_check(args: argparse.Namespace, settings: Settings, out: TextIO) -> i
         sys.stderr.write("modbot: the rules have errors; nothing would be loaded\n")
         return EXIT_FAILED
     where = ", ".join(str(p) for p in paths)
-    print(f"{where}: {len(ruleset.rules)} rules in {len(ruleset.files)} files, OK", file=out)
+    rules, files = len(ruleset.rules), len(ruleset.files)
+    print(
+        f"{where}: {rules} rule{'s' * (rules != 1)} in {files} file{'s' * (files != 1)}, OK",
+        file=out,
+    )
     return EXIT_OK
 
 
