@@ -111,18 +111,48 @@ class TestErrors:
 
 class TestAuth:
     def test_scopes_default_to_what_rule_actions_need(self):
-        """Without --scopes, login asks for live checks and every moderation action's scope."""
-        assert requested_scopes(None) == [
+        """Without --scopes, login asks for live checks plus what the rules' actions need."""
+        assert requested_scopes(None, {"mute", "reply", "log"}) == [
+            "webcast:bulk_live_check",
+            "webcast:chat",
+            "webcast:mute",
+        ]
+        assert requested_scopes(None, {"ban", "comments", "warn"}) == [
             "webcast:ban",
             "webcast:bulk_live_check",
             "webcast:chat",
             "webcast:comments",
-            "webcast:mute",
         ]
         assert requested_scopes(["webcast:live_check,webcast:mute", "webcast:mute"]) == [
             "webcast:bulk_live_check",
             "webcast:mute",
         ]
+
+    def test_login_derives_scopes_from_the_rules(self, euler_env, tmp_path):
+        """Without --scopes, the authorize URL asks for exactly what the rules' actions need."""
+        rules = tmp_path / "rules"
+        rules.mkdir()
+        (rules / "r.yaml").write_text(
+            "version: 1\nrules:\n  - id: r\n    on: comment\n    when: {text.words: spam}\n"
+            "    then: [mute 5m, {reply: no spam}]\n"
+        )
+        state = tmp_path / "state"
+        out = BrowserOutput()
+        code = main(["auth", "login", "--state-dir", str(state), "--rules", str(rules)], stdout=out)
+        assert out.thread is not None
+        out.thread.join(5)
+        assert code == 0, out.getvalue()
+        tokens = TokenStore(state).load()
+        assert tokens is not None
+        assert tokens.scopes == {"webcast:bulk_live_check", "webcast:chat", "webcast:mute"}
+
+    def test_login_refuses_when_rules_do_not_check(self, euler_env, tmp_path, capsys):
+        """Broken rules give no scopes to derive: a clear error, not a guess."""
+        rules = tmp_path / "rules"
+        rules.mkdir()
+        (rules / "r.yaml").write_text("version: 1\nrules:\n  - id: r\n    on: nothing\n")
+        assert main(["auth", "login", "--state-dir", str(tmp_path), "--rules", str(rules)]) == 2
+        assert "give --scopes" in capsys.readouterr().err
 
     def test_status_when_logged_out(self, tmp_path):
         """`auth status` with no grant exits 1 and says how to log in."""
