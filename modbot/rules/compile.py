@@ -212,6 +212,7 @@ class _Compiler:
     granted_scopes: frozenset[str] | None
     diagnostics: list[Diagnostic] = field(default_factory=list)
     lists: dict[str, _ListDef] = field(default_factory=dict)
+    broken_lists: set[str] = field(default_factory=set)
     matchers: dict[Level, Matcher] = field(
         default_factory=lambda: {lv: Matcher(lv) for lv in LEVELS}
     )
@@ -324,6 +325,8 @@ class _Compiler:
             terms = self._list_terms(path, name, value, where)
             if terms is not None:
                 self.lists[name] = _ListDef(terms, where)
+            else:
+                self.broken_lists.add(name)  # reported once here, not at every use
 
     def _list_terms(self, path: Path, name: str, value: Any, where: Pos) -> list[str] | None:
         if isinstance(value, YList):
@@ -549,6 +552,8 @@ class _Compiler:
     def _list_ref(self, ref: str, pos: Pos) -> list[str] | None:
         name = ref[1:]
         found = self.lists.get(name)
+        if found is None and name in self.broken_lists:
+            return None
         if found is None:
             self.error(
                 pos,

@@ -19,6 +19,7 @@ from modbot.rules.diagnostics import Diagnostic, Pos
 
 RULE_SUFFIXES = (".yaml", ".yml")
 MAX_FILE_BYTES = 8 * 1024 * 1024
+_BOOL_TAG = "tag:yaml.org,2002:bool"
 
 
 class YMap(dict[str, Any]):
@@ -74,6 +75,14 @@ class _Builder:
             out.pos = _pos(self.file, node)
             out.item_pos = [_pos(self.file, item) for item in node.value]
             return out
+        if (
+            isinstance(node, yaml.ScalarNode)
+            and node.tag == _BOOL_TAG
+            and node.value.lower() not in ("true", "false")
+        ):
+            # YAML 1.1 reads yes/no/on/off as booleans; rule authors mean the word
+            # (`id: off`, `text.words: [no]`). Only true/false are booleans here.
+            return node.value
         try:
             return self.constructor.construct_object(node, deep=True)
         except ConstructorError as exc:

@@ -1,0 +1,213 @@
+"""Text matching: the normalisation levels, evasions caught, innocent words left alone."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from modbot.rules import text as tx
+
+from .util import comment, fired, words_rule
+
+TERMS = ["ass", "cunt", "cock", "rapist", "fuck", "shit", "hello", "free coins", "idiot"]
+
+
+@pytest.fixture(scope="module")
+def standard() -> object:
+    return words_rule(TERMS)
+
+
+EVASIONS = [
+    ("you ass", "plain word"),
+    ("ASS!", "case and punctuation"),
+    ("a s s", "spaced letters"),
+    ("a.s.s", "dotted letters"),
+    ("a-s-s", "dashed letters"),
+    ("@ss", "leading @ as a"),
+    ("4ss", "leet 4"),
+    ("c0ck", "leet 0"),
+    ("sh!t", "leet !"),
+    ("5hit", "leet 5"),
+    ("$hit", "leet $"),
+    ("1d1ot", "leet 1 as i"),
+    ("f*ck", "masked letter"),
+    ("f#ck", "masked with #"),
+    ("fuuuuck", "stretched letter"),
+    ("heeelllooo", "every letter stretched"),
+    ("f.r.e.e c.o.i.n.s", "dotted phrase"),
+    ("free   coins", "extra spaces"),
+    ("freecoins", "phrase glued"),
+    ("f r e e c o i n s", "phrase fully spaced"),
+    ("ｆｒｅｅ ｃｏｉｎｓ", "fullwidth"),
+    ("frее coins", "Cyrillic look-alikes"),
+    ("𝐟𝐫𝐞𝐞 coins", "mathematical bold"),
+    ("ⓕⓡⓔⓔ coins", "circled letters"),
+    ("ѕһіt", "all Cyrillic"),
+    ("ĉöçk", "accents"),
+    ("c\u0336o\u0336c\u0336k\u0336", "strike-through combining marks"),
+    ("ass-hat", "a word joined by a dash"),
+    ("the rapist", "a separate word"),
+]
+
+
+@pytest.mark.parametrize(("text", "why"), EVASIONS, ids=[w for _, w in EVASIONS])
+def test_evasions_are_caught(standard: object, text: str, why: str) -> None:
+    assert fired(standard, comment(text)) == ["words"], why  # type: ignore[arg-type]
+
+
+INNOCENT = [
+    "class",
+    "assassin",
+    "Scunthorpe",
+    "cocktail",
+    "therapist",
+    "passes the glass",
+    "bass guitar",
+    "shiitake mushrooms",
+    "peacock",
+    "Othello and shellos",
+    "free of coins",
+    "a classic",
+    "Sussex",
+    "massive",
+]
+
+
+@pytest.mark.parametrize("text", INNOCENT)
+def test_innocent_words_are_left_alone(standard: object, text: str) -> None:
+    assert fired(standard, comment(text)) == []  # type: ignore[arg-type]
+
+
+def test_none_level_matches_raw_words_only() -> None:
+    e = words_rule(["Ass"], normalize="none")
+    assert fired(e, comment("you Ass")) == ["words"]
+    assert fired(e, comment("you ass")) == []
+    assert fired(e, comment("you 4ss")) == []
+
+
+def test_basic_level_folds_case_and_width_but_not_leet() -> None:
+    e = words_rule(["ass"], normalize="basic")
+    assert fired(e, comment("ＡＳＳ")) == ["words"]
+    assert fired(e, comment("ASS")) == ["words"]
+    assert fired(e, comment("4ss")) == []
+    assert fired(e, comment("class")) == []
+
+
+def test_one_automaton_per_level_whatever_the_number_of_rules() -> None:
+    from .util import ruleset
+
+    rules = "\n".join(
+        f"  - id: r{i}\n    on: comment\n    when: {{text.words: [term{i}a, term{i}b]}}\n    then: [log]"
+        for i in range(50)
+    )
+    compiled = ruleset("version: 1\nrules:\n" + rules + "\n")
+    assert compiled.matchers["standard"].size == 100
+    assert len(compiled.matchers) == len(tx.LEVELS)
+
+
+LINKS = [
+    ("visit example.com now", ["example.com"]),
+    ("https://x.y/path?q=1", ["x.y"]),
+    ("example dot com", ["example.com"]),
+    ("example (dot) com", ["example.com"]),
+    ("example[.]com", ["example.com"]),
+    ("e x a m p l e . c o m", ["example.com"]),
+    ("bad . net", ["bad.net"]),
+    ("www.bad.co.uk", ["www.bad.co.uk"]),
+    ("ＥＸＡＭＰＬＥ.ＣＯＭ", ["example.com"]),
+]
+
+NOT_LINKS = ["3.14", "v1.2", "lol.", "i.e. yes", "hello...world", "me@home", "ok so"]
+
+
+@pytest.mark.parametrize(("text", "expected"), LINKS)
+def test_links_are_found(text: str, expected: list[str]) -> None:
+    assert tx.find_links(text) == expected
+
+
+@pytest.mark.parametrize("text", NOT_LINKS)
+def test_not_links(text: str) -> None:
+    assert tx.find_links(text) == []
+
+
+def test_allow_list_covers_subdomains_only() -> None:
+    assert tx.domain_allowed("tiktok.com", ["tiktok.com"])
+    assert tx.domain_allowed("m.tiktok.com", ["tiktok.com"])
+    assert tx.domain_allowed("www.tiktok.com", ["tiktok.com"])
+    assert not tx.domain_allowed("nottiktok.com", ["tiktok.com"])
+    assert not tx.domain_allowed("tiktok.com.evil.io", ["tiktok.com"])
+
+
+@pytest.mark.parametrize(
+    ("text", "length", "caps", "run", "emoji", "mentions", "zalgo"),
+    [
+        ("hello", 5, 0.0, 2, 0, 0, False),
+        ("HELLO WORLD", 11, 1.0, 2, 0, 0, False),
+        ("HI", 2, 0.0, 1, 0, 0, False),  # fewer than 5 letters: ratio 0
+        ("👍🏽👨‍👩‍👧🇫🇷", 3, 0.0, 1, 3, 0, False),
+        ("@a and @b.c but not me@home", 27, 0.0, 1, 0, 2, False),
+        ("!!!!!!!", 7, 0.0, 7, 0, 0, False),
+        ("z\u0300\u0301\u0302\u0303o", 2, 0.0, 1, 0, 0, True),
+        ("é", 1, 0.0, 1, 0, 0, False),
+    ],
+)
+def test_measures(
+    text: str, length: int, caps: float, run: int, emoji: int, mentions: int, zalgo: bool
+) -> None:
+    m = tx.measure(text)
+    assert (m.length, m.caps_ratio, m.repeated_chars, m.emoji_count, m.mentions, m.zalgo) == (
+        length,
+        caps,
+        run,
+        emoji,
+        mentions,
+        zalgo,
+    )
+
+
+def test_similarity_key_ignores_case_stretching_and_separators() -> None:
+    assert tx.similarity_key("FOLLOW @raid NOW!!!") == tx.similarity_key("follow  @raid now")
+    assert tx.similarity_key("heeey") == tx.similarity_key("hey")
+
+
+# --- properties ------------------------------------------------------------------------
+
+LETTERS = st.text(alphabet=st.characters(codec="utf-8"), max_size=200)
+
+
+@settings(max_examples=300, deadline=None)
+@given(LETTERS)
+def test_normalisation_never_raises(text: str) -> None:
+    for level in tx.LEVELS:
+        tx.words(text, level)
+        tx.words(text, level, alt=True)
+    tx.find_links(text)
+    tx.measure(text)
+    tx.similarity_key(text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=1, max_size=6),
+    st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=1, max_size=6),
+)
+def test_a_term_inside_a_longer_word_is_not_a_word_hit(prefix: str, suffix: str) -> None:
+    """`text.words` never matches a term glued inside a longer ordinary word."""
+    term = "zqxj"  # letters that do not squeeze into or out of the term
+    m = tx.Matcher("standard")
+    m.add(term)
+    m.freeze()
+    hits = [h for h in m.find(f"{prefix}{term}{suffix}") if h.word_bounded]
+    assert hits == []
+    assert [h for h in m.find(f"{prefix} {term} {suffix}") if h.word_bounded]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(["free coins", "scam", "idiot"]), st.sampled_from([".", "-", " ", "_"]))
+def test_separated_letters_still_match(term: str, sep: str) -> None:
+    m = tx.Matcher("standard")
+    m.add(term)
+    m.freeze()
+    spread = " ".join(sep.join(word) for word in term.split())
+    assert any(h.word_bounded for h in m.find(f"look {spread} here")), spread
