@@ -117,6 +117,53 @@ class CompiledRule:
         return kinds
 
 
+TermSource = tuple[c.Field, Level]
+
+
+@dataclass(frozen=True)
+class RuleIndex:
+    """Which rules an event can possibly fire, so rule count does not cost per event.
+
+    A rule whose condition needs one of a set of list terms (``text.words`` at the top
+    of ``when``, or ANDed with other keys) is only looked at when the matcher found one
+    of its terms; every other rule is looked at for each event of a kind it is ``on``.
+    Positions refer to ``CompiledRuleset.rules`` (so priority order is the sort order).
+    """
+
+    by_kind: Mapping[str, tuple[int, ...]]
+    by_term: Mapping[TermSource, Mapping[int, tuple[int, ...]]]
+
+    @classmethod
+    def build(cls, rules: Sequence[CompiledRule]) -> RuleIndex:
+        by_kind: dict[str, list[int]] = {}
+        by_term: dict[TermSource, dict[int, list[int]]] = {}
+        for position, rule in enumerate(rules):
+            needed = required_terms(rule.condition)
+            if needed is None:
+                for kind in rule.on:
+                    by_kind.setdefault(kind, []).append(position)
+                continue
+            table = by_term.setdefault((needed.which, needed.level), {})
+            for term_id in needed.term_ids:
+                table.setdefault(term_id, []).append(position)
+        return cls(
+            {k: tuple(v) for k, v in by_kind.items()},
+            {src: {t: tuple(v) for t, v in table.items()} for src, table in by_term.items()},
+        )
+
+
+def required_terms(condition: c.Predicate) -> c.Terms | None:
+    """A term set the condition cannot hold without (at least one term must be found)."""
+    if isinstance(condition, c.Terms):
+        return condition
+    if isinstance(condition, c.AllOf):
+        for part in condition.parts:
+            found = required_terms(part)
+            if found is not None:
+                return found
+    return None
+
+
 @dataclass(frozen=True)
 class CompiledRuleset:
     """All rules of a rules directory, sorted by priority (higher first)."""
@@ -126,6 +173,7 @@ class CompiledRuleset:
     files: tuple[str, ...]
     uses_is_new: bool = False
     uses_comment_rate: bool = False
+    index: RuleIndex = field(default_factory=lambda: RuleIndex({}, {}))
 
     def actions(self) -> set[str]:
         """Every action any enforcing rule can take."""
@@ -293,6 +341,7 @@ class _Compiler:
             files=tuple(str(f.path) for f, _ in tops),
             uses_is_new=self.uses_is_new,
             uses_comment_rate=self.uses_comment_rate,
+            index=RuleIndex.build(rules),
         )
 
     def _check_keys(self, node: YMap, known: Sequence[str], what: str) -> None:

@@ -9,7 +9,7 @@ at most once per event, and only when some rule asks for it.
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -43,7 +43,7 @@ class EvalContext:
 
     event: Event
     now: float
-    matchers: dict[Level, Matcher]
+    matchers: Mapping[Level, Matcher]
     state: RoomRates
     _hits: dict[tuple[Field, Level], list[Hit]] = field(default_factory=dict)
     _measures: dict[Field, Measures] = field(default_factory=dict)
@@ -155,6 +155,8 @@ class Compare:
         if actual is None:
             return None
         if OPS[self.op](actual, self.value):
+            if isinstance(self.value, bool):
+                return f"{self.label} is {str(actual).lower()}"
             return f"{self.label} is {_num(actual)} ({self.op} {_num(self.value)})"
         return None
 

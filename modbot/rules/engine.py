@@ -129,9 +129,9 @@ class Engine:
         state.maybe_sweep(t)
         if user is None or user.is_owner:
             return []
-        ctx = EvalContext(event, t, dict(ruleset.matchers), state)
+        ctx = EvalContext(event, t, ruleset.matchers, state)
         decisions: list[Decision] = []
-        for rule in ruleset.rules:
+        for rule in _candidates(ruleset, ctx):
             if event.kind not in rule.on or _exempt(rule, user):
                 continue
             reason = rule.condition(ctx)
@@ -213,6 +213,18 @@ class Engine:
                 )
             )
         return out
+
+
+def _candidates(ruleset: CompiledRuleset, ctx: EvalContext) -> list[CompiledRule]:
+    """The rules that can fire on this event, in priority order (see ``RuleIndex``)."""
+    index = ruleset.index
+    positions = list(index.by_kind.get(ctx.event.kind, ()))
+    for (which, level), table in index.by_term.items():
+        if ctx.text(which):
+            for hit in ctx.hits(which, level):
+                positions.extend(table.get(hit.term_id, ()))
+    rules = ruleset.rules
+    return [rules[i] for i in sorted(set(positions))]
 
 
 def _exempt(rule: CompiledRule, user: User) -> bool:

@@ -8,7 +8,7 @@ writing costs nothing after the longest window of the rules.
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 from typing import Generic, TypeVar
@@ -60,6 +60,7 @@ def _prune(times: list[float], cutoff: float) -> None:
 class _Cluster:
     times: list[float] = field(default_factory=list)
     similar: set[str] = field(default_factory=set)
+    letters: Counter[str] | None = None  # for the cheap similarity bound, made on demand
 
 
 class Clusters:
@@ -90,7 +91,9 @@ class Clusters:
         return total
 
     def _link(self, key: str, cluster: _Cluster, similarity: float, cutoff: float) -> None:
+        """Link a new text to the recent ones that are near-identical to it."""
         checked = 0
+        length = len(key)
         for other_key in reversed(self.clusters.data):
             if checked >= FUZZY_CANDIDATES:
                 break
@@ -98,7 +101,14 @@ class Clusters:
             if not other.times or other.times[-1] <= cutoff:
                 continue
             checked += 1
-            if _similar(key, other_key, similarity):
+            longest = max(length, len(other_key))
+            if longest and abs(length - len(other_key)) / longest > 1 - similarity:
+                continue  # the lengths alone rule it out
+            if cluster.letters is None:
+                cluster.letters = Counter(key)
+            if other.letters is None:
+                other.letters = Counter(other_key)
+            if _similar(key, other_key, similarity, cluster.letters, other.letters):
                 cluster.similar.add(other_key)
                 other.similar.add(key)
 
@@ -112,18 +122,24 @@ class Clusters:
         return len(self.clusters)
 
 
-def _similar(a: str, b: str, threshold: float) -> bool:
-    longest = max(len(a), len(b))
-    if not longest:
+def _similar(
+    a: str, b: str, threshold: float, a_letters: Counter[str], b_letters: Counter[str]
+) -> bool:
+    """Whether ``a`` and ``b`` reach ``threshold`` by difflib's ratio (2*matches/total).
+
+    The shared letters bound the ratio from above (difflib's ``quick_ratio``); counted
+    from cached counters, that bound rejects most pairs before the real comparison.
+    """
+    total = len(a) + len(b)
+    if not total:
         return True
-    if abs(len(a) - len(b)) / longest > 1 - threshold:
-        return False
-    matcher = SequenceMatcher(None, a, b, autojunk=False)
-    return (
-        matcher.real_quick_ratio() >= threshold
-        and matcher.quick_ratio() >= threshold
-        and matcher.ratio() >= threshold
+    small, large = (
+        (a_letters, b_letters) if len(a_letters) <= len(b_letters) else (b_letters, a_letters)
     )
+    shared = sum(min(n, large[c]) for c, n in small.items() if c in large)
+    if 2 * shared / total < threshold:
+        return False
+    return SequenceMatcher(None, a, b, autojunk=False).ratio() >= threshold
 
 
 class EngineState:

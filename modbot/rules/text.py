@@ -23,6 +23,7 @@ the list size. Each term gets an integer id; conditions hold sets of ids.
 from __future__ import annotations
 
 import bisect
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
@@ -238,6 +239,17 @@ def words(text: str, level: Level, *, alt: bool = False) -> list[str]:
     ``alt`` picks the other reading of ambiguous characters at ``standard``: ``1 ! |``
     and a capital ``I`` as ``l`` instead of ``i``, and a leading ``@`` as ``a``.
     """
+    return list(_words(text, level, alt))
+
+
+@functools.lru_cache(maxsize=1024)
+def _words(text: str, level: Level, alt: bool) -> tuple[str, ...]:
+    # Cached: one event's text is read by the matcher, the alternate reading and the
+    # copy-paste key, and a raid repeats one text many times.
+    return tuple(_split_words(text, level, alt=alt))
+
+
+def _split_words(text: str, level: Level, *, alt: bool) -> list[str]:
     if level == "none":
         return [w for w in _WORD_SPLIT.split(text) if w]
     if level == "basic":
@@ -639,6 +651,8 @@ def _extends(c: str, previous: str) -> bool:
 
 def graphemes(text: str) -> list[str]:
     """User-perceived characters (an emoji with modifiers or a flag counts once)."""
+    if text.isascii():
+        return list(text)
     clusters: list[str] = []
     previous = ""
     pending_flag = False
@@ -680,6 +694,10 @@ ZALGO_MARKS = 3
 
 def measure(text: str) -> Measures:
     """Length in graphemes, caps ratio, longest run, emoji, mentions, stacked marks."""
+    return _measure_ascii(text) if text.isascii() else _measure_unicode(text)
+
+
+def _measure_unicode(text: str) -> Measures:
     clusters = graphemes(text)
     letters = [c for c in text if c.isalpha()]
     caps = sum(1 for c in letters if c.isupper()) / len(letters) if len(letters) >= 5 else 0.0
@@ -706,6 +724,27 @@ def measure(text: str) -> Measures:
         mentions=len(_MENTION.findall(text)),
         zalgo=zalgo,
     )
+
+
+def _measure_ascii(text: str) -> Measures:
+    """``measure`` for plain ASCII (most chat): no clusters, emoji or marks to find."""
+    letters = sum(1 for c in text if c.isalpha())
+    caps = sum(1 for c in text if c.isupper()) / letters if letters >= 5 else 0.0
+    longest = max(
+        (len(m.group(0)) for m in _RUN.finditer(text.lower()) if not m.group(0).isspace()),
+        default=0,
+    )
+    return Measures(
+        length=len(text),
+        caps_ratio=caps,
+        repeated_chars=longest,
+        emoji_count=0,
+        mentions=len(_MENTION.findall(text)) if "@" in text else 0,
+        zalgo=False,
+    )
+
+
+_RUN = re.compile(r"(.)\1*", re.DOTALL)
 
 
 def similarity_key(text: str) -> str:

@@ -115,7 +115,12 @@ def test_check_warns_about_scopes_of_the_stored_grant(
 ) -> None:
     from modbot.euler.tokens import token_set_from_answer
 
-    answer = {"access_token": "a", "refresh_token": "r", "expires_in": 3600, "scope": "webcast:mute"}
+    answer = {
+        "access_token": "a",
+        "refresh_token": "r",
+        "expires_in": 3600,
+        "scope": "webcast:mute",
+    }
     token_store.save(token_set_from_answer(answer, 0.0))
     out = io.StringIO()
     code = main(

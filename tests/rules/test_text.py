@@ -211,3 +211,10 @@ def test_separated_letters_still_match(term: str, sep: str) -> None:
     m.freeze()
     spread = " ".join(sep.join(word) for word in term.split())
     assert any(h.word_bounded for h in m.find(f"look {spread} here")), spread
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=60))
+def test_the_ascii_fast_path_measures_like_the_general_one(text: str) -> None:
+    assert tx._measure_ascii(text) == tx._measure_unicode(text)
+    assert tx.graphemes(text) == list(text)

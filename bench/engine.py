@@ -1,0 +1,254 @@
+"""Rule engine throughput, latency and memory.
+
+Runs a synthetic chat (ordinary messages, evasions, links, floods and a copy-paste
+raid, each from a new viewer most of the time) through the example rules, then through
+the same rules plus 500 extra word rules (rule count must not matter), and reports
+events per second, per-event latency and the resident memory once a million distinct
+viewers have been seen (per-user state must stay bounded).
+
+    python bench/engine.py [--events 1000000] [--extra-rules 500]
+
+Prints a one-line summary at the end:
+``engine: N events/s, p50 X us, p99 Y us, M MB after 1,000,000 users``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import random
+import resource
+import sys
+import time
+from array import array
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from modbot.events import Event, User
+from modbot.rules.compile import compile_texts, load_ruleset
+from modbot.rules.engine import Engine
+
+REPO = Path(__file__).resolve().parent.parent
+CHAT = [
+    "hi everyone",
+    "love this stream",
+    "where are you from?",
+    "what game is this",
+    "lol 😂😂",
+    "gg",
+    "hello from Brazil 🇧🇷",
+    "can you play the next level",
+    "this is a classic cocktail of Scunthorpe assassins",
+]
+VOCABULARY = [
+    "the",
+    "a",
+    "you",
+    "i",
+    "is",
+    "it",
+    "to",
+    "and",
+    "of",
+    "this",
+    "that",
+    "what",
+    "so",
+    "love",
+    "game",
+    "play",
+    "stream",
+    "song",
+    "nice",
+    "wow",
+    "lol",
+    "haha",
+    "omg",
+    "yes",
+    "no",
+    "please",
+    "when",
+    "where",
+    "why",
+    "how",
+    "who",
+    "can",
+    "will",
+    "next",
+    "level",
+    "from",
+    "brazil",
+    "germany",
+    "india",
+    "hello",
+    "hi",
+    "welcome",
+    "back",
+    "again",
+    "today",
+    "tonight",
+    "best",
+    "ever",
+    "👍",
+    "😂",
+    "❤️",
+    "🔥",
+    "🎉",
+    "first",
+    "time",
+    "here",
+    "watching",
+    "my",
+    "friend",
+    "team",
+    "win",
+    "lose",
+    "boss",
+    "fight",
+]
+NASTY = [
+    "free c0ins at bad-site dot com",
+    "you are an 1d1ot",
+    "s.l.u.r.w.o.r.d",
+    "THIS IS SO LOUD AND SHOUTY",
+    "dm me for promo",
+    "z\u0300\u0301\u0302\u0303algo",
+]
+
+
+def rss_mb() -> float:
+    """Current resident set size (VmRSS) in MB; falls back to the peak."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def events(n: int, rng: random.Random, *, first: int = 0) -> Iterator[Event]:
+    """``n`` comments at 1,000 per second, viewer ids ``first`` and up."""
+    t0 = datetime(2026, 11, 24, 20, tzinfo=UTC)
+    for i in range(first, first + n):
+        roll = rng.random()
+        if roll < 0.05:
+            text = rng.choice(NASTY)
+        elif roll < 0.10:
+            text = "RAID follow @raider now!!"  # the same text from many accounts
+        else:
+            # Ordinary chat: a few of the usual lines, mostly new sentences.
+            text = (
+                rng.choice(CHAT)
+                if roll < 0.3
+                else " ".join(rng.choices(VOCABULARY, k=rng.randint(2, 9)))
+            )
+        # Mostly distinct viewers (the million-user case), some regulars who flood.
+        uid = str(rng.randrange(200)) if roll > 0.97 else str(i)
+        user = User(user_id=f"68{uid:0>17}", unique_id=f"v{uid}", nickname=f"Viewer {uid}")
+        yield Event(
+            kind="comment",
+            ts=t0 + timedelta(milliseconds=i),
+            streamer="host",
+            room_id="7300000000000000001",
+            msg_id=str(i),
+            user=user,
+            text=text,
+        )
+
+
+def extra_rules(count: int, rng: random.Random) -> str:
+    lines = ["version: 1", "rules:"]
+    for i in range(count):
+        terms = ", ".join(
+            "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(7)) for _ in range(5)
+        )
+        lines += [
+            f"  - id: extra-{i}",
+            "    on: comment",
+            f"    when: {{text.words: [{terms}]}}",
+            "    then: [log]",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def run(engine: Engine, stream: Iterable[Event], latencies: array[int]) -> tuple[int, float]:
+    """Evaluate every event; returns (events, seconds spent in the engine)."""
+    clock = time.perf_counter_ns
+    count = 0
+    spent = 0
+    for event in stream:
+        before = clock()
+        engine.evaluate(event, event.ts)
+        took = clock() - before
+        spent += took
+        latencies.append(took)
+        count += 1
+    return count, spent / 1e9
+
+
+def pct(values: array[int], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * p))] / 1000
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--extra-rules", type=int, default=500)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    rng = random.Random(args.seed)
+
+    examples, diagnostics = load_ruleset([REPO / "rules"])
+    if examples is None:
+        print("\n".join(map(str, diagnostics)), file=sys.stderr)
+        return 1
+    sample = list(events(min(args.events, 100_000), rng))
+
+    # Rule count: the same events with the example rules and with 500 more.
+    texts = {str(p): p.read_text() for p in sorted((REPO / "rules").glob("*.yaml"))}
+    texts["extra.yaml"] = extra_rules(args.extra_rules, rng)
+    many, diagnostics = compile_texts(texts)
+    if many is None:
+        print("\n".join(map(str, diagnostics)), file=sys.stderr)
+        return 1
+    for ruleset in (examples, many):
+        lat: array[int] = array("q")
+        count, seconds = run(Engine(ruleset), sample, lat)
+        print(
+            f"{len(ruleset.rules)} rules: {count / seconds:,.0f} events/s, "
+            f"p50 {pct(lat, 0.5):.1f} us, p99 {pct(lat, 0.99):.1f} us"
+        )
+    del sample
+
+    # Memory: a million distinct viewers through one engine, generated as they go.
+    gc.collect()
+    engine = Engine(examples)
+    baseline = rss_mb()
+    print(f"RSS before: {baseline:.1f} MB (interpreter, rules, bench)")
+    latencies: array[int] = array("q")
+    done = 0
+    seconds = 0.0
+    chunk = 100_000
+    while done < args.events:
+        n = min(chunk, args.events - done)
+        count, took = run(engine, events(n, rng, first=done), latencies)
+        done += count
+        seconds += took
+        print(
+            f"after {done:>9,} events: RSS {rss_mb():6.1f} MB, "
+            f"engine state entries {engine.state.entries():,}"
+        )
+    grown = rss_mb() - baseline
+    print(
+        f"engine: {done / seconds:,.0f} events/s, p50 {pct(latencies, 0.5):.1f} us, "
+        f"p99 {pct(latencies, 0.99):.1f} us, {rss_mb():.0f} MB (+{grown:.0f} MB) "
+        f"after {done:,} users"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
