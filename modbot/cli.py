@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
@@ -46,7 +47,7 @@ def _global_options(*, suppress: bool) -> argparse.ArgumentParser:
         type=Path,
         default=default,
         metavar="DIR",
-        help="where the audit DB (modbot.db), tokens and timers live "
+        help="where the audit DB (audit.db), tokens and timers live "
         "(default: $STATE_DIRECTORY under systemd, else ./var)",
     )
     group.add_argument(
@@ -176,6 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--json", action="store_true", help="one JSON object per decision")
     replay.set_defaults(handler=_replay)
 
+    _add_operations(commands, common)
+
     auth = commands.add_parser(
         "auth",
         parents=[common],
@@ -241,6 +244,104 @@ def build_parser() -> argparse.ArgumentParser:
     )
     logout.set_defaults(handler=_auth_logout)
     return parser
+
+
+def _add_operations(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    common: argparse.ArgumentParser,
+) -> None:
+    """The commands of the running service: run, audit, undo, record."""
+    run = commands.add_parser(
+        "run",
+        parents=[common],
+        help="the moderation daemon: watch the streamers, apply the rules, act and audit",
+        description=(
+            "Watch the configured streamers (the streamers setting), connect when one goes "
+            "live, evaluate the rules on every event, act through the Euler API and record "
+            "every decision in the audit log. SIGHUP or a changed rule file reloads the "
+            "rules (a broken file keeps the old ones); SIGTERM stops cleanly. Needs the "
+            "api_key, client_id and client_secret settings and a grant from `modbot auth login`."
+        ),
+    )
+    run.add_argument(
+        "--rules",
+        nargs="+",
+        type=Path,
+        metavar="PATH",
+        dest="rule_paths",
+        help="rule files or directories (default: the rules_dir setting)",
+    )
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        default=None,
+        help="decide and audit everything, call nothing (also the dry_run setting)",
+    )
+    run.add_argument(
+        "--streamers",
+        metavar="HANDLES",
+        help="comma-separated handles to watch (default: the streamers setting)",
+    )
+    run.set_defaults(handler=_run)
+
+    audit = commands.add_parser(
+        "audit",
+        parents=[common],
+        help="query the audit log (also installed as modbot-audit)",
+        description=(
+            "Show audit entries, newest first. Filters narrow the result; --since and "
+            "--until take a duration ago (10m, 2h, 1d) or an ISO 8601 time."
+        ),
+    )
+    _audit_filters(audit)
+    audit.add_argument(
+        "--limit", type=int, default=50, metavar="N", help="at most N entries (default: 50)"
+    )
+    audit.add_argument(
+        "--format",
+        choices=["table", "json", "csv"],
+        default="table",
+        help="table for people (default), json (one object per line) or csv for scripts",
+    )
+    audit.set_defaults(handler=_audit)
+
+    undo = commands.add_parser(
+        "undo",
+        parents=[common],
+        help="reverse actions: unmute, unban, comments back on",
+        description=(
+            "Reverse done actions by audit id, or every done action of a rule since a time "
+            "(--rule R --since 10m). Each reversal is a new audit entry linked to the "
+            "original; an action is undone at most once; a chat message cannot be undone. "
+            "Works while the daemon runs."
+        ),
+    )
+    undo.add_argument("ids", nargs="*", type=int, metavar="ID", help="audit entry ids")
+    undo.add_argument("--rule", help="undo the done actions of this rule (needs --since)")
+    undo.add_argument("--since", help="with --rule: since this long ago (10m) or ISO time")
+    undo.add_argument("--user", help="with --rule: only this viewer (@handle or user id)")
+    undo.add_argument("--reason", metavar="TEXT", help="why, kept in the audit log")
+    undo.add_argument("--db", type=Path, metavar="FILE", help="the audit database")
+    undo.set_defaults(handler=_undo)
+
+    record = commands.add_parser(
+        "record",
+        parents=[common],
+        help="record a live stream's events to a JSONL file for `modbot replay`",
+        description=(
+            "Wait until UNIQUE_ID is live, then write each event, in the replay format, to "
+            "FILE until the stream ends (or --duration passes). Nothing is moderated."
+        ),
+    )
+    record.add_argument("unique_id", metavar="UNIQUE_ID", help="the streamer's handle")
+    record.add_argument("-o", "--output", type=Path, required=True, metavar="FILE.jsonl")
+    record.add_argument(
+        "--duration",
+        type=float,
+        metavar="SECONDS",
+        help="stop after this long (default: at the end of the stream)",
+    )
+    record.set_defaults(handler=_record)
 
 
 def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None) -> int:
@@ -665,3 +766,197 @@ def _relative(seconds: float) -> str:
     else:
         text = f"{minutes}m {left % 60}s"
     return f"{text} ago" if past else f"in {text}"
+
+
+# --- run, audit, undo, record ----------------------------------------------------------
+
+
+def _run(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    from modbot.daemon import Daemon  # noqa: PLC0415 (the daemon's imports are not needed for other commands)
+
+    update: dict[str, Any] = {}
+    if args.dry_run:
+        update["dry_run"] = True
+    if args.streamers:
+        update["streamers"] = [h.strip() for h in args.streamers.split(",") if h.strip()]
+    settings = settings.model_copy(update=update)
+    daemon = Daemon(settings, rule_paths=args.rule_paths)
+    del out
+    return anyio.run(daemon.run, backend="asyncio")
+
+
+def _audit_filters(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", type=Path, metavar="FILE", help="the audit database")
+    parser.add_argument("--user", help="a viewer: @handle or numeric user id")
+    parser.add_argument("--rule", help="a rule id")
+    parser.add_argument("--action", help="mute, ban, reply, comments, log, warn, unmute, unban")
+    parser.add_argument("--streamer", help="a streamer's handle")
+    parser.add_argument("--since", help="10m, 2h, 1d ago, or an ISO 8601 time")
+    parser.add_argument("--until", help="10m, 2h, 1d ago, or an ISO 8601 time")
+    parser.add_argument("--status", help="pending, done, failed, skipped or observed")
+
+
+def _db_path(args: argparse.Namespace, settings: Settings) -> Path:
+    from modbot.audit.store import default_db  # noqa: PLC0415
+
+    path: Path = args.db or default_db(settings.state_dir)
+    if not path.exists():
+        msg = (
+            f"there is no audit database at {path}; modbot has not run with this state "
+            "directory (use --state-dir or --db)"
+        )
+        raise ModbotError(msg)
+    return path
+
+
+def _audit(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    from modbot.audit import view  # noqa: PLC0415
+    from modbot.audit.query import AuditFilter, FilterError, parse_when  # noqa: PLC0415
+    from modbot.audit.store import AuditStore  # noqa: PLC0415
+
+    now = SystemClock().now()
+    try:
+        where = AuditFilter(
+            user=args.user,
+            rule=args.rule,
+            action=args.action,
+            streamer=args.streamer,
+            since=parse_when(args.since, now) if args.since else None,
+            until=parse_when(args.until, now) if args.until else None,
+            status=args.status,
+            limit=args.limit,
+        )
+    except FilterError as exc:
+        _fail(f"modbot: {exc}")
+        return EXIT_USAGE
+    path = _db_path(args, settings)
+
+    async def read() -> list[Any]:
+        async with AuditStore.open(path) as store:
+            return await store.query(where)
+
+    entries = anyio.run(read, backend="asyncio")
+    if args.format == "json":
+        text = view.json_lines(entries)
+    elif args.format == "csv":
+        text = view.csv_text(entries)
+    else:
+        text = view.table(entries) if entries else "No audit entries match."
+    if text:
+        print(text, file=out)
+    return EXIT_OK
+
+
+def _undo(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    from modbot.actions.executor import Executor  # noqa: PLC0415
+    from modbot.actions.undo import undo  # noqa: PLC0415
+    from modbot.audit.query import AuditFilter, FilterError, parse_when  # noqa: PLC0415
+    from modbot.audit.store import AuditStore  # noqa: PLC0415
+    from modbot.daemon import api_session  # noqa: PLC0415
+
+    if bool(args.ids) == bool(args.rule):
+        _fail("modbot: give audit ids, or --rule R --since TIME (not both)")
+        return EXIT_USAGE
+    clock = SystemClock()
+    where = None
+    if args.rule:
+        if not args.since:
+            _fail("modbot: --rule needs --since (for example --since 10m)")
+            return EXIT_USAGE
+        try:
+            where = AuditFilter(
+                rule=args.rule,
+                user=args.user,
+                since=parse_when(args.since, clock.now()),
+                status="done",
+                limit=None,
+                oldest_first=True,
+            )
+        except FilterError as exc:
+            _fail(f"modbot: {exc}")
+            return EXIT_USAGE
+    path = _db_path(args, settings)
+
+    async def reverse() -> int:
+        failures = 0
+        async with (
+            AuditStore.open(path) as store,
+            api_session(settings, clock) as (client, _, grant),
+        ):
+            executor = Executor(client, store, clock, granted_scopes=grant.scopes)
+            ids = list(args.ids)
+            if where is not None:
+                candidates = await store.query(where)
+                ids = [
+                    e.id
+                    for e in candidates
+                    if e.action in ("mute", "ban", "comments") and e.undone_by is None
+                ]
+                if not ids:
+                    print(f"Nothing to undo for rule {args.rule} since {args.since}.", file=out)
+                    return EXIT_OK
+            for entry_id in ids:
+                result = await undo(executor, store, entry_id, reason=args.reason)
+                if result.refused is not None:
+                    failures += 1
+                    print(f"#{entry_id}: not undone: {result.refused}", file=out)
+                elif result.entry is not None and result.ok:
+                    print(
+                        f"#{entry_id}: undone by #{result.entry.id} ({result.entry.action})",
+                        file=out,
+                    )
+                else:
+                    failures += 1
+                    error = result.entry.error if result.entry else "unknown"
+                    print(f"#{entry_id}: the reversal failed: {error}", file=out)
+        return EXIT_FAILED if failures else EXIT_OK
+
+    return anyio.run(reverse, backend="asyncio")
+
+
+def _record(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    from modbot.audit.store import AuditStore, default_db  # noqa: PLC0415
+    from modbot.daemon import api_session  # noqa: PLC0415
+    from modbot.euler.watcher import Watcher  # noqa: PLC0415
+    from modbot.euler.ws import EulerWebSocket  # noqa: PLC0415
+
+    clock = SystemClock()
+    api_key = settings.api_key.get_secret_value() if settings.api_key else ""
+    handle = args.unique_id.lstrip("@")
+
+    def websocket(name: str) -> EulerWebSocket:
+        return EulerWebSocket(settings.ws_url, unique_id=name, api_key=api_key)
+
+    async def capture() -> int:
+        written = 0
+        send, receive = anyio.create_memory_object_stream[Event](10_000)
+        async with (
+            AuditStore.open(default_db(settings.state_dir)) as store,
+            api_session(settings, clock) as (client, _, _grant),
+            anyio.create_task_group() as tg,
+        ):
+            watcher = Watcher(
+                client,
+                [handle],
+                websocket,
+                store=store,
+                clock_now=clock.now,
+                interval=settings.live_check_interval,
+            )
+            tg.start_soon(watcher.run, send)
+            print(f"Recording @{handle} to {args.output} (waiting until live)...", file=out)
+            with (
+                args.output.open("w", encoding="utf-8", buffering=1) as sink,
+                anyio.move_on_after(args.duration or math.inf),
+            ):
+                async with receive:
+                    async for event in receive:
+                        sink.write(json.dumps(event.to_json(), ensure_ascii=False) + "\n")
+                        written += 1
+                        if event.kind == "stream_end":
+                            break
+            tg.cancel_scope.cancel()
+        print(f"Recorded {written} events.", file=out)
+        return EXIT_OK
+
+    return anyio.run(capture, backend="asyncio")

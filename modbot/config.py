@@ -108,7 +108,7 @@ class Settings(BaseSettings):
     dry_run: bool = Field(default=False, description="decide and audit, call nothing")
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
-    live_check_interval: float = Field(default=30.0, ge=5.0, le=3600.0)
+    live_check_interval: float = Field(default=30.0, ge=1.0, le=3600.0)
     http_timeout: float = Field(default=10.0, gt=0, le=120.0)
     max_attempts: int = Field(default=5, ge=1, le=20)
     max_retry_wait: float = Field(default=60.0, ge=0, le=3600.0)

@@ -1,0 +1,444 @@
+"""Decisions to API calls, each one audited before and after (I/O).
+
+For each event's decisions (already merged by the engine: one enforcement per user per
+event) the executor:
+
+1. plans the intents and gates them: observe mode, rules whose OAuth scope is not
+   granted (switched to observe, one warning per rule and scope), a de-duplication
+   window so one burst never sends the same mute or ban twice, one chat message per
+   room per ``reply_interval`` (TikTok drops bursts), comments never turned off while
+   already off, and ``--dry-run``;
+2. writes every intent to the audit store (``pending`` when a call is to be made) in
+   one transaction per batch, before any call;
+3. makes the calls concurrently (bounded in total and per route); a ``RateLimited``
+   answer pauses that route only, then the call is tried again;
+4. writes the outcomes (``done`` or ``failed`` with the error) in batches, together
+   with the expiry timers (unmute after a long mute, comments back on).
+
+The same ``perform()`` serves decisions, expiry timers, crash recovery and undo.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any, NamedTuple
+
+import anyio
+import structlog
+from anyio.abc import TaskStatus
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from modbot.actions.plan import Intent, intent_for
+from modbot.audit.store import AuditStore, Entry
+from modbot.clock import Clock, epoch
+from modbot.errors import (
+    ApiError,
+    AuthExpired,
+    PlanOrScopeDenied,
+    RateLimited,
+)
+from modbot.euler.client import EulerClient
+from modbot.events import Event
+from modbot.log import scrub
+from modbot.rules.engine import Decision
+
+log = structlog.get_logger("modbot.executor")
+
+ROUTES = {
+    "mute": "mute",
+    "unmute": "unmute",
+    "ban": "ban",
+    "unban": "unban",
+    "reply": "chat",
+    "warn": "chat",
+    "comments": "toggle_comments",
+}
+RATE_LIMIT_ATTEMPTS = 5
+RECOVER_MAX_AGE = {"reply": 60.0, "warn": 60.0}  # a late chat message confuses more than it helps
+RECOVER_DEFAULT_AGE = 600.0
+
+
+class AlreadyRecorded(RuntimeError):
+    """The audit log already has this entry (a duplicate delivery, or a second undo)."""
+
+
+class Work(NamedTuple):
+    """One event and the engine's decisions for it."""
+
+    event: Event
+    decisions: list[Decision]
+
+
+class ExecutorStatistics(NamedTuple):
+    decided: int
+    called: int
+    done: int
+    failed: int
+    skipped: int
+    observed: int
+    in_flight: int
+    paused_routes: int
+
+
+@dataclass
+class _Outcome:
+    entry_id: int
+    status: str
+    error: str | None
+    timers: list[tuple[float, str, str, str, str, int]]
+    params: dict[str, Any] | None = None
+    retryable: bool = False
+
+
+class Executor:
+    """Carries out intents through the Euler client and records them in the audit store."""
+
+    def __init__(
+        self,
+        client: EulerClient | None,
+        store: AuditStore,
+        clock: Clock,
+        *,
+        dry_run: bool = False,
+        granted_scopes: frozenset[str] | None = None,
+        reply_interval: float = 3.0,
+        dedup_window: float = 30.0,
+        max_in_flight: int = 64,
+        per_route: int = 8,
+        batch_max: int = 500,
+    ) -> None:
+        self.client = client
+        self.store = store
+        self.clock = clock
+        self.dry_run = dry_run
+        self.granted = granted_scopes
+        self.reply_interval = reply_interval
+        self.dedup_window = dedup_window
+        self.batch_max = batch_max
+        self._in_flight = anyio.Semaphore(max_in_flight)
+        self._route_limits = {r: anyio.CapacityLimiter(per_route) for r in set(ROUTES.values())}
+        self._paused_until: dict[str, float] = {}
+        self._recent: dict[tuple[str, str, str], tuple[float, float]] = {}
+        self._last_reply: dict[str, float] = {}
+        self._comments_off: dict[str, bool] = {}
+        self._warned: set[tuple[str, str]] = set()
+        self._denied: set[str] = set()  # scopes the API refused despite the grant
+        self._outcomes: MemoryObjectSendStream[_Outcome] | None = None
+        self._counts = dict.fromkeys(
+            ("decided", "called", "done", "failed", "skipped", "observed"), 0
+        )
+        self._running = 0
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    def update_scopes(self, granted: frozenset[str]) -> None:
+        """The token was refreshed: gate actions by the new grant from now on."""
+        self.granted = granted
+        self._denied.clear()
+        self._warned.clear()
+
+    def statistics(self) -> ExecutorStatistics:
+        now = epoch(self.clock)
+        return ExecutorStatistics(
+            in_flight=self._running,
+            paused_routes=sum(1 for until in self._paused_until.values() if until > now),
+            **self._counts,
+        )
+
+    async def run(
+        self,
+        receive: MemoryObjectReceiveStream[Work],
+        *,
+        task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Take work until the stream closes; then finish the calls in flight."""
+        send, outcomes = anyio.create_memory_object_stream[_Outcome](10_000)
+        async with anyio.create_task_group() as writers:
+            writers.start_soon(self._write_outcomes, outcomes)
+            async with send, anyio.create_task_group() as calls:
+                self._outcomes = send
+                task_status.started()
+                async with receive:
+                    async for first in receive:
+                        batch = [first]
+                        while len(batch) < self.batch_max:
+                            try:
+                                batch.append(receive.receive_nowait())
+                            except (anyio.WouldBlock, anyio.EndOfStream):
+                                break
+                        await self._intake(batch, calls)
+            self._outcomes = None
+
+    async def _intake(self, batch: list[Work], calls: anyio.abc.TaskGroup) -> None:
+        intents = [self.gate(intent_for(d, w.event)) for w in batch for d in w.decisions]
+        if not intents:
+            return
+        ids = await self.store.add([i.entry() for i in intents], self.clock.now())
+        for intent, entry_id in zip(intents, ids, strict=True):
+            self._count(intent)
+            if entry_id is None:
+                continue  # delivered before (a reconnect replayed the message)
+            if intent.calls_api:
+                await self._in_flight.acquire()
+                self._running += 1
+                calls.start_soon(self._perform_and_report, intent, entry_id)
+
+    def _count(self, intent: Intent) -> None:
+        self._counts["decided"] += 1
+        status = intent.status_before_call()
+        if status in ("skipped", "observed"):
+            self._counts[status] += 1
+
+    async def _write_outcomes(self, outcomes: MemoryObjectReceiveStream[_Outcome]) -> None:
+        async with outcomes:
+            async for first in outcomes:
+                batch = [first]
+                while len(batch) < self.batch_max:
+                    try:
+                        batch.append(outcomes.receive_nowait())
+                    except (anyio.WouldBlock, anyio.EndOfStream):
+                        break
+                with anyio.CancelScope(shield=True):
+                    await self._record(batch)
+
+    async def _record(self, batch: list[_Outcome]) -> None:
+        await self.store.finish(
+            [(o.entry_id, o.status, o.error) for o in batch],
+            self.clock.now(),
+            timers=[t for o in batch for t in o.timers],
+            params={o.entry_id: o.params for o in batch if o.params},
+        )
+
+    async def _perform_and_report(self, intent: Intent, entry_id: int) -> None:
+        try:
+            outcome = await self.perform(intent, entry_id)
+            assert self._outcomes is not None
+            with anyio.CancelScope(shield=True):
+                await self._outcomes.send(outcome)
+        finally:
+            self._running -= 1
+            self._in_flight.release()
+
+    # --- gating -------------------------------------------------------------------------
+
+    def gate(self, intent: Intent) -> Intent:
+        """Apply observe-by-scope, de-duplication, reply pacing and comment state."""
+        if not intent.calls_api:
+            return intent
+        scope = intent.scope
+        if scope is not None and (
+            scope in self._denied or (self.granted is not None and scope not in self.granted)
+        ):
+            if (intent.rule, scope) not in self._warned:
+                self._warned.add((intent.rule, scope))
+                log.warning(
+                    "scope.missing",
+                    rule=intent.rule,
+                    scope=scope,
+                    action=intent.action,
+                    message=f"rule {intent.rule!r} only observes: its {intent.action} needs the "
+                    f"OAuth scope {scope}, which the grant lacks; run `modbot auth login`",
+                )
+            return replace(
+                intent, mode="observe", detail=f"{intent.detail}; observe: no scope {scope}"
+            )
+        if not intent.room_id:
+            return intent.skipped("the room id is not known yet")
+        if self.dry_run:
+            return replace(intent, mode="observe", detail=f"{intent.detail}; dry run")
+        now = epoch(self.clock)
+        if intent.action in ("reply", "warn"):
+            last = self._last_reply.get(intent.room_id)
+            if last is not None and now - last < self.reply_interval:
+                return intent.skipped(
+                    f"one chat message per {self.reply_interval:g}s in a room (TikTok drops bursts)"
+                )
+            self._last_reply[intent.room_id] = now
+            return intent
+        if intent.action == "comments":
+            off = not intent.enabled
+            if self._comments_off.get(intent.room_id, False) == off and off:
+                return intent.skipped("comments are already off")
+            self._comments_off[intent.room_id] = off
+            return intent
+        key = (intent.room_id, intent.user_id, intent.action)
+        seen = self._recent.get(key)
+        weight = _weight(intent)
+        if seen is not None and now - seen[0] < self.dedup_window and weight <= seen[1]:
+            return intent.skipped(
+                f"the same {intent.action} was sent {now - seen[0]:.0f}s ago in this burst"
+            )
+        self._recent[key] = (now, weight)
+        if len(self._recent) > 50_000:
+            self._recent = {k: v for k, v in self._recent.items() if now - v[0] < self.dedup_window}
+        return intent
+
+    # --- calling ------------------------------------------------------------------------
+
+    async def perform(self, intent: Intent, entry_id: int) -> _Outcome:
+        """Make the call of one recorded intent; the outcome to write (never raises ApiError)."""
+        route = ROUTES[intent.action]
+        if self.client is None:
+            return _Outcome(entry_id, "failed", "no API client (offline)", [])
+        self._counts["called"] += 1
+        error: str | None = None
+        retryable = False
+        for _ in range(RATE_LIMIT_ATTEMPTS):
+            await self._wait_route(route)
+            try:
+                async with self._route_limits[route]:
+                    await self._call(intent)
+            except RateLimited as exc:
+                pause = exc.retry_after if exc.retry_after is not None else 10.0
+                self._paused_until[route] = max(
+                    self._paused_until.get(route, 0.0), epoch(self.clock) + pause
+                )
+                log.warning("route.paused", route=route, seconds=round(pause, 1))
+                error = scrub(str(exc))
+                retryable = True
+                continue
+            except PlanOrScopeDenied as exc:
+                if intent.scope:
+                    self._denied.add(intent.scope)
+                error = scrub(str(exc))
+                break
+            except AuthExpired as exc:
+                error = scrub(f"{exc} (run `modbot auth login`)")
+                break
+            except ApiError as exc:
+                error = scrub(str(exc))
+                retryable = exc.retryable
+                break
+            else:
+                self._counts["done"] += 1
+                return _Outcome(entry_id, "done", None, self._timers_for(intent, entry_id))
+        self._counts["failed"] += 1
+        if intent.action == "comments":
+            self._comments_off.pop(intent.room_id, None)  # unknown now
+        log.warning(
+            "action.failed", action=intent.action, rule=intent.rule, entry=entry_id, error=error
+        )
+        return _Outcome(entry_id, "failed", error, [], retryable=retryable)
+
+    async def _wait_route(self, route: str) -> None:
+        until = self._paused_until.get(route)
+        if until is None:
+            return
+        delay = until - epoch(self.clock)
+        if delay > 0:
+            await anyio.sleep(min(delay, 120.0))
+
+    async def _call(self, intent: Intent) -> None:
+        client = self.client
+        assert client is not None
+        room, user = intent.room_id, intent.user_id
+        if intent.action == "mute":
+            duration = intent.api_duration
+            assert duration is not None
+            await client.mute(room, user, duration, intent.msg_id or None)
+        elif intent.action == "unmute":
+            await client.unmute(room, user)
+        elif intent.action == "ban":
+            await client.ban(room, user, intent.msg_id or None)
+        elif intent.action == "unban":
+            await client.unban(room, user)
+        elif intent.action in ("reply", "warn"):
+            await client.send_chat(room, intent.text or "")
+        elif intent.action == "comments":
+            await client.toggle_comments(room, enabled=bool(intent.enabled))
+            self._comments_off[room] = not intent.enabled
+        else:
+            msg = f"{intent.action} is not an API call"
+            raise ValueError(msg)
+
+    def _timers_for(
+        self, intent: Intent, entry_id: int
+    ) -> list[tuple[float, str, str, str, str, int]]:
+        now = epoch(self.clock)
+        if intent.action == "mute" and intent.unmute_after is not None:
+            due = now + intent.unmute_after
+            return [(due, "unmute", intent.streamer, intent.room_id, intent.user_id, entry_id)]
+        if intent.action == "comments" and intent.enabled is False and intent.for_s:
+            due = now + intent.for_s
+            return [(due, "comments_on", intent.streamer, intent.room_id, "", entry_id)]
+        return []
+
+    # --- one-off paths: undo, timers, recovery -----------------------------------------
+
+    async def carry_out(self, intent: Intent) -> tuple[Entry, bool]:
+        """Record, call and finish one intent now (undo, expiry).
+
+        Returns the final entry and whether a failure is worth trying again later.
+        """
+        (entry_id,) = await self.store.add([intent.entry()], self.clock.now())
+        if entry_id is None:
+            msg = "the audit log already has this entry"
+            raise AlreadyRecorded(msg)
+        retryable = False
+        if intent.calls_api:
+            outcome = await self.perform(intent, entry_id)
+            retryable = outcome.retryable
+            with anyio.CancelScope(shield=True):
+                await self._record([outcome])
+        entry = await self.store.get(entry_id)
+        assert entry is not None
+        return entry, retryable
+
+    async def recover(self) -> tuple[int, int]:
+        """Resolve ``pending`` intents a crash left: call again if still meaningful.
+
+        Returns (retried, given up). Mutes, bans and comment toggles are retried within
+        ten minutes of their decision; chat messages within a minute. The others are
+        marked ``failed`` with why.
+        """
+        retried = given_up = 0
+        now = self.clock.now()
+        for entry in await self.store.pending():
+            age = (now - datetime.fromisoformat(entry.ts)).total_seconds()
+            limit = RECOVER_MAX_AGE.get(entry.action, RECOVER_DEFAULT_AGE)
+            if entry.action not in ROUTES or age > limit:
+                why = (
+                    f"interrupted by a restart and {age:.0f}s old when modbot came back "
+                    f"(retried only within {limit:.0f}s)"
+                )
+                await self.store.finish([(entry.id, "failed", why)], now)
+                given_up += 1
+                continue
+            outcome = await self.perform(intent_from_entry(entry), entry.id)
+            outcome.params = {"recovered_after_restart": True}
+            await self._record([outcome])
+            retried += 1
+        return retried, given_up
+
+
+def intent_from_entry(entry: Entry) -> Intent:
+    """Rebuild the intent of a recorded row (crash recovery)."""
+    p = entry.params
+    return Intent(
+        action=entry.action,
+        ts=datetime.fromisoformat(entry.ts),
+        streamer=entry.streamer,
+        room_id=entry.room_id,
+        rule=entry.rule,
+        mode=entry.mode,
+        user_id=entry.user_id,
+        unique_id=entry.unique_id,
+        rule_hash=entry.rule_hash,
+        detail=entry.detail,
+        msg_id=entry.msg_id,
+        msg_text=entry.msg_text,
+        duration_s=p.get("duration_s"),
+        text=p.get("text"),
+        enabled=p.get("enabled"),
+        for_s=p.get("for_s"),
+        undo_of=entry.undo_of,
+    )
+
+
+def _weight(intent: Intent) -> float:
+    """How strong an action is, for de-duplication (a longer mute is not a repeat)."""
+    if intent.action == "mute":
+        return math.inf if intent.duration_s is None else intent.duration_s
+    return 0.0

@@ -1,0 +1,97 @@
+"""Audit filters to SQL (pure): what ``modbot audit`` and ``modbot undo --rule`` select."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+STATUSES = ("pending", "done", "failed", "skipped", "observed")
+ACTIONS = ("mute", "ban", "reply", "comments", "log", "warn", "unmute", "unban")
+MAX_LIMIT = 100_000
+
+_AGO = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+class FilterError(ValueError):
+    """A filter value that cannot be understood (the message says how to write it)."""
+
+
+def parse_when(value: str, now: datetime) -> datetime:
+    """``10m``/``2h``/``1d`` ago, or an ISO 8601 time (UTC when it has no offset)."""
+    ago = _AGO.match(value)
+    if ago:
+        return now - timedelta(seconds=float(ago.group(1)) * _UNITS[ago.group(2)])
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        msg = f"{value!r} is neither a duration like 10m, 2h, 1d nor an ISO 8601 time"
+        raise FilterError(msg) from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def iso(ts: datetime) -> str:
+    """The stored form of a time: ISO 8601 UTC with milliseconds and ``Z`` (sorts as text)."""
+    return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    """Which audit entries to show; every field narrows, None means any."""
+
+    user: str | None = None  # unique_id (with or without @) or numeric user id
+    rule: str | None = None
+    action: str | None = None
+    streamer: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    status: str | None = None
+    ids: tuple[int, ...] | None = None
+    limit: int | None = 100
+    oldest_first: bool = False
+
+    def __post_init__(self) -> None:
+        if self.status is not None and self.status not in STATUSES:
+            msg = f"status must be one of {', '.join(STATUSES)}, not {self.status!r}"
+            raise FilterError(msg)
+        if self.action is not None and self.action not in ACTIONS:
+            msg = f"action must be one of {', '.join(ACTIONS)}, not {self.action!r}"
+            raise FilterError(msg)
+        if self.limit is not None and not 1 <= self.limit <= MAX_LIMIT:
+            msg = f"limit must be from 1 to {MAX_LIMIT}, not {self.limit}"
+            raise FilterError(msg)
+
+    def sql(self) -> tuple[str, list[object]]:
+        """A WHERE ... ORDER BY ... LIMIT clause and its parameters."""
+        where: list[str] = []
+        params: list[object] = []
+        if self.user is not None:
+            who = self.user.removeprefix("@")
+            where.append("(unique_id = ? COLLATE NOCASE OR user_id = ?)")
+            params += [who, who]
+        for column, value in (
+            ("rule", self.rule),
+            ("action", self.action),
+            ("streamer", self.streamer),
+            ("status", self.status),
+        ):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if self.since is not None:
+            where.append("ts >= ?")
+            params.append(iso(self.since))
+        if self.until is not None:
+            where.append("ts <= ?")
+            params.append(iso(self.until))
+        if self.ids is not None:
+            where.append(f"id IN ({', '.join('?' for _ in self.ids) or 'NULL'})")
+            params += list(self.ids)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        order = "ASC" if self.oldest_first else "DESC"
+        clause += f" ORDER BY ts {order}, id {order}"
+        if self.limit is not None:
+            clause += " LIMIT ?"
+            params.append(self.limit)
+        return clause, params

@@ -1,0 +1,70 @@
+"""The audit database's schema, as numbered migrations (``PRAGMA user_version``).
+
+Each migration runs once, in order, inside one transaction with the version bump; a
+database newer than this code is refused rather than guessed at.
+
+``actions`` holds one row per decision and per action taken (undo and expiry
+reversals included): an intent is written ``pending`` before its API call, then
+finished as ``done``, ``failed``, ``skipped`` or ``observed``. The partial UNIQUE index
+on ``(msg_id, rule, action)`` makes a message delivered twice (a reconnect) harmless;
+``undo_of`` is UNIQUE, so an action is undone at most once. ``timers`` are the
+reversals due later (unmute at expiry, comments back on); ``handles`` caches the
+numeric user id of each watched streamer.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the first schema
+    """
+    CREATE TABLE actions (
+        id          INTEGER PRIMARY KEY,
+        ts          TEXT    NOT NULL,               -- when it was decided (ISO 8601 UTC)
+        streamer    TEXT    NOT NULL,
+        room_id     TEXT    NOT NULL DEFAULT '',
+        user_id     TEXT    NOT NULL DEFAULT '',
+        unique_id   TEXT    NOT NULL DEFAULT '',
+        rule        TEXT    NOT NULL,
+        rule_hash   TEXT    NOT NULL DEFAULT '',
+        action      TEXT    NOT NULL,               -- mute ban reply comments log warn unmute unban
+        params      TEXT    NOT NULL DEFAULT '{}',  -- JSON
+        mode        TEXT    NOT NULL,               -- enforce observe
+        status      TEXT    NOT NULL,               -- pending done failed skipped observed
+        detail      TEXT    NOT NULL DEFAULT '',    -- why the rule fired, or why skipped
+        error       TEXT,
+        msg_id      TEXT    NOT NULL DEFAULT '',    -- the triggering message
+        msg_text    TEXT    NOT NULL DEFAULT '',
+        undo_of     INTEGER UNIQUE REFERENCES actions(id),
+        undone_by   INTEGER REFERENCES actions(id),
+        reason      TEXT,
+        updated     TEXT    NOT NULL
+    );
+    CREATE UNIQUE INDEX actions_once ON actions(msg_id, rule, action)
+        WHERE msg_id != '' AND undo_of IS NULL;
+    CREATE INDEX actions_ts ON actions(ts);
+    CREATE INDEX actions_user ON actions(user_id, ts);
+    CREATE INDEX actions_rule ON actions(rule, ts);
+    CREATE INDEX actions_status ON actions(status) WHERE status = 'pending';
+
+    CREATE TABLE timers (
+        id          INTEGER PRIMARY KEY,
+        due         REAL    NOT NULL,               -- epoch seconds
+        kind        TEXT    NOT NULL,               -- unmute, comments_on
+        streamer    TEXT    NOT NULL,
+        room_id     TEXT    NOT NULL,
+        user_id     TEXT    NOT NULL DEFAULT '',
+        action_id   INTEGER NOT NULL REFERENCES actions(id),
+        status      TEXT    NOT NULL DEFAULT 'pending',  -- pending done failed cancelled
+        error       TEXT
+    );
+    CREATE INDEX timers_due ON timers(due) WHERE status = 'pending';
+
+    CREATE TABLE handles (
+        unique_id   TEXT PRIMARY KEY,
+        user_id     TEXT NOT NULL,
+        resolved    TEXT NOT NULL
+    );
+    """,
+)
+
+VERSION = len(MIGRATIONS)

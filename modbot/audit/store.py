@@ -1,0 +1,423 @@
+"""The audit store: every decision and action in SQLite (aiosqlite, WAL).
+
+One connection per process; the daemon and ``modbot audit``/``undo`` may have the
+database open at once (WAL readers never block the writer, and writers wait up to
+``BUSY_TIMEOUT_MS`` for each other). Intents are committed before their API call, so
+a kill between the two leaves a ``pending`` row that the next start resolves.
+Writes come in batches (one transaction for many rows), so a raid of thousands of
+decisions per second costs a few commits, not thousands.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import aiosqlite
+
+from modbot.audit.query import AuditFilter, iso
+from modbot.audit.schema import MIGRATIONS, VERSION
+from modbot.errors import ConfigError
+
+BUSY_TIMEOUT_MS = 10_000
+DB_NAME = "audit.db"
+MAX_TEXT_STORED = 2_000  # characters of the triggering message kept
+
+_COLUMNS = (
+    "id, ts, streamer, room_id, user_id, unique_id, rule, rule_hash, action, params, mode,"
+    " status, detail, error, msg_id, msg_text, undo_of, undone_by, reason, updated"
+)
+
+
+class AuditError(Exception):
+    """The audit database cannot be used (the message says why and what to do)."""
+
+
+@dataclass(frozen=True)
+class NewEntry:
+    """An audit row to write."""
+
+    ts: datetime
+    streamer: str
+    rule: str
+    action: str
+    mode: str
+    status: str
+    room_id: str = ""
+    user_id: str = ""
+    unique_id: str = ""
+    rule_hash: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+    detail: str = ""
+    error: str | None = None
+    msg_id: str = ""
+    msg_text: str = ""
+    undo_of: int | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Entry:
+    """An audit row as stored."""
+
+    id: int
+    ts: str
+    streamer: str
+    room_id: str
+    user_id: str
+    unique_id: str
+    rule: str
+    rule_hash: str
+    action: str
+    params: dict[str, Any]
+    mode: str
+    status: str
+    detail: str
+    error: str | None
+    msg_id: str
+    msg_text: str
+    undo_of: int | None
+    undone_by: int | None
+    reason: str | None
+    updated: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``modbot audit --format json`` object (cli.md's fields and a few more)."""
+        return {
+            "id": self.id,
+            "ts": self.ts,
+            "streamer": self.streamer,
+            "room_id": self.room_id,
+            "user_id": self.user_id,
+            "unique_id": self.unique_id,
+            "rule": self.rule,
+            "rule_hash": self.rule_hash,
+            "action": self.action,
+            "params": self.params,
+            "mode": self.mode,
+            "status": self.status,
+            "undo_of": self.undo_of,
+            "undone_by": self.undone_by,
+            "detail": self.detail,
+            "error": self.error,
+            "msg_id": self.msg_id,
+            "text": self.msg_text,
+            "reason": self.reason,
+            "updated": self.updated,
+        }
+
+
+@dataclass(frozen=True)
+class Timer:
+    """A reversal due later: unmute at a mute's expiry, or comments back on."""
+
+    id: int
+    due: float
+    kind: str  # unmute | comments_on
+    streamer: str
+    room_id: str
+    user_id: str
+    action_id: int
+
+
+def _entry(row: sqlite3.Row | tuple[Any, ...]) -> Entry:
+    values = list(row)
+    try:
+        params = json.loads(values[9]) if values[9] else {}
+    except ValueError:
+        params = {"unreadable": values[9]}
+    values[9] = params if isinstance(params, dict) else {"value": params}
+    return Entry(*values)
+
+
+def default_db(state_dir: Path) -> Path:
+    return state_dir / DB_NAME
+
+
+class AuditStore:
+    """The audit database. Use ``async with AuditStore.open(path) as store``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db: aiosqlite.Connection | None = None
+
+    @classmethod
+    def open(cls, path: Path) -> AuditStore:
+        return cls(path)
+
+    async def __aenter__(self) -> Self:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        if self._db is None:
+            msg = "the audit store is not open; use `async with AuditStore.open(path)`"
+            raise RuntimeError(msg)
+        return self._db
+
+    async def connect(self) -> None:
+        """Open (creating if needed, mode 0600 in a 0700 directory) and migrate."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if not self.path.exists():
+                fd = os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600)
+                os.close(fd)
+            self._db = await aiosqlite.connect(self.path, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            msg = f"cannot open the audit database {self.path}: {exc}"
+            raise AuditError(msg) from None
+        db = self._db
+        try:
+            await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            await db.execute("PRAGMA journal_mode = WAL")
+            await db.execute("PRAGMA synchronous = NORMAL")
+            await db.execute("PRAGMA foreign_keys = ON")
+            await self._migrate()
+        except sqlite3.DatabaseError as exc:
+            await self.close()
+            msg = f"the audit database {self.path} cannot be used: {exc}"
+            raise AuditError(msg) from None
+
+    async def _migrate(self) -> None:
+        async with self.db.execute("PRAGMA user_version") as cursor:
+            row = await cursor.fetchone()
+        version = int(row[0]) if row else 0
+        if version > VERSION:
+            msg = (
+                f"the audit database {self.path} has schema version {version}, newer than "
+                f"this modbot knows ({VERSION}); upgrade modbot"
+            )
+            raise ConfigError(msg)
+        for number in range(version, VERSION):
+            await self.db.execute("BEGIN IMMEDIATE")
+            try:
+                # Statement by statement: executescript() would commit on its own.
+                for statement in (s.strip() for s in MIGRATIONS[number].split(";")):
+                    if statement:
+                        await self.db.execute(statement)
+                await self.db.execute(f"PRAGMA user_version = {number + 1}")
+                await self.db.execute("COMMIT")
+            except BaseException:
+                await _rollback(self.db)
+                raise
+
+    async def close(self) -> None:
+        if self._db is not None:
+            db, self._db = self._db, None
+            await db.close()
+
+    # --- writing ------------------------------------------------------------------------
+
+    async def add(self, entries: Sequence[NewEntry], now: datetime) -> list[int | None]:
+        """Write entries in one transaction; the id of each (None: a duplicate delivery)."""
+        ids: list[int | None] = []
+        stamp = iso(now)
+        db = self.db
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            for e in entries:
+                cursor = await db.execute(
+                    "INSERT OR IGNORE INTO actions (ts, streamer, room_id, user_id, unique_id,"
+                    " rule, rule_hash, action, params, mode, status, detail, error, msg_id,"
+                    " msg_text, undo_of, reason, updated)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        iso(e.ts),
+                        e.streamer,
+                        e.room_id,
+                        e.user_id,
+                        e.unique_id,
+                        e.rule,
+                        e.rule_hash,
+                        e.action,
+                        json.dumps(e.params, sort_keys=True),
+                        e.mode,
+                        e.status,
+                        e.detail,
+                        e.error,
+                        e.msg_id,
+                        e.msg_text[:MAX_TEXT_STORED],
+                        e.undo_of,
+                        e.reason,
+                        stamp,
+                    ),
+                )
+                ids.append(cursor.lastrowid if cursor.rowcount == 1 else None)
+                await cursor.close()
+                if e.undo_of is not None and cursor.rowcount == 1:
+                    await db.execute(
+                        "UPDATE actions SET undone_by = ?, updated = ? WHERE id = ?",
+                        (cursor.lastrowid, stamp, e.undo_of),
+                    )
+            await db.execute("COMMIT")
+        except BaseException:
+            await _rollback(db)
+            raise
+        return ids
+
+    async def finish(
+        self,
+        outcomes: Iterable[tuple[int, str, str | None]],
+        now: datetime,
+        *,
+        timers: Iterable[tuple[float, str, str, str, str, int]] = (),
+        params: dict[int, dict[str, Any]] | None = None,
+    ) -> None:
+        """Set the final status (and error) of entries, add timers, in one transaction.
+
+        ``outcomes`` are ``(id, status, error)``; ``timers`` are ``(due, kind, streamer,
+        room_id, user_id, action_id)``; ``params`` merges into an entry's params.
+        """
+        stamp = iso(now)
+        db = self.db
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            for entry_id, status, error in outcomes:
+                await db.execute(
+                    "UPDATE actions SET status = ?, error = ?, updated = ? WHERE id = ?",
+                    (status, error, stamp, entry_id),
+                )
+            for entry_id, extra in (params or {}).items():
+                await db.execute(
+                    "UPDATE actions SET params = json_patch(params, ?) WHERE id = ?",
+                    (json.dumps(extra, sort_keys=True), entry_id),
+                )
+            for timer in timers:
+                await db.execute(
+                    "INSERT INTO timers (due, kind, streamer, room_id, user_id, action_id)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    timer,
+                )
+            await db.execute("COMMIT")
+        except BaseException:
+            await _rollback(db)
+            raise
+
+    # --- reading ------------------------------------------------------------------------
+
+    async def query(self, where: AuditFilter) -> list[Entry]:
+        clause, params = where.sql()
+        async with self.db.execute(f"SELECT {_COLUMNS} FROM actions {clause}", params) as cursor:  # noqa: S608 (the clause is built from fixed column names)
+            return [_entry(row) for row in await cursor.fetchall()]
+
+    async def get(self, entry_id: int) -> Entry | None:
+        found = await self.query(AuditFilter(ids=(entry_id,), limit=None))
+        return found[0] if found else None
+
+    async def pending(self) -> list[Entry]:
+        return await self.query(AuditFilter(status="pending", limit=None, oldest_first=True))
+
+    async def count(self, status: str | None = None) -> int:
+        sql = "SELECT count(*) FROM actions WHERE ? IS NULL OR status = ?"
+        async with self.db.execute(sql, (status, status)) as cursor:
+            row = await cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    # --- timers -------------------------------------------------------------------------
+
+    async def due_timers(self, now_epoch: float, limit: int = 100) -> list[Timer]:
+        async with self.db.execute(
+            "SELECT id, due, kind, streamer, room_id, user_id, action_id FROM timers"
+            " WHERE status = 'pending' AND due <= ? ORDER BY due LIMIT ?",
+            (now_epoch, limit),
+        ) as cursor:
+            return [Timer(*row) for row in await cursor.fetchall()]
+
+    async def next_due(self) -> float | None:
+        async with self.db.execute(
+            "SELECT min(due) FROM timers WHERE status = 'pending'"
+        ) as cursor:
+            row = await cursor.fetchone()
+        return float(row[0]) if row and row[0] is not None else None
+
+    async def pending_timers(self, action_id: int | None = None) -> list[Timer]:
+        sql = (
+            "SELECT id, due, kind, streamer, room_id, user_id, action_id FROM timers"
+            " WHERE status = 'pending'"
+        )
+        args: tuple[object, ...] = ()
+        if action_id is not None:
+            sql += " AND action_id = ?"
+            args = (action_id,)
+        async with self.db.execute(sql + " ORDER BY due", args) as cursor:
+            return [Timer(*row) for row in await cursor.fetchall()]
+
+    async def end_timer(self, timer_id: int, status: str, error: str | None = None) -> bool:
+        """Close a pending timer; False when it was no longer pending (someone else did)."""
+        cursor = await self.db.execute(
+            "UPDATE timers SET status = ?, error = ? WHERE id = ? AND status = 'pending'",
+            (status, error, timer_id),
+        )
+        changed = cursor.rowcount == 1
+        await cursor.close()
+        return changed
+
+    async def reschedule_timer(self, timer_id: int, due: float, error: str) -> None:
+        await self.db.execute(
+            "UPDATE timers SET due = ?, error = ? WHERE id = ? AND status = 'pending'",
+            (due, error, timer_id),
+        )
+
+    async def patch_params(self, entry_id: int, extra: dict[str, Any], now: datetime) -> None:
+        await self.db.execute(
+            "UPDATE actions SET params = json_patch(params, ?), updated = ? WHERE id = ?",
+            (json.dumps(extra, sort_keys=True), iso(now), entry_id),
+        )
+
+    async def unlink_undo(self, undo_id: int, now: datetime) -> None:
+        """A failed undo frees its original for another try (``undo_of`` is UNIQUE)."""
+        db = self.db
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            await db.execute(
+                "UPDATE actions SET undone_by = NULL, updated = ? WHERE undone_by = ?",
+                (iso(now), undo_id),
+            )
+            await db.execute(
+                "UPDATE actions SET params = json_set(params, '$.failed_undo_of', undo_of),"
+                " undo_of = NULL, updated = ? WHERE id = ?",
+                (iso(now), undo_id),
+            )
+            await db.execute("COMMIT")
+        except BaseException:
+            await _rollback(db)
+            raise
+
+    # --- handles ------------------------------------------------------------------------
+
+    async def handle_user_id(self, unique_id: str) -> str | None:
+        async with self.db.execute(
+            "SELECT user_id FROM handles WHERE unique_id = ? COLLATE NOCASE", (unique_id,)
+        ) as cursor:
+            row = await cursor.fetchone()
+        return str(row[0]) if row else None
+
+    async def save_handle(self, unique_id: str, user_id: str, now: datetime) -> None:
+        await self.db.execute(
+            "INSERT INTO handles (unique_id, user_id, resolved) VALUES (?, ?, ?)"
+            " ON CONFLICT(unique_id) DO UPDATE SET user_id = excluded.user_id,"
+            " resolved = excluded.resolved",
+            (unique_id.lower(), user_id, iso(now)),
+        )
+
+
+async def _rollback(db: aiosqlite.Connection) -> None:
+    with contextlib.suppress(sqlite3.Error):
+        await db.execute("ROLLBACK")

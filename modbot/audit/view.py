@@ -1,0 +1,129 @@
+"""Audit entries for people (a table) and scripts (JSON lines, CSV) (pure).
+
+Viewer-controlled text (handles, messages, reply texts) is shown inert: control
+characters, ANSI escapes and newlines become visible placeholders, long text is cut,
+so nothing a viewer wrote can move the cursor, recolour or forge lines in a terminal.
+CSV cells that a spreadsheet would run as a formula are prefixed with a quote.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+
+from modbot.audit.store import Entry
+from modbot.rules.schema import format_duration
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069]")
+CSV_FIELDS = (
+    "id",
+    "ts",
+    "streamer",
+    "room_id",
+    "user_id",
+    "unique_id",
+    "rule",
+    "action",
+    "params",
+    "mode",
+    "status",
+    "undo_of",
+    "undone_by",
+    "detail",
+    "error",
+    "msg_id",
+    "text",
+)
+
+
+def inert(text: str, limit: int = 60) -> str:
+    """One safe line: controls shown as ``?``, combining-mark stacks cut, length capped."""
+    cleaned = _CONTROL.sub("?", text)
+    out: list[str] = []
+    marks = 0
+    for c in cleaned:
+        if unicodedata.combining(c):
+            marks += 1
+            if marks > 2:
+                continue
+        else:
+            marks = 0
+        out.append(c)
+    line = "".join(out)
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def what(entry: Entry) -> str:
+    """The action in a few words: ``mute 10m``, ``comments off 2m``, ``reply '...'``."""
+    p = entry.params
+    if entry.action == "mute":
+        seconds = p.get("duration_s")
+        return f"mute {format_duration(None if seconds is None else float(seconds))}"
+    if entry.action == "comments":
+        state = "on" if p.get("enabled") else "off"
+        extra = f" {format_duration(float(p['for_s']))}" if p.get("for_s") else ""
+        return f"comments {state}{extra}"
+    if entry.action in ("reply", "warn") and p.get("text"):
+        return f"{entry.action} {inert(str(p['text']), 30)!r}"
+    return entry.action
+
+
+def table(entries: Sequence[Entry]) -> str:
+    """A fixed-width table, newest first as given."""
+    headers = ("ID", "TIME (UTC)", "STREAMER", "USER", "RULE", "ACTION", "STATUS", "LINK", "TEXT")
+    rows = []
+    for e in entries:
+        link = (
+            f"undone by #{e.undone_by}"
+            if e.undone_by
+            else (f"undo of #{e.undo_of}" if e.undo_of else "")
+        )
+        status = e.status if not e.error else f"{e.status}: {inert(e.error, 40)}"
+        rows.append(
+            (
+                str(e.id),
+                e.ts.replace("T", " ").removesuffix("Z")[:19],
+                inert(e.streamer, 20),
+                inert("@" + e.unique_id if e.unique_id else e.user_id, 24),
+                inert(e.rule, 24),
+                inert(what(e), 40) + (" (observe)" if e.mode == "observe" else ""),
+                status,
+                link,
+                inert(e.msg_text, 50),
+            )
+        )
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    return "\n".join(lines)
+
+
+def json_lines(entries: Iterable[Entry]) -> str:
+    """One JSON object per entry (ensure_ascii: no raw control bytes reach a terminal)."""
+    return "\n".join(json.dumps(e.to_json(), ensure_ascii=True) for e in entries)
+
+
+def csv_text(entries: Iterable[Entry]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_FIELDS)
+    for e in entries:
+        data = e.to_json()
+        data["params"] = json.dumps(e.params, sort_keys=True)
+        writer.writerow([_cell(data.get(f)) for f in CSV_FIELDS])
+    return out.getvalue().rstrip("\n")
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    text = _CONTROL.sub(" ", str(value))
+    return (
+        "'" + text
+        if text[:1] in ("=", "+", "-", "@", "\t") and not text.lstrip("-").isdigit()
+        else text
+    )

@@ -1,0 +1,368 @@
+"""``modbot run``: the composition root, and the only owner of long-lived tasks (I/O).
+
+    watcher (bulk live check, one WebSocket source per live streamer)
+        -> events (bounded stream) -> engine loop (rules, one try per event)
+        -> work (bounded stream) -> executor (audit intent, API call, outcome)
+    timers (unmute at expiry, comments back on), signals (HUP reload, TERM/INT stop),
+    rule-file watcher (debounced reload), systemd notify (READY, STATUS, WATCHDOG)
+
+Shutdown: the sources are cancelled first (no new intake); the engine drains what was
+received and the executor finishes the calls in flight, within ``grace`` seconds;
+whatever is still in flight then is recorded as failed ("interrupted by shutdown"),
+so no intent is left pending; the database is closed last.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import anyio
+import structlog
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from modbot.actions.executor import Executor, Work
+from modbot.actions.timers import Timers
+from modbot.audit.store import AuditStore, default_db
+from modbot.clock import Clock, SystemClock
+from modbot.config import Settings
+from modbot.errors import ConfigError
+from modbot.euler.client import EulerClient
+from modbot.euler.oauth import OAuthClientConfig, TokenManager, TokenStore
+from modbot.euler.policy import RetryPolicy
+from modbot.euler.tokens import TokenSet
+from modbot.euler.watcher import Watcher
+from modbot.euler.ws import EulerWebSocket
+from modbot.events import Event
+from modbot.rules.compile import load_ruleset
+from modbot.rules.diagnostics import errors
+from modbot.rules.engine import Engine
+from modbot.sdnotify import Notifier, watchdog_interval
+
+log = structlog.get_logger("modbot.daemon")
+
+EVENT_BUFFER = 10_000
+WORK_BUFFER = 10_000
+GRACE = 10.0
+RULE_POLL = 2.0
+STATUS_EVERY = 5.0
+
+
+@dataclass
+class DaemonStatistics:
+    events: int = 0
+    decisions: int = 0
+    errors: int = 0
+    reloads: int = 0
+    failed_reloads: int = 0
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+class Daemon:
+    """Everything ``modbot run`` does; ``run()`` returns the exit code."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        rule_paths: Sequence[Path] | None = None,
+        clock: Clock | None = None,
+        notifier: Notifier | None = None,
+        handle_signals: bool = True,
+        grace: float = GRACE,
+        ws_factory: Callable[[str], EulerWebSocket] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.rule_paths = list(rule_paths or [settings.rules_dir])
+        self.clock: Clock = clock or SystemClock()
+        self.notifier = notifier or Notifier()
+        self.handle_signals = handle_signals
+        self.grace = grace
+        self._ws_factory = ws_factory
+        self.engine = Engine()
+        self.stats = DaemonStatistics()
+        self.stopping = anyio.Event()
+        self.started = anyio.Event()
+        self.executor: Executor | None = None
+        self.watcher: Watcher | None = None
+        self.store: AuditStore | None = None
+        self._rule_mtimes: dict[Path, float] = {}
+        self.granted: frozenset[str] | None = None
+
+    # --- the whole life -----------------------------------------------------------------
+
+    async def run(self) -> int:
+        settings = self.settings
+        if not settings.streamers:
+            msg = "no streamers to watch: set streamers (MODBOT_STREAMERS=handle1,handle2)"
+            raise ConfigError(msg, setting="streamers")
+        async with AsyncExitStack() as stack:
+            client, tokens, grant = await stack.enter_async_context(
+                api_session(settings, self.clock)
+            )
+            self.granted = grant.scopes
+            if not await self.reload(initial=True):
+                return 1
+            store = await stack.enter_async_context(AuditStore.open(default_db(settings.state_dir)))
+            self.store = store
+            executor = Executor(
+                client,
+                store,
+                self.clock,
+                dry_run=settings.dry_run,
+                granted_scopes=grant.scopes,
+            )
+            self.executor = executor
+            tokens.on_refresh.append(self._refreshed)
+            retried, given_up = await executor.recover()
+            if retried or given_up:
+                log.info("recovered", retried=retried, given_up=given_up)
+            timers = Timers(executor, store, self.clock)
+            watcher = Watcher(
+                client,
+                settings.streamers,
+                self._ws_factory or self._websocket,
+                store=store,
+                clock_now=self.clock.now,
+                interval=settings.live_check_interval,
+            )
+            self.watcher = watcher
+            await self._serve(executor, timers, watcher)
+        self.notifier.close()
+        log.info("stopped", **self.stats.__dict__)
+        return 0
+
+    async def _serve(self, executor: Executor, timers: Timers, watcher: Watcher) -> None:
+        events_send, events_recv = anyio.create_memory_object_stream[Event](EVENT_BUFFER)
+        work_send, work_recv = anyio.create_memory_object_stream[Work](WORK_BUFFER)
+        pipeline_done = anyio.Event()
+
+        async def pipeline() -> None:
+            try:
+                async with anyio.create_task_group() as stages:
+                    await stages.start(executor.run, work_recv)
+                    stages.start_soon(self._engine_loop, events_recv, work_send, timers)
+            finally:
+                pipeline_done.set()
+
+        async with anyio.create_task_group() as main:
+            main.start_soon(pipeline)
+            await main.start(timers.run)
+            if self.handle_signals:
+                main.start_soon(self._signals)
+            main.start_soon(self._watch_rule_files)
+            main.start_soon(self._heartbeat)
+            async with anyio.create_task_group() as sources:
+                await sources.start(watcher.run, events_send)
+                self.notifier.ready(self._status())
+                self.started.set()
+                log.info(
+                    "ready",
+                    streamers=len(watcher.streams),
+                    rules=len(self.engine.ruleset.rules),
+                    dry_run=self.settings.dry_run,
+                )
+                await self.stopping.wait()
+                self.notifier.stopping()
+                log.info("stopping", grace=self.grace)
+                sources.cancel_scope.cancel()
+            with anyio.move_on_after(self.grace):
+                await pipeline_done.wait()
+            main.cancel_scope.cancel()
+        with anyio.CancelScope(shield=True):
+            await self._close_pending()
+
+    async def _close_pending(self) -> None:
+        """After the grace period: record what is still pending, so nothing is left open."""
+        store = self.store
+        if store is None:
+            return
+        left = await store.pending()
+        if left:
+            await store.finish(
+                [(e.id, "failed", "interrupted by shutdown before the API answered") for e in left],
+                self.clock.now(),
+            )
+            log.warning("stopped_with_calls_in_flight", count=len(left))
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    # --- stages -------------------------------------------------------------------------
+
+    async def _engine_loop(
+        self,
+        events: MemoryObjectReceiveStream[Event],
+        work: MemoryObjectSendStream[Work],
+        timers: Timers,
+    ) -> None:
+        async with events, work:
+            async for event in events:
+                self.stats.events += 1
+                try:
+                    decisions = self.engine.evaluate(event, event.ts)
+                except Exception:  # one bad event never stops the daemon
+                    self.stats.errors += 1
+                    log.exception("event.failed", streamer=event.streamer, msg_id=event.msg_id)
+                    continue
+                if not decisions:
+                    continue
+                self.stats.decisions += len(decisions)
+                for d in decisions:
+                    log.info(
+                        "decision",
+                        streamer=event.streamer,
+                        user=d.unique_id,
+                        user_id=d.user_id,
+                        rule=d.rule_id,
+                        action=d.describe(),
+                        mode=d.mode,
+                        suppressed=d.suppressed,
+                        detail=d.detail,
+                        text=event.text[:200],
+                    )
+                await work.send(Work(event, decisions))
+                timers.poke()
+
+    async def _signals(self) -> None:
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+            async for signum in signals:
+                if signum == signal.SIGHUP:
+                    await self.reload()
+                else:
+                    log.info("signal", signal=signal.Signals(signum).name)
+                    self.stop()
+                    return
+
+    async def _watch_rule_files(self) -> None:
+        """Reload when a rule file changes (polled; debounced by one quiet interval)."""
+        self._rule_mtimes = await anyio.to_thread.run_sync(self._scan_rules)
+        while True:
+            await anyio.sleep(RULE_POLL)
+            seen = await anyio.to_thread.run_sync(self._scan_rules)
+            if seen == self._rule_mtimes:
+                continue
+            # Wait until the files stop changing (an editor writes in several steps).
+            while True:
+                await anyio.sleep(RULE_POLL / 2)
+                again = await anyio.to_thread.run_sync(self._scan_rules)
+                if again == seen:
+                    break
+                seen = again
+            self._rule_mtimes = seen
+            log.info("rules.changed")
+            await self.reload()
+
+    def _scan_rules(self) -> dict[Path, float]:
+        found: dict[Path, float] = {}
+        for root in self.rule_paths:
+            candidates = [root] if root.is_file() else sorted(root.rglob("*"))
+            for path in candidates:
+                try:
+                    if path.is_file():
+                        found[path] = path.stat().st_mtime
+                except OSError:
+                    continue
+        return found
+
+    async def _heartbeat(self) -> None:
+        watchdog = watchdog_interval()
+        every = min(STATUS_EVERY, watchdog) if watchdog else STATUS_EVERY
+        last_status = ""
+        while True:
+            if watchdog:
+                self.notifier.watchdog()
+            status = self._status()
+            if status != last_status:
+                self.notifier.status(status)
+                last_status = status
+            await anyio.sleep(every)
+
+    def _status(self) -> str:
+        live = streams = 0
+        if self.watcher is not None:
+            ws = self.watcher.statistics()
+            live, streams = ws.live, ws.streams
+        done = self.executor.statistics().done if self.executor else 0
+        return (
+            f"{live}/{streams} streams live, {self.stats.events} events, "
+            f"{self.stats.decisions} decisions, {done} actions done"
+        )
+
+    # --- rules and grants ---------------------------------------------------------------
+
+    async def reload(self, *, initial: bool = False) -> bool:
+        """Compile the rules in a thread; swap them in only when they check."""
+        if not initial:
+            self.notifier.reloading()
+        granted = self.granted
+        ruleset, diagnostics = await anyio.to_thread.run_sync(
+            lambda: load_ruleset(self.rule_paths, granted_scopes=granted)
+        )
+        for d in diagnostics:
+            (log.error if d.severity == "error" else log.warning)("rules.problem", problem=str(d))
+        ok = ruleset is not None and not errors(diagnostics)
+        if ok and ruleset is not None:
+            self.engine.swap(ruleset)
+            if not initial:
+                self.stats.reloads += 1
+            log.info("rules.loaded", rules=len(ruleset.rules), files=len(ruleset.files))
+        else:
+            self.stats.failed_reloads += not initial
+            log.error(
+                "rules.rejected",
+                message="the rules have errors; "
+                + ("nothing is loaded" if initial else "the previous rules stay in use"),
+            )
+        if not initial:
+            self.notifier.ready(self._status())
+        return ok
+
+    def _refreshed(self, tokens: TokenSet) -> None:
+        """A refreshed grant may have other scopes: gate actions by it from now on."""
+        self.granted = tokens.scopes
+        if self.executor is not None:
+            self.executor.update_scopes(tokens.scopes)
+
+    # --- resources ----------------------------------------------------------------------
+
+    def _websocket(self, handle: str) -> EulerWebSocket:
+        s = self.settings
+        return EulerWebSocket(
+            s.ws_url,
+            unique_id=handle,
+            api_key=s.api_key.get_secret_value() if s.api_key else "",
+        )
+
+
+@asynccontextmanager
+async def api_session(
+    settings: Settings, clock: Clock
+) -> AsyncIterator[tuple[EulerClient, TokenManager, TokenSet]]:
+    """The Euler client acting for the streamer: API key, stored grant, token refresh."""
+    settings.require("api_key", "client_id", "client_secret")
+    assert settings.api_key is not None
+    assert settings.client_id is not None
+    assert settings.client_secret is not None
+    token_store = TokenStore(settings.state_dir)
+    grant = token_store.load()
+    if grant is None:
+        msg = f"no OAuth grant in {settings.state_dir}; run `modbot auth login` first"
+        raise ConfigError(msg, setting="state_dir")
+    oauth = OAuthClientConfig(settings.client_id, settings.client_secret.get_secret_value())
+    tokens = TokenManager(token_store, oauth, clock=clock)
+    client = EulerClient(
+        settings.api_base_url,
+        settings.api_key.get_secret_value(),
+        tokens=tokens,
+        routes=settings.routes,
+        timeout=settings.http_timeout,
+        retry=RetryPolicy(max_attempts=settings.max_attempts, max_wait=settings.max_retry_wait),
+        clock=clock,
+    )
+    async with client:
+        tokens.bind(client)
+        yield client, tokens, grant

@@ -1,0 +1,245 @@
+"""Euler WebSocket bundles to modbot's ``Event`` records (pure: no I/O, no clock).
+
+One ``Decoder`` per connection: the first message of a connection is ``roomInfo``,
+which gives the room id and the streamer's own user id (their events are marked
+``is_owner`` and never actioned). Every other message becomes at most one ``Event``;
+an unknown message type is counted and ignored, a malformed message is counted by
+kind of problem and skipped, so one bad message never costs the others.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from modbot.events import MAX_TEXT, Event, EventKind, Gift, User
+
+# Message types that carry nothing the rules use (deleted comments, ...).
+IGNORED_TYPES = frozenset({"WebcastImDeleteMessage"})
+STREAKABLE_GIFT = 1
+CONTROL_ENDED = (3, 4)  # ended, suspended
+
+
+class BadMessage(ValueError):
+    """A message of a known type whose fields are not what the API documents."""
+
+
+@dataclass
+class Decoder:
+    """Decodes the bundles of one WebSocket connection for one streamer."""
+
+    streamer: str
+    room_id: str = ""
+    owner_user_id: str = ""
+    unknown: Counter[str] = field(default_factory=Counter)
+    malformed: Counter[str] = field(default_factory=Counter)
+    _bundle_ms: object = None
+
+    def decode(self, bundle: dict[str, Any]) -> list[Event]:
+        """The events of one bundle, in order; problems are counted, never raised."""
+        messages = bundle.get("messages")
+        if not isinstance(messages, list):
+            self.malformed["bundle without messages"] += 1
+            return []
+        self._bundle_ms = bundle.get("timestamp")
+        out: list[Event] = []
+        for message in messages:
+            try:
+                event = self.message(message)
+            except BadMessage as exc:
+                self.malformed[str(exc)] += 1
+                continue
+            if event is not None:
+                out.append(event)
+        return out
+
+    def message(self, message: object) -> Event | None:
+        """One message as an Event (None for roomInfo and ignored types)."""
+        if not isinstance(message, dict):
+            raise BadMessage("message that is not an object")
+        kind = message.get("type")
+        data = message.get("data")
+        if not isinstance(kind, str) or not isinstance(data, dict):
+            raise BadMessage("message without type or data")
+        if kind == "roomInfo":
+            self.room_id = _id(data.get("roomId") or data.get("id"), "roomInfo.roomId")
+            owner = data.get("owner")
+            owner_id = data.get("ownerUserId") or (
+                owner.get("userId") if isinstance(owner, dict) else None
+            )
+            self.owner_user_id = _id(owner_id, "roomInfo.ownerUserId") if owner_id else ""
+            return None
+        handler = _HANDLERS.get(kind)
+        if handler is None:
+            if kind not in IGNORED_TYPES:
+                self.unknown[kind] += 1
+            return None
+        return handler(self, data)
+
+    # --- per type -----------------------------------------------------------------------
+
+    def _base(self, kind: EventKind, data: dict[str, Any], **fields: Any) -> Event:
+        common = data.get("common")
+        if not isinstance(common, dict):
+            raise BadMessage(f"{kind} message without common")
+        room = _id(common.get("roomId"), f"{kind} common.roomId") or self.room_id
+        return Event(
+            kind=kind,
+            ts=_time(common.get("createTime"), self._bundle_ms),
+            streamer=self.streamer,
+            room_id=room,
+            msg_id=_id(common.get("msgId"), f"{kind} common.msgId"),
+            **fields,
+        )
+
+    def _user(self, data: dict[str, Any], identity: object = None) -> User:
+        raw = data.get("user")
+        if not isinstance(raw, dict):
+            raise BadMessage("message without user")
+        user_id = _id(raw.get("userId"), "user.userId")
+        if not user_id:
+            raise BadMessage("user without userId")
+        ident = _obj(identity)
+        follow = _obj(raw.get("followInfo"))
+        attr = _obj(raw.get("userAttr"))
+        honor = _obj(raw.get("userHonor"))
+        follow_status = _int(follow.get("followStatus"))
+        is_owner = bool(ident.get("isAnchor")) or (
+            bool(self.owner_user_id) and user_id == self.owner_user_id
+        )
+        return User(
+            user_id=user_id,
+            unique_id=_text(raw.get("uniqueId"), 64),
+            nickname=_text(raw.get("nickname"), 200),
+            is_owner=is_owner,
+            is_moderator=bool(ident.get("isModeratorOfAnchor"))
+            or bool(attr.get("isAdmin"))
+            or bool(attr.get("isSuperAdmin")),
+            is_subscriber=bool(ident.get("isSubscriberOfAnchor")),
+            is_follower=bool(ident.get("isFollowerOfAnchor")) or follow_status in (1, 2),
+            is_friend=bool(ident.get("isMutualFollowingWithAnchor")) or follow_status == 2,
+            is_gifter=bool(ident.get("isGiftGiverOfAnchor")),
+            gifter_level=_int(honor.get("level")),
+            follower_count=_int(follow.get("followerCount")),
+        )
+
+    def on_chat(self, data: dict[str, Any]) -> Event:
+        user = self._user(data, data.get("userIdentity"))
+        return self._base(
+            "comment",
+            data,
+            user=user,
+            text=_text(data.get("comment"), MAX_TEXT),
+            language=_text(data.get("contentLanguage"), 16),
+        )
+
+    def on_emote(self, data: dict[str, Any]) -> Event:
+        return self._base("emote", data, user=self._user(data, data.get("userIdentity")))
+
+    def on_gift(self, data: dict[str, Any]) -> Event | None:
+        details = data.get("giftDetails")
+        if not isinstance(details, dict):
+            raise BadMessage("gift message without giftDetails")
+        streakable = _int(details.get("giftType")) == STREAKABLE_GIFT
+        if streakable and not data.get("repeatEnd"):
+            return None  # a streak in progress: it counts once, when it ends
+        gift = Gift(
+            name=_text(details.get("giftName"), 100),
+            diamonds=_int(details.get("diamondCount")),
+            count=max(_int(data.get("repeatCount")), 1),
+        )
+        return self._base("gift", data, user=self._user(data, data.get("userIdentity")), gift=gift)
+
+    def on_join(self, data: dict[str, Any]) -> Event:
+        return self._base("join", data, user=self._user(data, data.get("userIdentity")))
+
+    def on_like(self, data: dict[str, Any]) -> Event:
+        user = self._user(data, data.get("userIdentity"))
+        return self._base("like", data, user=user, count=_int(data.get("likeCount")))
+
+    def on_social(self, data: dict[str, Any]) -> Event | None:
+        display = _obj(_obj(data.get("common")).get("displayText"))
+        key = str(display.get("key", ""))
+        if "follow" in key or _int(data.get("followCount")):
+            kind: EventKind = "follow"
+        elif "share" in key or _int(data.get("shareCount")):
+            kind = "share"
+        else:
+            return None
+        return self._base(kind, data, user=self._user(data, data.get("userIdentity")))
+
+    def on_question(self, data: dict[str, Any]) -> Event:
+        details = data.get("details")
+        if not isinstance(details, dict):
+            raise BadMessage("question message without details")
+        user = self._user(details)
+        return self._base("question", data, user=user, text=_text(details.get("content"), MAX_TEXT))
+
+    def on_viewers(self, data: dict[str, Any]) -> Event:
+        return self._base("viewers", data, viewers=_int(data.get("viewerCount")))
+
+    def on_control(self, data: dict[str, Any]) -> Event | None:
+        if _int(data.get("action")) not in CONTROL_ENDED:
+            return None
+        return self._base("stream_end", data)
+
+
+_HANDLERS = {
+    "WebcastChatMessage": Decoder.on_chat,
+    "WebcastEmoteChatMessage": Decoder.on_emote,
+    "WebcastGiftMessage": Decoder.on_gift,
+    "WebcastMemberMessage": Decoder.on_join,
+    "WebcastLikeMessage": Decoder.on_like,
+    "WebcastSocialMessage": Decoder.on_social,
+    "WebcastQuestionNewMessage": Decoder.on_question,
+    "WebcastRoomUserSeqMessage": Decoder.on_viewers,
+    "WebcastControlMessage": Decoder.on_control,
+}
+
+
+def _obj(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _id(value: object, what: str) -> str:
+    """A numeric id kept exact (strings as they are; ints never through float)."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, bool):
+        raise BadMessage(f"{what} is not a numeric id")
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str) and value.isdigit():
+        return value
+    raise BadMessage(f"{what} is not a numeric id")
+
+
+def _int(value: object) -> int:
+    if isinstance(value, bool) or value is None:
+        return 0
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.lstrip("-").isdigit() and len(value) < 20:
+        return int(value)
+    return 0
+
+
+def _text(value: object, limit: int) -> str:
+    return value[:limit] if isinstance(value, str) else ""
+
+
+def _time(value: object, fallback: object = None) -> datetime:
+    """``common.createTime`` (milliseconds, string or number) as aware UTC.
+
+    A message without one takes the bundle's ``timestamp``.
+    """
+    millis = _int(value) or _int(fallback)
+    if millis <= 0:
+        raise BadMessage("message without a valid createTime")
+    seconds = millis / 1000 if millis > 100_000_000_000 else millis
+    try:
+        return datetime.fromtimestamp(seconds, UTC)
+    except (OverflowError, OSError, ValueError):
+        raise BadMessage("message with an out-of-range createTime") from None
