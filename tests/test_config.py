@@ -111,7 +111,7 @@ class TestSources:
 class TestErrors:
     def test_bad_value_names_the_setting(self, monkeypatch):
         """A bad value is one sentence naming the setting and its variable."""
-        monkeypatch.setenv("MODBOT_LIVE_CHECK_INTERVAL", "1")
+        monkeypatch.setenv("MODBOT_LIVE_CHECK_INTERVAL", "0.5")
         with pytest.raises(ConfigError) as info:
             load_settings()
         message = str(info.value)
