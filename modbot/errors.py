@@ -15,7 +15,8 @@ The tree (modelled on ``httpx/_exceptions.py``)::
     │   ├── ServerError          500/502/503/504 from Euler (retried with backoff)
     │   ├── ApiUnavailable       timeout or connection failure (retried with backoff)
     │   └── BadResponse          the answer was not the JSON the route promises
-    └── SourceClosed             the event WebSocket closed; ``code`` and ``reason`` say why
+    ├── SourceClosed             the event WebSocket closed; ``code`` and ``reason`` say why
+    └── AuditError               the audit database cannot be opened or used
 
 Only ``modbot.euler`` translates HTTP and transport failures into this tree, always with
 ``raise ... from exc``. No message ever contains a secret: routes are named, not URLs
@@ -138,3 +139,7 @@ class SourceClosed(ModbotError):
         super().__init__(text)
         self.code = code
         self.reason = reason
+
+
+class AuditError(ModbotError):
+    """The audit database cannot be used (the message says why and what to do)."""

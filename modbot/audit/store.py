@@ -25,7 +25,7 @@ import aiosqlite
 
 from modbot.audit.query import AuditFilter, iso
 from modbot.audit.schema import MIGRATIONS, VERSION
-from modbot.errors import ConfigError
+from modbot.errors import AuditError, ConfigError
 
 BUSY_TIMEOUT_MS = 10_000
 DB_NAME = "audit.db"
@@ -35,10 +35,6 @@ _COLUMNS = (
     "id, ts, streamer, room_id, user_id, unique_id, rule, rule_hash, action, params, mode,"
     " status, detail, error, msg_id, msg_text, undo_of, undone_by, reason, updated"
 )
-
-
-class AuditError(Exception):
-    """The audit database cannot be used (the message says why and what to do)."""
 
 
 @dataclass(frozen=True)
@@ -194,6 +190,9 @@ class AuditStore:
             await self.close()
             msg = f"the audit database {self.path} cannot be used: {exc}"
             raise AuditError(msg) from None
+        except BaseException:
+            await self.close()
+            raise
 
     async def _migrate(self) -> None:
         async with self.db.execute("PRAGMA user_version") as cursor:

@@ -1,0 +1,199 @@
+"""The audit store: schema versions, one row per intent, filters, safe text in every view."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import stat
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from modbot.audit import view
+from modbot.audit.query import AuditFilter, FilterError, parse_when
+from modbot.audit.schema import VERSION
+from modbot.audit.store import AuditStore, NewEntry
+from modbot.errors import AuditError, ConfigError
+from modbot.fake.clock import FakeClock
+
+
+def new(clock: FakeClock, **fields: object) -> NewEntry:
+    base: dict[str, object] = {
+        "ts": clock.now(),
+        "streamer": "host",
+        "rule": "r",
+        "action": "mute",
+        "mode": "enforce",
+        "status": "pending",
+        "room_id": "1",
+        "user_id": "68001",
+        "unique_id": "viewer_1",
+        "msg_id": "",
+    }
+    base.update(fields)
+    return NewEntry(**base)  # type: ignore[arg-type]
+
+
+async def test_a_new_database_is_private_and_at_the_current_version(tmp_path: Path) -> None:
+    path = tmp_path / "state" / "audit.db"
+    async with AuditStore.open(path):
+        pass
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == VERSION
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+async def test_a_newer_database_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "audit.db"
+    with sqlite3.connect(path) as db:
+        db.execute(f"PRAGMA user_version = {VERSION + 1}")
+    with pytest.raises(ConfigError, match="newer than this modbot knows"):
+        async with AuditStore.open(path):
+            pass
+
+
+async def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "audit.db"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(AuditError, match="cannot be used"):
+        async with AuditStore.open(path):
+            pass
+
+
+async def test_one_message_rule_and_action_is_recorded_once(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    async with AuditStore.open(tmp_path / "a.db") as store:
+        ids = await store.add(
+            [
+                new(clock, msg_id="7"),
+                new(clock, msg_id="7"),
+                new(clock, msg_id="7", action="reply"),
+            ],
+            clock.now(),
+        )
+        assert ids[0] is not None
+        assert ids[1] is None
+        assert ids[2] is not None
+        # Rows without a message id (undo, expiry) are never merged.
+        assert None not in await store.add([new(clock), new(clock)], clock.now())
+
+
+async def test_finish_sets_status_error_params_and_timers(tmp_path: Path, clock: FakeClock) -> None:
+    async with AuditStore.open(tmp_path / "a.db") as store:
+        (entry_id,) = await store.add([new(clock, params={"duration_s": 600})], clock.now())
+        assert entry_id is not None
+        await store.finish(
+            [(entry_id, "done", None)],
+            clock.now(),
+            timers=[(clock.now().timestamp() + 600, "unmute", "host", "1", "68001", entry_id)],
+            params={entry_id: {"api_duration": -1}},
+        )
+        entry = await store.get(entry_id)
+        assert entry is not None
+        assert entry.status == "done"
+        assert entry.params == {"duration_s": 600, "api_duration": -1}
+        assert await store.due_timers(clock.now().timestamp()) == []
+        assert len(await store.due_timers(clock.now().timestamp() + 601)) == 1
+
+
+async def test_filters(tmp_path: Path, clock: FakeClock) -> None:
+    async with AuditStore.open(tmp_path / "a.db") as store:
+        await store.add(
+            [
+                new(clock, rule="slurs", action="ban", status="done", unique_id="Bad_Guy"),
+                new(clock, rule="flood", status="failed", streamer="other"),
+                new(clock, rule="caps", action="reply", mode="observe", status="observed"),
+            ],
+            clock.now(),
+        )
+        clock.advance(3600)
+        await store.add([new(clock, rule="flood", status="done")], clock.now())
+
+        async def rules(**kw: object) -> list[str]:
+            return [e.rule for e in await store.query(AuditFilter(**kw))]  # type: ignore[arg-type]
+
+        assert await rules() == ["flood", "caps", "flood", "slurs"]  # newest first
+        assert await rules(user="@bad_guy") == ["slurs"]
+        assert await rules(user="68001", rule="flood") == ["flood", "flood"]
+        assert await rules(status="observed") == ["caps"]
+        assert await rules(action="ban") == ["slurs"]
+        assert await rules(streamer="other") == ["flood"]
+        assert await rules(since=clock.now() - timedelta(minutes=10)) == ["flood"]
+        assert await rules(until=clock.now() - timedelta(minutes=10), limit=1) == ["caps"]
+
+
+def test_filter_values_are_checked() -> None:
+    with pytest.raises(FilterError, match="status must be one of"):
+        AuditFilter(status="finished")
+    with pytest.raises(FilterError, match="action must be one of"):
+        AuditFilter(action="kick")
+    with pytest.raises(FilterError, match="limit"):
+        AuditFilter(limit=0)
+    clock = FakeClock()
+    assert parse_when("10m", clock.now()) == clock.now() - timedelta(minutes=10)
+    assert parse_when("2026-11-24T19:00:00Z", clock.now()).hour == 19
+    with pytest.raises(FilterError, match="neither a duration"):
+        parse_when("yesterday", clock.now())
+
+
+HOSTILE = (
+    "{user.unique_id}\n\x1b[31mRED\x1b[0m'; DROP TABLE actions;--"
+    + "e\u0301" * 3
+    + "\u0301" * 10_000
+)
+
+
+async def test_viewer_text_is_stored_as_is_and_shown_inert(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    async with AuditStore.open(tmp_path / "a.db") as store:
+        await store.add(
+            [new(clock, unique_id=HOSTILE[:64], msg_text=HOSTILE, params={"text": HOSTILE})],
+            clock.now(),
+        )
+        (entry,) = await store.query(AuditFilter())
+        assert entry.msg_text == HOSTILE[:2000]  # stored verbatim (capped), not executed
+        assert await store.count() == 1  # the table is still there
+        shown = view.table([entry])
+        assert "\x1b" not in shown
+        assert len(shown.splitlines()) == 2  # no forged lines
+        assert max(len(line) for line in shown.splitlines()) < 400
+        lines = view.json_lines([entry])
+        assert "\x1b" not in lines
+        assert json.loads(lines)["text"] == HOSTILE[:2000]
+        csv_text = view.csv_text([entry])
+        assert "\x1b" not in csv_text
+
+
+def test_csv_cells_never_start_a_formula(clock: FakeClock) -> None:
+    from modbot.audit.store import Entry
+
+    entry = Entry(
+        1,
+        "2026-11-24T20:00:00.000Z",
+        "host",
+        "1",
+        "2",
+        "=cmd|' /C calc'!A0",
+        "r",
+        "h",
+        "ban",
+        {},
+        "enforce",
+        "done",
+        "",
+        None,
+        "",
+        "@SUM(1)",
+        None,
+        None,
+        None,
+        "x",
+    )
+    text = view.csv_text([entry])
+    assert ",'=cmd" in text
+    assert ",'@SUM(1)" in text

@@ -1,0 +1,174 @@
+"""`modbot run` in-process against the fake Euler server: watch, act, audit, stop cleanly."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import anyio
+import pytest
+
+from modbot.audit.query import AuditFilter
+from modbot.audit.store import AuditStore, default_db
+from modbot.config import Settings
+from modbot.daemon import Daemon
+from modbot.errors import ConfigError
+from modbot.euler.oauth import TokenManager
+from modbot.fake import messages as m
+from modbot.fake.clock import FakeClock
+from modbot.fake.server import FakeEuler
+from modbot.loopback import LoopbackServer
+
+REPO = Path(__file__).parent.parent
+
+
+def settings_for(fake: FakeEuler, server: LoopbackServer, state: Path, **extra: object) -> Settings:
+    values: dict[str, object] = {
+        "api_key": fake.api_key,
+        "client_id": fake.client_id,
+        "client_secret": fake.client_secret,
+        "api_base_url": server.url,
+        "ws_url": server.ws_url,
+        "streamers": ["host_handle"],
+        "state_dir": state,
+        "rules_dir": REPO / "rules",
+        "live_check_interval": 1.0,
+    }
+    values.update(extra)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+async def until(check: Callable[[], object], timeout: float = 10.0) -> None:
+    """Poll a condition on the fake server (it has no event to wait on for each one)."""
+    with anyio.fail_after(timeout):
+        while not check():  # noqa: ASYNC110
+            await anyio.sleep(0.02)
+
+
+async def rows(state: Path) -> list[tuple[str, str, str]]:
+    async with AuditStore.open(default_db(state)) as store:
+        found = await store.query(AuditFilter(limit=None, oldest_first=True))
+    return [(r.rule, r.action, r.status) for r in found]
+
+
+@pytest.fixture
+def state(tokens: TokenManager, tmp_path: Path) -> Path:
+    del tokens  # the grant is stored in tmp_path/state
+    return tmp_path / "state"
+
+
+async def test_the_daemon_moderates_a_live_stream_and_stops_cleanly(
+    fake: FakeEuler, fake_server: LoopbackServer, clock: FakeClock, state: Path
+) -> None:
+    daemon = Daemon(
+        settings_for(fake, fake_server, state), clock=clock, handle_signals=False, grace=5
+    )
+    room = fake.streamer("host_handle")
+    troll = m.Viewer("troll", "6811111111111111111")
+    fan = m.Viewer("fan", "6822222222222222222", follower=True)
+    mod = m.Viewer("mod", "6833333333333333333", moderator=True)
+    async with anyio.create_task_group() as tg:
+
+        async def run() -> None:
+            assert await daemon.run() == 0
+
+        tg.start_soon(run)
+        await fake.wait_connected("host_handle")
+        now = fake.now_ms()
+        fake.emit(
+            "host_handle",
+            [
+                m.chat(room.room_id, fan, "hello everyone", now),
+                m.chat(room.room_id, mod, "slurword", now),  # moderators are exempt
+                m.chat(room.room_id, troll, "you are a s.l.u.r.w.o.r.d", now),
+                m.chat(room.room_id, room.owner, "slurword test", now),  # the streamer
+            ],
+        )
+        await until(lambda: troll.user_id in room.bans)
+        # The stream ends: back to watching, and connected again when live again.
+        fake.go_offline("host_handle")
+        await until(lambda: fake.connections("host_handle") == 0)
+        fake.go_live("host_handle")
+        room = fake.streamer("host_handle")
+        await until(lambda: fake.connections("host_handle") == 1)
+        fake.emit(
+            "host_handle", [m.chat(room.room_id, fan, "free coins at bad.example", fake.now_ms())]
+        )
+        await until(lambda: fan.user_id in room.mutes)
+        daemon.stop()
+    assert await rows(state) == [
+        ("slurs", "ban", "done"),
+        ("scam-phrases", "mute", "done"),
+    ]
+    assert len(fake.calls_to("ban")) == 1
+    assert daemon.stats.events >= 6
+
+
+async def test_a_bad_event_never_stops_the_daemon(
+    fake: FakeEuler, fake_server: LoopbackServer, clock: FakeClock, state: Path
+) -> None:
+    daemon = Daemon(settings_for(fake, fake_server, state), clock=clock, handle_signals=False)
+    room = fake.streamer("host_handle")
+    troll = m.Viewer("troll", "6811111111111111111")
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(daemon.run)
+        await fake.wait_connected("host_handle")
+        fake.emit_raw("host_handle", "{not json")
+        fake.emit_raw("host_handle", '{"messages": [{"type": "WebcastChatMessage", "data": 5}]}')
+        fake.emit("host_handle", [m.chat(room.room_id, troll, "slurword", fake.now_ms())])
+        await until(lambda: troll.user_id in room.bans)
+        daemon.stop()
+
+
+async def test_dry_run_calls_nothing(
+    fake: FakeEuler, fake_server: LoopbackServer, clock: FakeClock, state: Path
+) -> None:
+    daemon = Daemon(
+        settings_for(fake, fake_server, state, dry_run=True), clock=clock, handle_signals=False
+    )
+    room = fake.streamer("host_handle")
+    troll = m.Viewer("troll", "6811111111111111111")
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(daemon.run)
+        await fake.wait_connected("host_handle")
+        fake.emit("host_handle", [m.chat(room.room_id, troll, "slurword", fake.now_ms())])
+        await until(lambda: daemon.stats.decisions >= 1)
+        await anyio.sleep(0.2)
+        daemon.stop()
+    assert fake.calls_to("ban") == []
+    assert await rows(state) == [("slurs", "ban", "observed")]
+
+
+async def test_reload_keeps_the_old_rules_when_the_new_ones_are_broken(
+    fake: FakeEuler, fake_server: LoopbackServer, clock: FakeClock, state: Path, tmp_path: Path
+) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    good = "version: 1\nrules:\n  - id: r\n    on: comment\n    when: {text.words: %s}\n    then: [ban]\n"
+    (rules / "r.yaml").write_text(good % "alpha")
+    daemon = Daemon(
+        settings_for(fake, fake_server, state, rules_dir=rules), clock=clock, handle_signals=False
+    )
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(daemon.run)
+        await until(daemon.started.is_set)
+        (rules / "r.yaml").write_text(
+            "version: 1\nrules: [{id: r, on: comment, when: {text.wrods: x}}]\n"
+        )
+        assert not await daemon.reload()
+        assert daemon.engine.ruleset.rule("r") is not None
+        (rules / "r.yaml").write_text(good % "beta")
+        assert await daemon.reload()
+        assert daemon.stats.reloads == 1
+        daemon.stop()
+
+
+async def test_missing_grant_or_streamers_is_a_clear_error(
+    fake: FakeEuler, fake_server: LoopbackServer, clock: FakeClock, tmp_path: Path
+) -> None:
+    with pytest.raises(ConfigError, match="modbot auth login"):
+        await Daemon(settings_for(fake, fake_server, tmp_path / "empty"), clock=clock).run()
+    with pytest.raises(ConfigError, match="no streamers"):
+        await Daemon(
+            settings_for(fake, fake_server, tmp_path / "empty", streamers=[]), clock=clock
+        ).run()
