@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from modbot.fake.clock import FakeClock
 from modbot.fake.server import FakeEuler
 from modbot.log import SECRETS
 from modbot.loopback import LoopbackServer, serve
+from tests.helpers import fake_and_portal
 
 
 @pytest.fixture
@@ -121,3 +123,28 @@ async def client(
     ) as api:
         tokens.bind(api)
         yield api
+
+
+@pytest.fixture
+def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No MODBOT_ settings from the machine; the working directory is empty."""
+    for name in list(os.environ):
+        if name.startswith("MODBOT_") or name in ("CREDENTIALS_DIRECTORY", "STATE_DIRECTORY"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def euler_env(monkeypatch: pytest.MonkeyPatch):
+    """A fake Euler in a thread, and the settings that point modbot at it."""
+    fake = FakeEuler(api_key="cli-api-key-0001", client_secret="cli-client-secret-0002")
+    fake.add_streamer("host_handle", live=True)
+    with fake_and_portal(fake) as (server, portal):
+        fake.portal = portal  # type: ignore[attr-defined]  # for tests that drive the fake
+        monkeypatch.setenv("MODBOT_API_BASE_URL", server.url)
+        monkeypatch.setenv("MODBOT_WS_URL", server.ws_url)
+        monkeypatch.setenv("MODBOT_AUTHORIZE_URL", f"{server.url}/tiktok/oauth/authorize")
+        monkeypatch.setenv("MODBOT_API_KEY", fake.api_key)
+        monkeypatch.setenv("MODBOT_CLIENT_ID", fake.client_id)
+        monkeypatch.setenv("MODBOT_CLIENT_SECRET", fake.client_secret)
+        yield fake

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from anyio.from_thread import start_blocking_portal
+from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from modbot.fake.server import FakeEuler
 from modbot.loopback import LoopbackServer, serve
@@ -14,8 +14,15 @@ from modbot.loopback import LoopbackServer, serve
 @contextlib.contextmanager
 def fake_in_thread(fake: FakeEuler) -> Iterator[LoopbackServer]:
     """Serve ``fake`` from its own event loop thread, so sync code (the CLI) can call it."""
+    with fake_and_portal(fake) as (server, _):
+        yield server
+
+
+@contextlib.contextmanager
+def fake_and_portal(fake: FakeEuler) -> Iterator[tuple[LoopbackServer, BlockingPortal]]:
+    """Like ``fake_in_thread``, with the portal to call the fake on its own loop."""
     with (
         start_blocking_portal("asyncio") as portal,
         portal.wrap_async_context_manager(serve(fake.app)) as server,
     ):
-        yield server
+        yield server, portal

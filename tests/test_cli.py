@@ -5,19 +5,15 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import re
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
 from modbot.cli import build_parser, main, requested_scopes
 from modbot.euler.oauth import TokenStore
-from modbot.fake.server import FakeEuler
-from tests.helpers import fake_in_thread
 
 
 def _subcommands(
@@ -31,26 +27,8 @@ def _subcommands(
 
 
 @pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def _isolated(isolated: None) -> None:
     """No MODBOT_ settings from the machine; the working directory is empty."""
-    for name in list(os.environ):
-        if name.startswith("MODBOT_") or name in ("CREDENTIALS_DIRECTORY", "STATE_DIRECTORY"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-
-
-@pytest.fixture
-def euler_env(monkeypatch: pytest.MonkeyPatch):
-    """A fake Euler in a thread, and the settings that point modbot at it."""
-    fake = FakeEuler(api_key="cli-api-key-0001", client_secret="cli-client-secret-0002")
-    fake.add_streamer("host_handle", live=True)
-    with fake_in_thread(fake) as server:
-        monkeypatch.setenv("MODBOT_API_BASE_URL", server.url)
-        monkeypatch.setenv("MODBOT_AUTHORIZE_URL", f"{server.url}/tiktok/oauth/authorize")
-        monkeypatch.setenv("MODBOT_API_KEY", fake.api_key)
-        monkeypatch.setenv("MODBOT_CLIENT_ID", fake.client_id)
-        monkeypatch.setenv("MODBOT_CLIENT_SECRET", fake.client_secret)
-        yield fake
 
 
 class BrowserOutput(io.StringIO):

@@ -106,7 +106,7 @@ async def test_the_same_mute_is_not_sent_twice_in_a_burst(
         Work(second, [decision(second, "mute", duration_s=60.0)]),
         Work(longer, [decision(longer, "mute", duration_s=300.0)]),
     )
-    assert [c.params["duration"] for c in fake.calls_to("mute")] == ["60", "300"]
+    assert sorted(c.params["duration"] for c in fake.calls_to("mute")) == ["300", "60"]
     statuses = [s for _, s, _ in await entries(store)]
     assert statuses == ["done", "skipped", "done"]
 
