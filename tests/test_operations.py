@@ -155,6 +155,21 @@ class TestUndo:
         assert f"#{ban_id}: not undone: #{ban_id} was already undone by #{undo_row['id']}" in out
         assert len(fake.calls_to("unban")) == 1
 
+    def test_comments_off_is_undone_by_comments_on(self, euler_env: FakeEuler, tmp_path: Path) -> None:
+        fake = euler_env
+        state = tmp_path / "state"
+        grant(fake, state)
+        room = fake.streamer("host_handle")
+        room.comments_enabled = False
+        (off_id,) = seed(
+            state,
+            [entry("comments", rule="copy-paste-raid", room_id=room.room_id, params={"enabled": False, "for_s": 120})],
+        )
+        code, out = run_cli("undo", str(off_id), "--state-dir", str(state))
+        assert code == 0, out
+        assert room.comments_enabled
+        assert fake.calls_to("toggle_comments")[0].params["enabled"] == "true"
+
     def test_what_cannot_be_undone_says_why(self, euler_env: FakeEuler, tmp_path: Path) -> None:
         state = tmp_path / "state"
         grant(euler_env, state)

@@ -37,6 +37,7 @@ def stream() -> list[dict[str, Any]]:
         record(0, 1, "hi everyone, love the stream"),
         record(1, 2, "what game is this?", kind="question"),
         record(2, 3, "free coins at bad-site dot com"),  # scam-links (not a follower)
+        record(2.5, 3, "again: other-site.com"),  # scam-links in its 1m cooldown: nothing
         record(3, 4, "FREE COINS at bad-site dot com", is_follower=True),  # scam-phrases
         record(4, 5, "you are an idiot"),  # insults strike 1: warn
         record(5, 5, "still an 1d1ot"),  # strike 2: mute 10m
@@ -48,6 +49,8 @@ def stream() -> list[dict[str, Any]]:
     events += [record(10 + i, 9, f"message {i}") for i in range(6)]
     # A copy-paste raid: eight accounts, one text.
     events += [record(20 + i * 0.5, 100 + i, "RAID RAID follow @raider now") for i in range(8)]
+    # A day later viewer_5's strikes have decayed: a warning again, not a longer mute.
+    events.append(record(5 + 86_401, 5, "idiot"))
     return events
 
 
@@ -94,6 +97,7 @@ def test_replay_json_gives_exact_decisions(
         ("viewer_9", "flood", "mute", 120.0, "enforce"),
         ("viewer_107", "copy-paste-raid", "comments", None, "enforce"),
         ("viewer_107", "copy-paste-raid", "reply", None, "enforce"),
+        ("viewer_5", "insults", "warn", None, "enforce"),
     ]
     # viewer_3's scam-phrases mute (5m) is superseded by the 10m one, so not printed.
     assert decisions[0]["detail"].startswith("text.links")
@@ -103,10 +107,12 @@ def test_replay_json_gives_exact_decisions(
     assert (raid["enabled"], raid["for_s"]) == (False, 120.0)
     err = capsys.readouterr().err
     assert "scam-links" in err
-    assert "23 events replayed, 0 bad lines skipped" in err
+    assert "25 events replayed, 0 bad lines skipped" in err
     summary = {line.split()[0]: line.split()[1:] for line in err.splitlines()[1:-1]}
     assert summary["scam-phrases"] == ["2", "1", "0"]  # fired twice, enforced once
     assert summary["caps"] == ["1", "0", "1"]
+    assert summary["scam-links"] == ["2", "1", "0"]  # the second in its cooldown
+    assert decisions[-1]["strike"] == 1
     assert summary["slurs"] == ["1", "1", "0"]
 
 
@@ -138,7 +144,7 @@ def test_bad_lines_are_reported_with_their_number_and_skipped(
         json.dumps({**good[1], "ts": "yesterday"}),
         "",
         '["a list"]',
-        json.dumps(good[8]),
+        json.dumps(good[9]),
     ]
     code, out = replay(write(tmp_path / "e.jsonl", lines), "--json")
     assert code == 0

@@ -1,0 +1,102 @@
+"""The watcher: live checks, one source per live streamer, and every close code's path."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import anyio
+import pytest
+
+from modbot.audit.store import AuditStore
+from modbot.euler.client import EulerClient
+from modbot.euler.policy import CLOSE_CODES, Next
+from modbot.euler.watcher import StreamState, Watcher
+from modbot.euler.ws import EulerWebSocket
+from modbot.events import Event
+from modbot.fake import messages as m
+from modbot.fake.clock import FakeClock
+from modbot.fake.server import FakeEuler
+from modbot.loopback import LoopbackServer
+
+
+async def until(check: Callable[[], object], timeout: float = 10.0) -> None:
+    """Poll a condition on the fake server (it has no event to wait on for each one)."""
+    with anyio.fail_after(timeout):
+        while not check():  # noqa: ASYNC110
+            await anyio.sleep(0.02)
+
+
+@pytest.fixture
+async def watching(
+    fake: FakeEuler, fake_server: LoopbackServer, client: EulerClient, clock: FakeClock, tmp_path: Path
+):
+    events: list[Event] = []
+    async with AuditStore.open(tmp_path / "audit.db") as store:
+        watcher = Watcher(
+            client,
+            ["host_handle"],
+            lambda h: EulerWebSocket(fake_server.ws_url, unique_id=h, api_key=fake.api_key),
+            store=store,
+            clock_now=clock.now,
+            interval=0.2,
+        )
+        send, receive = anyio.create_memory_object_stream[Event](1000)
+
+        async def collect() -> None:
+            async with receive:
+                async for event in receive:
+                    events.append(event)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(collect)
+            await tg.start(watcher.run, send)
+            yield watcher, events
+            tg.cancel_scope.cancel()
+
+
+async def test_a_live_streamer_is_connected_and_events_flow(watching, fake: FakeEuler) -> None:
+    watcher, events = watching
+    await fake.wait_connected("host_handle")
+    room = fake.streamer("host_handle")
+    fake.emit("host_handle", [m.chat(room.room_id, m.Viewer("v", "6801"), "hi", fake.now_ms())])
+    await until(lambda: events)
+    assert events[0].room_id == room.room_id
+    assert watcher.statistics().live == 1
+    # The handle was resolved once and cached.
+    assert len(fake.calls_to("user_id")) == 1
+
+
+async def test_offline_live_offline_live_is_followed(watching, fake: FakeEuler) -> None:
+    watcher, events = watching
+    stream = watcher.streams["host_handle"]
+    for _ in range(2):
+        await fake.wait_connected("host_handle")
+        fake.go_offline("host_handle")
+        await until(lambda: stream.state is StreamState.WATCHING and not fake.connections("host_handle"))
+        await anyio.sleep(0.5)  # live checks see it offline: no connection attempt
+        assert fake.connections("host_handle") == 0
+        fake.go_live("host_handle")
+    await fake.wait_connected("host_handle")
+    assert stream.connections == 3
+    assert [e.kind for e in events].count("stream_end") == 2
+
+
+@pytest.mark.parametrize("code", sorted(CLOSE_CODES))
+async def test_every_close_code_takes_its_documented_path(
+    watching, fake: FakeEuler, code: int
+) -> None:
+    watcher, _ = watching
+    stream = watcher.streams["host_handle"]
+    await fake.wait_connected("host_handle")
+    await until(lambda: stream.state is StreamState.CONNECTED)
+    fake.drop("host_handle", code)
+    nxt, _ = CLOSE_CODES[code]
+    if nxt is Next.STOP:
+        await until(lambda: stream.state is StreamState.STOPPED)
+        assert stream.why
+        await anyio.sleep(0.5)
+        assert fake.connections("host_handle") == 0  # never retried
+    else:
+        # Reconnected: at once, after a backoff, or after a live check (still live).
+        await until(lambda: stream.connections == 2 and fake.connections("host_handle") == 1)
