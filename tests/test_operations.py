@@ -155,7 +155,9 @@ class TestUndo:
         assert f"#{ban_id}: not undone: #{ban_id} was already undone by #{undo_row['id']}" in out
         assert len(fake.calls_to("unban")) == 1
 
-    def test_comments_off_is_undone_by_comments_on(self, euler_env: FakeEuler, tmp_path: Path) -> None:
+    def test_comments_off_is_undone_by_comments_on(
+        self, euler_env: FakeEuler, tmp_path: Path
+    ) -> None:
         fake = euler_env
         state = tmp_path / "state"
         grant(fake, state)
@@ -163,7 +165,14 @@ class TestUndo:
         room.comments_enabled = False
         (off_id,) = seed(
             state,
-            [entry("comments", rule="copy-paste-raid", room_id=room.room_id, params={"enabled": False, "for_s": 120})],
+            [
+                entry(
+                    "comments",
+                    rule="copy-paste-raid",
+                    room_id=room.room_id,
+                    params={"enabled": False, "for_s": 120},
+                )
+            ],
         )
         code, out = run_cli("undo", str(off_id), "--state-dir", str(state))
         assert code == 0, out

@@ -29,7 +29,11 @@ async def until(check: Callable[[], object], timeout: float = 10.0) -> None:
 
 @pytest.fixture
 async def watching(
-    fake: FakeEuler, fake_server: LoopbackServer, client: EulerClient, clock: FakeClock, tmp_path: Path
+    fake: FakeEuler,
+    fake_server: LoopbackServer,
+    client: EulerClient,
+    clock: FakeClock,
+    tmp_path: Path,
 ):
     events: list[Event] = []
     async with AuditStore.open(tmp_path / "audit.db") as store:
@@ -73,7 +77,9 @@ async def test_offline_live_offline_live_is_followed(watching, fake: FakeEuler) 
     for _ in range(2):
         await fake.wait_connected("host_handle")
         fake.go_offline("host_handle")
-        await until(lambda: stream.state is StreamState.WATCHING and not fake.connections("host_handle"))
+        await until(
+            lambda: stream.state is StreamState.WATCHING and not fake.connections("host_handle")
+        )
         await anyio.sleep(0.5)  # live checks see it offline: no connection attempt
         assert fake.connections("host_handle") == 0
         fake.go_live("host_handle")
