@@ -100,7 +100,33 @@ def build_parser() -> argparse.ArgumentParser:
         "demo",
         parents=[common],
         help="see modbot moderate a scripted live chat (no credentials needed)",
-        description="Run modbot against the bundled fake Euler server with a scripted stream.",
+        description=(
+            "Run the real daemon with the example rules against the bundled fake Euler "
+            "server (generated credentials, a free loopback port) and a scripted stream, "
+            "showing each decision as it happens and a summary at the end. The audit log "
+            "stays in the state directory (default: a new temporary directory), so "
+            "`modbot audit --state-dir DIR` works afterwards."
+        ),
+    )
+    demo.add_argument(
+        "--duration",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="stop after this long (default: 60)",
+    )
+    demo.add_argument(
+        "--rules",
+        type=Path,
+        dest="rule_dir",
+        metavar="DIR",
+        help="rule directory (default: the rules_dir setting, ./rules)",
+    )
+    demo.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        help="scenario time factor: 2 plays twice as fast (default: 1)",
     )
     demo.set_defaults(handler=_demo)
 
@@ -566,13 +592,25 @@ def _replay(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
 
 
 def _demo(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
-    del args, settings
-    print(
-        "modbot demo is not available yet: the rule engine and the daemon it runs are "
-        "still being built. Nothing was started.",
-        file=out,
+    import tempfile  # noqa: PLC0415
+
+    from modbot.demo import run_demo  # noqa: PLC0415
+
+    if args.speed <= 0 or args.duration <= 0:
+        _fail("modbot: --speed and --duration must be positive")
+        return EXIT_USAGE
+    rules: Path = args.rule_dir or settings.rules_dir
+    if not rules.exists():
+        _fail(f"modbot: the rules directory {rules} does not exist (use --rules DIR)")
+        return EXIT_USAGE
+    # Never the real state directory by default: the demo writes its own fake grant.
+    state = args.state_dir or Path(tempfile.mkdtemp(prefix="modbot-demo-"))
+    return anyio.run(
+        lambda: run_demo(
+            rules=[rules], state_dir=state, duration=args.duration, speed=args.speed, out=out
+        ),
+        backend="asyncio",
     )
-    return EXIT_FAILED
 
 
 # --- auth -------------------------------------------------------------------------------

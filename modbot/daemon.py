@@ -39,7 +39,7 @@ from modbot.euler.ws import EulerWebSocket
 from modbot.events import Event
 from modbot.rules.compile import load_ruleset
 from modbot.rules.diagnostics import errors
-from modbot.rules.engine import Engine
+from modbot.rules.engine import Decision, Engine
 from modbot.sdnotify import Notifier, watchdog_interval
 
 log = structlog.get_logger("modbot.daemon")
@@ -74,6 +74,7 @@ class Daemon:
         handle_signals: bool = True,
         grace: float = GRACE,
         ws_factory: Callable[[str], EulerWebSocket] | None = None,
+        on_decisions: Callable[[Event, list[Decision]], None] | None = None,
     ) -> None:
         self.settings = settings
         self.rule_paths = list(rule_paths or [settings.rules_dir])
@@ -82,6 +83,7 @@ class Daemon:
         self.handle_signals = handle_signals
         self.grace = grace
         self._ws_factory = ws_factory
+        self._on_decisions = on_decisions
         self.engine = Engine()
         self.stats = DaemonStatistics()
         self.stopping = anyio.Event()
@@ -224,6 +226,8 @@ class Daemon:
                         detail=d.detail,
                         text=event.text[:200],
                     )
+                if self._on_decisions is not None:
+                    self._on_decisions(event, decisions)
                 await work.send(Work(event, decisions))
                 timers.poke()
 

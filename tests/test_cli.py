@@ -80,12 +80,6 @@ class TestErrors:
         assert main(["auth", "login", "--state-dir", str(tmp_path)]) == 2
         assert "MODBOT_CLIENT_ID" in capsys.readouterr().err
 
-    def test_demo_says_plainly_it_is_not_ready(self):
-        """Until the demo lands it says so and exits 1 instead of pretending."""
-        out = io.StringIO()
-        assert main(["demo"], stdout=out) == 1
-        assert "not available yet" in out.getvalue()
-
 
 class TestAuth:
     def test_scopes_default_to_what_rule_actions_need(self):

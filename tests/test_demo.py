@@ -1,0 +1,59 @@
+"""`modbot demo`: the real daemon against the fake server, decisions shown, audit kept."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from modbot.cli import main
+
+REPO = Path(__file__).parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _isolated(isolated: None) -> None:
+    """No MODBOT_ settings from the machine; the working directory is empty."""
+
+
+def test_the_demo_moderates_the_scripted_stream(tmp_path: Path) -> None:
+    state = tmp_path / "demo"
+    out = io.StringIO()
+    code = main(
+        [
+            "demo",
+            "--state-dir",
+            str(state),
+            "--rules",
+            str(REPO / "rules"),
+            "--speed",
+            "6",
+            "--duration",
+            "40",
+            "-q",
+        ],
+        stdout=out,
+    )
+    text = out.getvalue()
+    assert code == 0, text
+    assert "@grumpy" in text
+    assert f"Audit log: {state / 'audit.db'}" in text
+    audit = io.StringIO()
+    assert (
+        main(
+            ["audit", "--state-dir", str(state), "--format", "json", "--limit", "1000"],
+            stdout=audit,
+        )
+        == 0
+    )
+    rows = [json.loads(line) for line in audit.getvalue().splitlines()]
+    done = {(r["action"]) for r in rows if r["status"] == "done"}
+    assert {"mute", "ban", "reply", "comments"} <= done
+    # The moderator's insult and the ordinary chat were never actioned.
+    assert not any(r["unique_id"] in ("mod_max", "ana", "ben", "chloe") for r in rows)
+
+
+def test_the_demo_needs_a_rules_directory(tmp_path: Path) -> None:
+    assert main(["demo", "--rules", str(tmp_path / "missing")]) == 2
