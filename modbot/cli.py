@@ -22,9 +22,8 @@ from modbot.clock import SystemClock
 from modbot.config import Settings, load_settings
 from modbot.errors import ConfigError, ModbotError, OAuthError
 from modbot.euler import scopes as scope_names
-from modbot.euler.client import EulerClient
-from modbot.euler.oauth import OAuthClientConfig, TokenStore, login
-from modbot.euler.policy import RetryPolicy
+from modbot.euler.oauth import TokenStore, login
+from modbot.euler.session import api_session, client_for, oauth_config, websocket_factory
 from modbot.events import Event, EventError, format_ts, parse_event, parse_line
 from modbot.log import configure, scrub
 from modbot.rules.compile import CompiledRuleset, load_ruleset
@@ -146,13 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
             "(or warning:). With a stored OAuth grant, actions it does not allow are warnings."
         ),
     )
-    check.add_argument(
-        "paths",
-        nargs="*",
-        type=Path,
-        metavar="PATH",
-        help="rule files or directories (default: the rules_dir setting, ./rules)",
-    )
+    _rules_option(check, positional=True)
     check.set_defaults(handler=_rules_check)
     test = rules_commands.add_parser(
         "test",
@@ -160,13 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="evaluate one comment and show which rules fire and what would be done",
         description="Evaluate one comment against the rules, with the reasons, and call nothing.",
     )
-    test.add_argument(
-        "paths",
-        nargs="*",
-        type=Path,
-        metavar="PATH",
-        help="rule files or directories (default: the rules_dir setting)",
-    )
+    _rules_option(test, positional=True)
     test.add_argument("--text", required=True, help="the comment to evaluate")
     test.add_argument(
         "--user-json",
@@ -192,14 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     replay.add_argument("events", type=Path, metavar="EVENTS.jsonl", help="the recorded events")
-    replay.add_argument(
-        "--rules",
-        nargs="+",
-        type=Path,
-        metavar="PATH",
-        dest="rule_paths",
-        help="rule files or directories (default: the rules_dir setting)",
-    )
+    _rules_option(replay)
     replay.add_argument("--json", action="store_true", help="one JSON object per decision")
     replay.set_defaults(handler=_replay)
 
@@ -229,12 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="scopes to request, comma or space separated (repeatable); default: what the "
         "actions of the rules need, plus webcast:bulk_live_check",
     )
-    login_parser.add_argument(
-        "--rules",
-        nargs="+",
-        type=Path,
-        metavar="PATH",
-        dest="rule_paths",
+    _rules_option(
+        login_parser,
         help="the rules whose actions decide the scopes (default: the rules_dir setting)",
     )
     login_parser.add_argument(
@@ -272,6 +248,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _rules_option(
+    parser: argparse.ArgumentParser,
+    *,
+    positional: bool = False,
+    help: str = "rule files or directories (default: the rules_dir setting, ./rules)",  # noqa: A002
+) -> None:
+    """The rule paths a command reads: ``PATH...`` or ``--rules PATH...``."""
+    if positional:
+        parser.add_argument("paths", nargs="*", type=Path, metavar="PATH", help=help)
+    else:
+        parser.add_argument(
+            "--rules", nargs="+", type=Path, metavar="PATH", dest="rule_paths", help=help
+        )
+
+
 def _add_operations(
     commands: argparse._SubParsersAction[argparse.ArgumentParser],
     common: argparse.ArgumentParser,
@@ -289,14 +280,7 @@ def _add_operations(
             "api_key, client_id and client_secret settings and a grant from `modbot auth login`."
         ),
     )
-    run.add_argument(
-        "--rules",
-        nargs="+",
-        type=Path,
-        metavar="PATH",
-        dest="rule_paths",
-        help="rule files or directories (default: the rules_dir setting)",
-    )
+    _rules_option(run)
     run.add_argument(
         "--dry-run",
         action="store_true",
@@ -616,24 +600,6 @@ def _demo(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
 # --- auth -------------------------------------------------------------------------------
 
 
-def _oauth_config(settings: Settings) -> OAuthClientConfig:
-    settings.require("client_id", "client_secret")
-    assert settings.client_id is not None
-    assert settings.client_secret is not None
-    return OAuthClientConfig(settings.client_id, settings.client_secret.get_secret_value())
-
-
-def _client(settings: Settings) -> EulerClient:
-    api_key = settings.api_key.get_secret_value() if settings.api_key else None
-    return EulerClient(
-        settings.api_base_url,
-        api_key,
-        routes=settings.routes,
-        timeout=settings.http_timeout,
-        retry=RetryPolicy(max_attempts=settings.max_attempts, max_wait=settings.max_retry_wait),
-    )
-
-
 def requested_scopes(values: Sequence[str] | None, actions: Iterable[str] = ()) -> list[str]:
     """Scopes from ``--scopes`` (comma/space separated), else what ``actions`` need."""
     if not values:
@@ -648,7 +614,7 @@ def requested_scopes(values: Sequence[str] | None, actions: Iterable[str] = ()) 
 
 
 def _auth_login(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
-    oauth = _oauth_config(settings)
+    oauth = oauth_config(settings)
     actions: set[str] = set()
     if not args.scopes:
         ruleset = _load_rules(args.rule_paths or [settings.rules_dir], out=None)
@@ -675,7 +641,7 @@ def _auth_login(args: argparse.Namespace, settings: Settings, out: TextIO) -> in
         print("Waiting for Euler to redirect back to this machine...", file=out, flush=True)
 
     async def run() -> None:
-        async with _client(settings) as client:
+        async with client_for(settings) as client:
             tokens = await login(
                 client,
                 store,
@@ -759,10 +725,10 @@ def _auth_logout(args: argparse.Namespace, settings: Settings, out: TextIO) -> i
     if tokens is None:
         print(f"Not logged in (no {store.path}); nothing to do.", file=out)
         return EXIT_OK
-    oauth = _oauth_config(settings)
+    oauth = oauth_config(settings)
 
     async def revoke() -> None:
-        async with _client(settings) as client:
+        async with client_for(settings) as client:
             for token, hint in (
                 (tokens.refresh_token, "refresh_token"),
                 (tokens.access_token, "access_token"),
@@ -890,7 +856,6 @@ def _undo(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     from modbot.actions.undo import undo  # noqa: PLC0415
     from modbot.audit.query import AuditFilter, FilterError, parse_when  # noqa: PLC0415
     from modbot.audit.store import AuditStore  # noqa: PLC0415
-    from modbot.daemon import api_session  # noqa: PLC0415
 
     if bool(args.ids) == bool(args.rule):
         _fail("modbot: give audit ids, or --rule R --since TIME (not both)")
@@ -954,16 +919,10 @@ def _undo(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
 
 def _record(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     from modbot.audit.store import AuditStore, default_db  # noqa: PLC0415
-    from modbot.daemon import api_session  # noqa: PLC0415
     from modbot.euler.watcher import Watcher  # noqa: PLC0415
-    from modbot.euler.ws import EulerWebSocket  # noqa: PLC0415
 
     clock = SystemClock()
-    api_key = settings.api_key.get_secret_value() if settings.api_key else ""
     handle = args.unique_id.lstrip("@")
-
-    def websocket(name: str) -> EulerWebSocket:
-        return EulerWebSocket(settings.ws_url, unique_id=name, api_key=api_key)
 
     async def capture() -> int:
         written = 0
@@ -976,7 +935,7 @@ def _record(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
             watcher = Watcher(
                 client,
                 [handle],
-                websocket,
+                websocket_factory(settings),
                 store=store,
                 clock_now=clock.now,
                 interval=settings.live_check_interval,

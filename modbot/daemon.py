@@ -15,9 +15,9 @@ so no intent is left pending; the database is closed last.
 from __future__ import annotations
 
 import signal
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
@@ -30,9 +30,7 @@ from modbot.audit.store import AuditStore, default_db
 from modbot.clock import Clock, SystemClock
 from modbot.config import Settings
 from modbot.errors import ConfigError
-from modbot.euler.client import EulerClient
-from modbot.euler.oauth import OAuthClientConfig, TokenManager, TokenStore
-from modbot.euler.policy import RetryPolicy
+from modbot.euler.session import api_session, websocket_factory
 from modbot.euler.tokens import TokenSet
 from modbot.euler.watcher import Watcher
 from modbot.euler.ws import EulerWebSocket
@@ -58,7 +56,6 @@ class DaemonStatistics:
     errors: int = 0
     reloads: int = 0
     failed_reloads: int = 0
-    extra: dict[str, int] = field(default_factory=dict)
 
 
 class Daemon:
@@ -126,7 +123,7 @@ class Daemon:
             watcher = Watcher(
                 client,
                 settings.streamers,
-                self._ws_factory or self._websocket,
+                self._ws_factory or websocket_factory(settings),
                 store=store,
                 clock_now=self.clock.now,
                 interval=settings.live_check_interval,
@@ -146,7 +143,7 @@ class Daemon:
             try:
                 async with anyio.create_task_group() as stages:
                     await stages.start(executor.run, work_recv)
-                    stages.start_soon(self._engine_loop, events_recv, work_send, timers)
+                    stages.start_soon(self._engine_loop, events_recv, work_send)
             finally:
                 pipeline_done.set()
 
@@ -199,7 +196,6 @@ class Daemon:
         self,
         events: MemoryObjectReceiveStream[Event],
         work: MemoryObjectSendStream[Work],
-        timers: Timers,
     ) -> None:
         async with events, work:
             async for event in events:
@@ -229,7 +225,6 @@ class Daemon:
                 if self._on_decisions is not None:
                     self._on_decisions(event, decisions)
                 await work.send(Work(event, decisions))
-                timers.poke()
 
     async def _signals(self) -> None:
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
@@ -330,43 +325,3 @@ class Daemon:
         self.granted = tokens.scopes
         if self.executor is not None:
             self.executor.update_scopes(tokens.scopes)
-
-    # --- resources ----------------------------------------------------------------------
-
-    def _websocket(self, handle: str) -> EulerWebSocket:
-        s = self.settings
-        return EulerWebSocket(
-            s.ws_url,
-            unique_id=handle,
-            api_key=s.api_key.get_secret_value() if s.api_key else "",
-        )
-
-
-@asynccontextmanager
-async def api_session(
-    settings: Settings, clock: Clock
-) -> AsyncIterator[tuple[EulerClient, TokenManager, TokenSet]]:
-    """The Euler client acting for the streamer: API key, stored grant, token refresh."""
-    settings.require("api_key", "client_id", "client_secret")
-    assert settings.api_key is not None
-    assert settings.client_id is not None
-    assert settings.client_secret is not None
-    token_store = TokenStore(settings.state_dir)
-    grant = token_store.load()
-    if grant is None:
-        msg = f"no OAuth grant in {settings.state_dir}; run `modbot auth login` first"
-        raise ConfigError(msg, setting="state_dir")
-    oauth = OAuthClientConfig(settings.client_id, settings.client_secret.get_secret_value())
-    tokens = TokenManager(token_store, oauth, clock=clock)
-    client = EulerClient(
-        settings.api_base_url,
-        settings.api_key.get_secret_value(),
-        tokens=tokens,
-        routes=settings.routes,
-        timeout=settings.http_timeout,
-        retry=RetryPolicy(max_attempts=settings.max_attempts, max_wait=settings.max_retry_wait),
-        clock=clock,
-    )
-    async with client:
-        tokens.bind(client)
-        yield client, tokens, grant

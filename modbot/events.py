@@ -155,7 +155,8 @@ def parse_ts(value: object) -> datetime:
     return parsed.astimezone(UTC)
 
 
-def _id(value: object, what: str) -> str:
+def parse_id(value: object, what: str) -> str:
+    """A numeric id as an exact string ('' when missing); EventError when it is not one."""
     if value is None or value == "":
         return ""
     if isinstance(value, bool):
@@ -198,7 +199,7 @@ def parse_user(data: object) -> User:
     """The ``user`` object of a record."""
     if not isinstance(data, dict):
         raise EventError("user must be an object")
-    user_id = _id(data.get("user_id"), "user.user_id")
+    user_id = parse_id(data.get("user_id"), "user.user_id")
     if not user_id:
         raise EventError("user.user_id is required")
     return User(
@@ -243,8 +244,8 @@ def parse_event(data: object) -> Event:
         kind=kind,
         ts=parse_ts(data.get("ts")),
         streamer=streamer,
-        room_id=_id(data.get("room_id"), "room_id"),
-        msg_id=_id(data.get("msg_id"), "msg_id"),
+        room_id=parse_id(data.get("room_id"), "room_id"),
+        msg_id=parse_id(data.get("msg_id"), "msg_id"),
         user=user,
         text=_str(data, "text", MAX_TEXT),
         language=_str(data, "language", 16),

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
+import anyio
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from modbot.fake.server import FakeEuler
@@ -26,3 +27,10 @@ def fake_and_portal(fake: FakeEuler) -> Iterator[tuple[LoopbackServer, BlockingP
         portal.wrap_async_context_manager(serve(fake.app)) as server,
     ):
         yield server, portal
+
+
+async def until(check: Callable[[], object], timeout: float = 10.0) -> None:
+    """Poll a condition on the fake server (it has no event to wait on for each one)."""
+    with anyio.fail_after(timeout):
+        while not check():  # noqa: ASYNC110
+            await anyio.sleep(0.02)

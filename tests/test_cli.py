@@ -26,9 +26,8 @@ def _subcommands(
                 yield from _subcommands(sub, (*prefix, name))
 
 
-@pytest.fixture(autouse=True)
-def _isolated(isolated: None) -> None:
-    """No MODBOT_ settings from the machine; the working directory is empty."""
+# No MODBOT_ settings from the machine; the working directory is empty.
+pytestmark = pytest.mark.usefixtures("isolated")
 
 
 class BrowserOutput(io.StringIO):

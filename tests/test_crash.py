@@ -22,9 +22,8 @@ from modbot.fake.server import FakeEuler, Fault
 REPO = Path(__file__).parent.parent
 
 
-@pytest.fixture(autouse=True)
-def _isolated(isolated: None) -> None:
-    """No MODBOT_ settings from the machine; the working directory is empty."""
+# No MODBOT_ settings from the machine; the working directory is empty.
+pytestmark = pytest.mark.usefixtures("isolated")
 
 
 def wait(check: Callable[[], object], timeout: float = 20.0) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import anyio
@@ -18,6 +17,7 @@ from modbot.fake import messages as m
 from modbot.fake.clock import FakeClock
 from modbot.fake.server import FakeEuler
 from modbot.loopback import LoopbackServer
+from tests.helpers import until
 
 REPO = Path(__file__).parent.parent
 
@@ -36,13 +36,6 @@ def settings_for(fake: FakeEuler, server: LoopbackServer, state: Path, **extra: 
     }
     values.update(extra)
     return Settings(**values)  # type: ignore[arg-type]
-
-
-async def until(check: Callable[[], object], timeout: float = 10.0) -> None:
-    """Poll a condition on the fake server (it has no event to wait on for each one)."""
-    with anyio.fail_after(timeout):
-        while not check():  # noqa: ASYNC110
-            await anyio.sleep(0.02)
 
 
 async def rows(state: Path) -> list[tuple[str, str, str]]:

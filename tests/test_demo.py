@@ -13,9 +13,8 @@ from modbot.cli import main
 REPO = Path(__file__).parent.parent
 
 
-@pytest.fixture(autouse=True)
-def _isolated(isolated: None) -> None:
-    """No MODBOT_ settings from the machine; the working directory is empty."""
+# No MODBOT_ settings from the machine; the working directory is empty.
+pytestmark = pytest.mark.usefixtures("isolated")
 
 
 def test_the_demo_moderates_the_scripted_stream(tmp_path: Path) -> None:

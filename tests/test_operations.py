@@ -20,10 +20,8 @@ from modbot.euler.tokens import token_set_from_answer
 from modbot.fake import messages as m
 from modbot.fake.server import FakeEuler
 
-
-@pytest.fixture(autouse=True)
-def _isolated(isolated: None) -> None:
-    """No MODBOT_ settings from the machine; the working directory is empty."""
+# No MODBOT_ settings from the machine; the working directory is empty.
+pytestmark = pytest.mark.usefixtures("isolated")
 
 
 def run_cli(*argv: str) -> tuple[int, str]:

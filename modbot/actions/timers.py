@@ -15,9 +15,9 @@ from anyio.abc import TaskStatus
 
 from modbot.actions.executor import Executor
 from modbot.actions.plan import Intent
-from modbot.audit.query import iso
 from modbot.audit.store import AuditStore, Timer
 from modbot.clock import Clock, epoch
+from modbot.events import format_ts
 
 log = structlog.get_logger("modbot.timers")
 
@@ -78,7 +78,9 @@ class Timers:
         now = self.clock.now()
         if entry.status == "done":
             await self.store.end_timer(timer.id, "done")
-            await self.store.patch_params(timer.action_id, {"reversed_at_expiry": iso(now)}, now)
+            await self.store.patch_params(
+                timer.action_id, {"reversed_at_expiry": format_ts(now)}, now
+            )
             self.fired += 1
             log.info("timer.fired", kind=timer.kind, action=timer.action_id, entry=entry.id)
         elif retryable:

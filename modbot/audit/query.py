@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from modbot.events import format_ts
+
 STATUSES = ("pending", "done", "failed", "skipped", "observed")
 ACTIONS = ("mute", "ban", "reply", "comments", "log", "warn", "unmute", "unban")
 MAX_LIMIT = 100_000
@@ -29,11 +31,6 @@ def parse_when(value: str, now: datetime) -> datetime:
         msg = f"{value!r} is neither a duration like 10m, 2h, 1d nor an ISO 8601 time"
         raise FilterError(msg) from None
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-
-
-def iso(ts: datetime) -> str:
-    """The stored form of a time: ISO 8601 UTC with milliseconds and ``Z`` (sorts as text)."""
-    return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)
@@ -81,10 +78,10 @@ class AuditFilter:
                 params.append(value)
         if self.since is not None:
             where.append("ts >= ?")
-            params.append(iso(self.since))
+            params.append(format_ts(self.since))
         if self.until is not None:
             where.append("ts <= ?")
-            params.append(iso(self.until))
+            params.append(format_ts(self.until))
         if self.ids is not None:
             where.append(f"id IN ({', '.join('?' for _ in self.ids) or 'NULL'})")
             params += list(self.ids)

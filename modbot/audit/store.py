@@ -14,7 +14,7 @@ import contextlib
 import json
 import os
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -23,9 +23,10 @@ from typing import Any, Self
 
 import aiosqlite
 
-from modbot.audit.query import AuditFilter, iso
+from modbot.audit.query import AuditFilter
 from modbot.audit.schema import MIGRATIONS, VERSION
 from modbot.errors import AuditError, ConfigError
+from modbot.events import format_ts
 
 BUSY_TIMEOUT_MS = 10_000
 DB_NAME = "audit.db"
@@ -205,17 +206,25 @@ class AuditStore:
             )
             raise ConfigError(msg)
         for number in range(version, VERSION):
-            await self.db.execute("BEGIN IMMEDIATE")
-            try:
+            async with self._transaction():
                 # Statement by statement: executescript() would commit on its own.
                 for statement in (s.strip() for s in MIGRATIONS[number].split(";")):
                     if statement:
                         await self.db.execute(statement)
                 await self.db.execute(f"PRAGMA user_version = {number + 1}")
-                await self.db.execute("COMMIT")
-            except BaseException:
-                await _rollback(self.db)
-                raise
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[None]:
+        """One write transaction: committed as a whole, or rolled back (also on cancel)."""
+        db = self.db
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            await db.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                await db.execute("ROLLBACK")
+            raise
 
     async def close(self) -> None:
         if self._db is not None:
@@ -227,10 +236,9 @@ class AuditStore:
     async def add(self, entries: Sequence[NewEntry], now: datetime) -> list[int | None]:
         """Write entries in one transaction; the id of each (None: a duplicate delivery)."""
         ids: list[int | None] = []
-        stamp = iso(now)
+        stamp = format_ts(now)
         db = self.db
-        await db.execute("BEGIN IMMEDIATE")
-        try:
+        async with self._transaction():
             for e in entries:
                 cursor = await db.execute(
                     "INSERT OR IGNORE INTO actions (ts, streamer, room_id, user_id, unique_id,"
@@ -238,7 +246,7 @@ class AuditStore:
                     " msg_text, undo_of, reason, updated)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
-                        iso(e.ts),
+                        format_ts(e.ts),
                         e.streamer,
                         e.room_id,
                         e.user_id,
@@ -265,10 +273,6 @@ class AuditStore:
                         "UPDATE actions SET undone_by = ?, updated = ? WHERE id = ?",
                         (cursor.lastrowid, stamp, e.undo_of),
                     )
-            await db.execute("COMMIT")
-        except BaseException:
-            await _rollback(db)
-            raise
         return ids
 
     async def finish(
@@ -284,10 +288,9 @@ class AuditStore:
         ``outcomes`` are ``(id, status, error)``; ``timers`` are ``(due, kind, streamer,
         room_id, user_id, action_id)``; ``params`` merges into an entry's params.
         """
-        stamp = iso(now)
+        stamp = format_ts(now)
         db = self.db
-        await db.execute("BEGIN IMMEDIATE")
-        try:
+        async with self._transaction():
             for entry_id, status, error in outcomes:
                 await db.execute(
                     "UPDATE actions SET status = ?, error = ?, updated = ? WHERE id = ?",
@@ -304,10 +307,6 @@ class AuditStore:
                     " VALUES (?, ?, ?, ?, ?, ?)",
                     timer,
                 )
-            await db.execute("COMMIT")
-        except BaseException:
-            await _rollback(db)
-            raise
 
     # --- reading ------------------------------------------------------------------------
 
@@ -377,27 +376,22 @@ class AuditStore:
     async def patch_params(self, entry_id: int, extra: dict[str, Any], now: datetime) -> None:
         await self.db.execute(
             "UPDATE actions SET params = json_patch(params, ?), updated = ? WHERE id = ?",
-            (json.dumps(extra, sort_keys=True), iso(now), entry_id),
+            (json.dumps(extra, sort_keys=True), format_ts(now), entry_id),
         )
 
     async def unlink_undo(self, undo_id: int, now: datetime) -> None:
         """A failed undo frees its original for another try (``undo_of`` is UNIQUE)."""
         db = self.db
-        await db.execute("BEGIN IMMEDIATE")
-        try:
+        async with self._transaction():
             await db.execute(
                 "UPDATE actions SET undone_by = NULL, updated = ? WHERE undone_by = ?",
-                (iso(now), undo_id),
+                (format_ts(now), undo_id),
             )
             await db.execute(
                 "UPDATE actions SET params = json_set(params, '$.failed_undo_of', undo_of),"
                 " undo_of = NULL, updated = ? WHERE id = ?",
-                (iso(now), undo_id),
+                (format_ts(now), undo_id),
             )
-            await db.execute("COMMIT")
-        except BaseException:
-            await _rollback(db)
-            raise
 
     # --- handles ------------------------------------------------------------------------
 
@@ -413,10 +407,5 @@ class AuditStore:
             "INSERT INTO handles (unique_id, user_id, resolved) VALUES (?, ?, ?)"
             " ON CONFLICT(unique_id) DO UPDATE SET user_id = excluded.user_id,"
             " resolved = excluded.resolved",
-            (unique_id.lower(), user_id, iso(now)),
+            (unique_id.lower(), user_id, format_ts(now)),
         )
-
-
-async def _rollback(db: aiosqlite.Connection) -> None:
-    with contextlib.suppress(sqlite3.Error):
-        await db.execute("ROLLBACK")

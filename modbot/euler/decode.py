@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from modbot.events import MAX_TEXT, Event, EventKind, Gift, User
+from modbot.events import MAX_TEXT, Event, EventError, EventKind, Gift, User, parse_id
 
 # Message types that carry nothing the rules use (deleted comments, ...).
 IGNORED_TYPES = frozenset({"WebcastImDeleteMessage"})
@@ -205,15 +205,10 @@ def _obj(value: object) -> dict[str, Any]:
 
 def _id(value: object, what: str) -> str:
     """A numeric id kept exact (strings as they are; ints never through float)."""
-    if value is None or value == "":
-        return ""
-    if isinstance(value, bool):
-        raise BadMessage(f"{what} is not a numeric id")
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, str) and value.isdigit():
-        return value
-    raise BadMessage(f"{what} is not a numeric id")
+    try:
+        return parse_id(value, what)
+    except EventError as exc:
+        raise BadMessage(str(exc)) from None
 
 
 def _int(value: object) -> int:

@@ -59,7 +59,6 @@ class Stream:
     why: str = ""
     events: int = 0
     connections: int = 0
-    decoder: Decoder | None = None
     malformed: dict[str, int] = field(default_factory=dict)
 
 
@@ -92,7 +91,6 @@ class Watcher:
         self.clock_now = clock_now
         self.interval = interval
         self.streams = {h.lower().lstrip("@"): Stream(h.lower().lstrip("@")) for h in handles}
-        self._poke = anyio.Event()
 
     def statistics(self) -> WatcherStatistics:
         streams = self.streams.values()
@@ -102,10 +100,6 @@ class Watcher:
             events=sum(s.events for s in streams),
             stopped=sum(1 for s in streams if s.state is StreamState.STOPPED),
         )
-
-    def check_now(self) -> None:
-        """Run the next live check at once (a source was told the stream ended)."""
-        self._poke.set()
 
     async def run(
         self,
@@ -118,9 +112,7 @@ class Watcher:
             task_status.started()
             while True:
                 await self._check(tg, sink)
-                with anyio.move_on_after(self.interval):
-                    await self._poke.wait()
-                self._poke = anyio.Event()
+                await anyio.sleep(self.interval)
 
     async def _resolve_all(self) -> None:
         for stream in self.streams.values():
@@ -182,7 +174,6 @@ class Watcher:
         async with sink:
             while True:
                 decoder = Decoder(stream.handle)
-                stream.decoder = decoder
                 ws = self.ws_factory(stream.handle)
                 stream.connections += 1
                 ended = False
