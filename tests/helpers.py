@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 
 import anyio
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from modbot.fake.server import FakeEuler
 from modbot.loopback import LoopbackServer, serve
+
+REPO = Path(__file__).parent.parent
 
 
 @contextlib.contextmanager
@@ -34,3 +42,44 @@ async def until(check: Callable[[], object], timeout: float = 10.0) -> None:
     with anyio.fail_after(timeout):
         while not check():  # noqa: ASYNC110
             await anyio.sleep(0.02)
+
+
+def wait(check: Callable[[], object], timeout: float = 20.0) -> None:
+    """Poll a condition from sync test code (a subprocess, a file, the fake via its portal)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            msg = "timed out"
+            raise TimeoutError(msg)
+        time.sleep(0.05)
+
+
+def statuses(db: Path) -> list[tuple[str, str, str]]:
+    """(user_id, status, params) of every audit action, oldest first."""
+    if not db.exists():
+        return []
+    with sqlite3.connect(db) as conn:
+        return conn.execute("SELECT user_id, status, params FROM actions ORDER BY id").fetchall()
+
+
+def start_run(
+    state: Path, log: Path, rules: Path, env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """``modbot run`` as a subprocess (JSON logs appended to ``log``)."""
+    full_env = {**os.environ, "MODBOT_LOG_FORMAT": "json", **(env or {})}
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "modbot",
+                "run",
+                "--state-dir",
+                str(state),
+                "--rules",
+                str(rules),
+            ],
+            env=full_env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )

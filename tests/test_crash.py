@@ -3,13 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import sqlite3
-import subprocess
-import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,48 +13,10 @@ from modbot.euler.oauth import TokenStore
 from modbot.euler.tokens import token_set_from_answer
 from modbot.fake import messages as m
 from modbot.fake.server import FakeEuler, Fault
-
-REPO = Path(__file__).parent.parent
-
+from tests.helpers import REPO, start_run, statuses, wait
 
 # No MODBOT_ settings from the machine; the working directory is empty.
 pytestmark = pytest.mark.usefixtures("isolated")
-
-
-def wait(check: Callable[[], object], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            msg = "timed out"
-            raise TimeoutError(msg)
-        time.sleep(0.05)
-
-
-def statuses(db: Path) -> list[tuple[str, str, str]]:
-    if not db.exists():
-        return []
-    with sqlite3.connect(db) as conn:
-        return conn.execute("SELECT user_id, status, params FROM actions ORDER BY id").fetchall()
-
-
-def start(state: Path, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "MODBOT_LOG_FORMAT": "json"}
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "modbot",
-                "run",
-                "--state-dir",
-                str(state),
-                "--rules",
-                str(REPO / "rules"),
-            ],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
 
 
 def test_sigkill_with_calls_in_flight(
@@ -83,7 +40,7 @@ def test_sigkill_with_calls_in_flight(
     db = state / "audit.db"
     log = tmp_path / "daemon.log"
     fake.inject("ban", Fault(latency=8.0, times=-1))  # every ban hangs: calls stay in flight
-    first = start(state, log)
+    first = start_run(state, log, REPO / "rules")
     try:
         wait(lambda: fake.connections("host_handle") == 1)
         room = fake.streamer("host_handle")
@@ -100,7 +57,7 @@ def test_sigkill_with_calls_in_flight(
     assert all(s == "pending" for _, s, _ in statuses(db))
     portal.call(fake.clear_faults)
     wait(lambda: fake.connections("host_handle") == 0)
-    second = start(state, log)
+    second = start_run(state, log, REPO / "rules")
     try:
         wait(lambda: statuses(db) and not any(s == "pending" for _, s, _ in statuses(db)))
         wait(lambda: fake.connections("host_handle") == 1)

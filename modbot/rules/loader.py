@@ -134,6 +134,9 @@ def parse(text: str, file: str) -> tuple[Any, list[Diagnostic]]:
         problem = exc.problem or "invalid YAML"
         if exc.context:
             problem = f"{exc.context}: {problem}"
+        opened = exc.context_mark
+        if opened is not None and exc.problem_mark is not None and opened.line != mark.line:
+            problem += f" (started at line {opened.line + 1}, column {opened.column + 1})"
         return None, [Diagnostic(file, line, col, "error", f"YAML syntax: {problem}")]
     except yaml.YAMLError as exc:
         return None, [Diagnostic(file, 1, 1, "error", f"YAML syntax: {exc}")]

@@ -1,0 +1,161 @@
+"""`modbot run` under a systemd-like supervisor: notify socket, SIGHUP reloads, SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from modbot.euler.oauth import TokenStore
+from modbot.euler.tokens import token_set_from_answer
+from modbot.fake import messages as m
+from modbot.fake.server import FakeEuler
+from tests.helpers import start_run, statuses, wait
+
+pytestmark = pytest.mark.usefixtures("isolated")
+
+RULES_V1 = """\
+version: 1
+rules:
+  - id: apples
+    on: comment
+    when: {text.words: [apple]}
+    then: [ban]
+"""
+
+RULES_V2 = """\
+version: 1
+rules:
+  - id: bananas
+    on: comment
+    when: {text.words: [banana]}
+    then: [ban]
+"""
+
+BROKEN = """\
+version: 1
+rules:
+  - id: bananas
+    on: comment
+    when: {text.wrods: [banana]}
+    then: [ban
+"""
+
+
+class NotifySocket:
+    """A datagram socket standing in for systemd's ``$NOTIFY_SOCKET``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.settimeout(0.1)
+        self.messages: list[dict[str, str]] = []
+
+    def drain(self) -> list[dict[str, str]]:
+        """Everything received so far (each datagram as its KEY=value fields)."""
+        while True:
+            try:
+                data = self.sock.recv(4096)
+            except TimeoutError:
+                return self.messages
+            fields = dict(line.split("=", 1) for line in data.decode().splitlines() if line)
+            self.messages.append(fields)
+
+    def seen(self, key: str, value: str | None = None, since: int = 0) -> bool:
+        return any(
+            key in msg and (value is None or msg[key] == value)
+            for msg in self.drain()[since:]
+        )
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def notify() -> Iterator[NotifySocket]:
+    # A short path: AF_UNIX addresses are limited to about 100 bytes.
+    with tempfile.TemporaryDirectory(prefix="nfy") as folder:
+        sock = NotifySocket(Path(folder) / "notify")
+        yield sock
+        sock.close()
+
+
+def test_notify_reload_and_stop(
+    euler_env: FakeEuler,
+    notify: NotifySocket,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake = euler_env
+    portal = fake.portal  # type: ignore[attr-defined]
+    monkeypatch.setenv("MODBOT_STREAMERS", "host_handle")
+    monkeypatch.setenv("MODBOT_LIVE_CHECK_INTERVAL", "1")
+    state = tmp_path / "state"
+    answer = fake.issue_tokens(["webcast:bulk_live_check", "webcast:ban"])
+    TokenStore(state).save(token_set_from_answer(answer, time.time()))
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    rule_file = rules / "main.yaml"
+    rule_file.write_text(RULES_V1)
+    db = state / "audit.db"
+    log = tmp_path / "daemon.log"
+    env = {"NOTIFY_SOCKET": str(notify.path), "WATCHDOG_USEC": "1000000"}
+    proc = start_run(state, log, rules, env)
+    room = fake.streamer("host_handle")
+    viewers = [m.Viewer(f"viewer_{i}", f"68777777777777777{i:02d}") for i in range(4)]
+
+    def say(viewer: m.Viewer, text: str) -> None:
+        portal.call(fake.emit, "host_handle", [m.chat(room.room_id, viewer, text, fake.now_ms())])
+
+    def done_for(viewer: m.Viewer) -> bool:
+        return any(u == viewer.user_id and s == "done" for u, s, _ in statuses(db))
+
+    def reload_with(text: str) -> None:
+        mark = len(notify.drain())
+        rule_file.write_text(text)
+        proc.send_signal(signal.SIGHUP)
+        wait(lambda: notify.seen("RELOADING", "1", mark) and notify.seen("READY", "1", mark))
+
+    try:
+        wait(lambda: notify.seen("READY", "1"))
+        wait(lambda: fake.connections("host_handle") == 1)
+        ready = next(msg for msg in notify.drain() if "READY" in msg)
+        assert "streams live" in ready.get("STATUS", "")
+        # The watchdog is kept at half of WATCHDOG_USEC, from the event loop.
+        wait(lambda: sum("WATCHDOG" in msg for msg in notify.drain()) >= 2, timeout=5)
+
+        say(viewers[0], "an apple a day")
+        wait(lambda: done_for(viewers[0]))
+
+        # A broken file: the errors are logged with their position, the old rules stay.
+        reload_with(BROKEN)
+        wait(lambda: "rules.rejected" in log.read_text())
+        assert "main.yaml:7:1: error: YAML syntax" in log.read_text()
+        assert "(started at line 6, column 11)" in log.read_text()
+        say(viewers[1], "apple pie")
+        wait(lambda: done_for(viewers[1]))
+
+        # A good file applies: bananas now, apples no longer.
+        reload_with(RULES_V2)
+        say(viewers[2], "apple crumble")
+        say(viewers[3], "banana split")
+        wait(lambda: done_for(viewers[3]))
+        assert not any(u == viewers[2].user_id for u, _, _ in statuses(db))
+        assert {viewers[0].user_id, viewers[1].user_id, viewers[3].user_id} == room.bans
+        # STATUS follows what was done.
+        wait(lambda: any("3 actions done" in msg.get("STATUS", "") for msg in notify.drain()))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(20)
+    assert code == 0, log.read_text()[-3000:]
+    assert notify.seen("STOPPING", "1")
+    assert statuses(db)
+    assert not any(s == "pending" for _, s, _ in statuses(db))
+    assert os.stat(db).st_mode & 0o077 == 0
