@@ -11,6 +11,7 @@ import json
 import math
 import sys
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -104,7 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
             "server (generated credentials, a free loopback port) and a scripted stream, "
             "showing each decision as it happens and a summary at the end. The audit log "
             "stays in the state directory (default: a new temporary directory), so "
-            "`modbot audit --state-dir DIR` works afterwards."
+            "`modbot audit --state-dir DIR` and `modbot undo --state-dir DIR ID` work "
+            "afterwards (undo brings the demo's fake server back; nothing reaches TikTok)."
         ),
     )
     demo.add_argument(
@@ -119,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         dest="rule_dir",
         metavar="DIR",
-        help="rule directory (default: the rules_dir setting, ./rules)",
+        help="rule directory (default: the example rules that come with modbot)",
     )
     demo.add_argument(
         "--speed",
@@ -575,16 +577,16 @@ def _replay(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
 # --- demo -------------------------------------------------------------------------------
 
 
-def _demo(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+def _demo(args: argparse.Namespace, _settings: Settings, out: TextIO) -> int:
     import tempfile  # noqa: PLC0415
 
-    from modbot.demo import run_demo  # noqa: PLC0415
+    from modbot.demo import example_rules, run_demo  # noqa: PLC0415
 
     if args.speed <= 0 or args.duration <= 0:
         _fail("modbot: --speed and --duration must be positive")
         return EXIT_USAGE
-    rules: Path = args.rule_dir or settings.rules_dir
-    if not rules.exists():
+    rules: Path | None = args.rule_dir or example_rules()
+    if rules is None or not rules.exists():
         _fail(f"modbot: the rules directory {rules} does not exist (use --rules DIR)")
         return EXIT_USAGE
     # Never the real state directory by default: the demo writes its own fake grant.
@@ -856,6 +858,7 @@ def _undo(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     from modbot.actions.undo import undo  # noqa: PLC0415
     from modbot.audit.query import AuditFilter, FilterError, parse_when  # noqa: PLC0415
     from modbot.audit.store import AuditStore  # noqa: PLC0415
+    from modbot.demo import is_demo_state, revived  # noqa: PLC0415
 
     if bool(args.ids) == bool(args.rule):
         _fail("modbot: give audit ids, or --rule R --since TIME (not both)")
@@ -882,10 +885,17 @@ def _undo(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
 
     async def reverse() -> int:
         failures = 0
-        async with (
-            AuditStore.open(path) as store,
-            api_session(settings, clock) as (client, _, grant),
-        ):
+        async with AsyncExitStack() as stack:
+            active = settings
+            if is_demo_state(path.parent):
+                print(
+                    "A `modbot demo` state directory: undoing against the demo's fake Euler "
+                    "server (nothing reaches TikTok).",
+                    file=out,
+                )
+                active = await stack.enter_async_context(revived(path.parent))
+            store = await stack.enter_async_context(AuditStore.open(path))
+            client, _, grant = await stack.enter_async_context(api_session(active, clock))
             executor = Executor(client, store, clock, granted_scopes=grant.scopes)
             ids = list(args.ids)
             if where is not None:

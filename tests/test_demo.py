@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import re
+import stat
 from pathlib import Path
 
 import pytest
@@ -52,6 +54,22 @@ def test_the_demo_moderates_the_scripted_stream(tmp_path: Path) -> None:
     assert {"mute", "ban", "reply", "comments"} <= done
     # The moderator's insult and the ordinary chat were never actioned.
     assert not any(r["unique_id"] in ("mod_max", "ana", "ben", "chloe") for r in rows)
+    # The progress line (not a terminal here: plain lines) ends with the totals.
+    assert re.search(
+        r"script\] stream (live|offline), \d+ events read, \d+ decisions, \d+ actions done", text
+    )
+
+    # Undo works at once, against the demo's fake server brought back for the command.
+    assert stat.S_IMODE((state / "demo.json").stat().st_mode) == 0o600
+    ban = next(r for r in rows if r["action"] == "ban" and r["status"] == "done")
+    undone = io.StringIO()
+    code = main(["undo", "--state-dir", str(state), str(ban["id"]), "-q"], stdout=undone)
+    assert code == 0, undone.getvalue()
+    assert "demo's fake Euler server" in undone.getvalue()
+    assert re.search(rf"#{ban['id']}: undone by #\d+ \(unban\)", undone.getvalue())
+    again = io.StringIO()
+    assert main(["undo", "--state-dir", str(state), str(ban["id"]), "-q"], stdout=again) == 1
+    assert "already undone" in again.getvalue()
 
 
 def test_the_demo_needs_a_rules_directory(tmp_path: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import tempfile
@@ -70,8 +69,7 @@ class NotifySocket:
 
     def seen(self, key: str, value: str | None = None, since: int = 0) -> bool:
         return any(
-            key in msg and (value is None or msg[key] == value)
-            for msg in self.drain()[since:]
+            key in msg and (value is None or msg[key] == value) for msg in self.drain()[since:]
         )
 
     def close(self) -> None:
@@ -158,4 +156,4 @@ def test_notify_reload_and_stop(
     assert notify.seen("STOPPING", "1")
     assert statuses(db)
     assert not any(s == "pending" for _, s, _ in statuses(db))
-    assert os.stat(db).st_mode & 0o077 == 0
+    assert db.stat().st_mode & 0o077 == 0

@@ -13,9 +13,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import secrets
 import stat
 from collections.abc import Callable, Iterable
@@ -34,6 +32,7 @@ from modbot.clock import Clock, SystemClock, epoch
 from modbot.errors import ConfigError, OAuthError, ReauthRequired
 from modbot.euler.scopes import canonical, unknown_scopes
 from modbot.euler.tokens import TokenSet
+from modbot.files import fsync_dir, write_private
 from modbot.log import get_logger, register_secret
 from modbot.loopback import LoopbackServer
 
@@ -88,22 +87,7 @@ class TokenStore:
 
     def save(self, tokens: TokenSet) -> None:
         """Write the grant atomically with mode 0600."""
-        directory = self.path.parent
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = directory / f".{TOKEN_FILE}.{secrets.token_hex(6)}.tmp"
-        data = json.dumps(tokens.to_json(), indent=2).encode()
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            tmp.replace(self.path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-            raise
-        _fsync_dir(directory)
+        write_private(self.path, json.dumps(tokens.to_json(), indent=2).encode())
 
     def delete(self) -> bool:
         """Remove the token file; False if there was none."""
@@ -111,21 +95,8 @@ class TokenStore:
             self.path.unlink()
         except FileNotFoundError:
             return False
-        _fsync_dir(self.path.parent)
+        fsync_dir(self.path.parent)
         return True
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 @dataclass(frozen=True)

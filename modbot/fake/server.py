@@ -87,6 +87,9 @@ class FakeStreamer:
     bans: set[str] = field(default_factory=set)
     moderators: set[str] = field(default_factory=set)
     chat: list[str] = field(default_factory=list)
+    # Rooms of earlier streams: moderation (bans, mutes) belongs to the account, so a
+    # call naming an earlier room still reaches this streamer (an undo the next day).
+    past_rooms: set[str] = field(default_factory=set)
 
     @property
     def unique_id(self) -> str:
@@ -224,13 +227,16 @@ class FakeEuler:
         return self.streamers[unique_id.lower().removeprefix("@")]
 
     def by_room(self, room_id: str) -> FakeStreamer | None:
-        return next((s for s in self.streamers.values() if s.room_id == room_id), None)
+        return next(
+            (s for s in self.streamers.values() if room_id in (s.room_id, *s.past_rooms)), None
+        )
 
     def go_live(self, unique_id: str, *, new_room: bool = True) -> FakeStreamer:
         """The streamer starts a stream (in a new room, as TikTok does)."""
         streamer = self.streamer(unique_id)
         if not streamer.is_live:
             if new_room:
+                streamer.past_rooms.add(streamer.room_id)
                 streamer.room_id = self.new_room_id()
             streamer.is_live = True
             streamer.comments_enabled = True
@@ -257,6 +263,14 @@ class FakeEuler:
     def issue_tokens(self, scopes: Iterable[str], account: str | None = None) -> dict[str, Any]:
         """Grant tokens directly, as if the streamer had logged in (the token answer's data)."""
         return self._issue(frozenset(scopes), account or self.account or "")
+
+    def accept_grant(
+        self, access: str, refresh: str, scopes: Iterable[str], account: str, ttl: float = 3600
+    ) -> None:
+        """Honour tokens this fake issued in an earlier life (``modbot undo`` after the demo)."""
+        expires = self.now() + ttl
+        self._access[access] = _Grant(frozenset(scopes), account, expires, refresh)
+        self._refresh[refresh] = _Refresh(frozenset(scopes), account, expires)
 
     def expire_access_tokens(self) -> None:
         """Every access token issued so far expires now (refresh tokens stay valid)."""

@@ -134,8 +134,8 @@ def parse(text: str, file: str) -> tuple[Any, list[Diagnostic]]:
         problem = exc.problem or "invalid YAML"
         if exc.context:
             problem = f"{exc.context}: {problem}"
-        opened = exc.context_mark
-        if opened is not None and exc.problem_mark is not None and opened.line != mark.line:
+        opened, problem_at = exc.context_mark, exc.problem_mark
+        if opened is not None and problem_at is not None and opened.line != problem_at.line:
             problem += f" (started at line {opened.line + 1}, column {opened.column + 1})"
         return None, [Diagnostic(file, line, col, "error", f"YAML syntax: {problem}")]
     except yaml.YAMLError as exc:
