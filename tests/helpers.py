@@ -63,23 +63,15 @@ def statuses(db: Path) -> list[tuple[str, str, str]]:
 
 
 def start_run(
-    state: Path, log: Path, rules: Path, env: Mapping[str, str] | None = None
+    log: Path, *args: str, env: Mapping[str, str] | None = None, cwd: Path | None = None
 ) -> subprocess.Popen[bytes]:
-    """``modbot run`` as a subprocess (JSON logs appended to ``log``)."""
+    """``modbot run ARGS`` as a subprocess (JSON logs appended to ``log``)."""
     full_env = {**os.environ, "MODBOT_LOG_FORMAT": "json", **(env or {})}
     with log.open("ab") as out:
         return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "modbot",
-                "run",
-                "--state-dir",
-                str(state),
-                "--rules",
-                str(rules),
-            ],
+            [sys.executable, "-m", "modbot", "run", *args],
             env=full_env,
+            cwd=cwd,
             stdout=out,
             stderr=subprocess.STDOUT,
         )

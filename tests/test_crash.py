@@ -40,7 +40,7 @@ def test_sigkill_with_calls_in_flight(
     db = state / "audit.db"
     log = tmp_path / "daemon.log"
     fake.inject("ban", Fault(latency=8.0, times=-1))  # every ban hangs: calls stay in flight
-    first = start_run(state, log, REPO / "rules")
+    first = start_run(log, "--state-dir", str(state), "--rules", str(REPO / "rules"))
     try:
         wait(lambda: fake.connections("host_handle") == 1)
         room = fake.streamer("host_handle")
@@ -57,7 +57,7 @@ def test_sigkill_with_calls_in_flight(
     assert all(s == "pending" for _, s, _ in statuses(db))
     portal.call(fake.clear_faults)
     wait(lambda: fake.connections("host_handle") == 0)
-    second = start_run(state, log, REPO / "rules")
+    second = start_run(log, "--state-dir", str(state), "--rules", str(REPO / "rules"))
     try:
         wait(lambda: statuses(db) and not any(s == "pending" for _, s, _ in statuses(db)))
         wait(lambda: fake.connections("host_handle") == 1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
 import socket
 import tempfile
@@ -15,7 +16,7 @@ from modbot.euler.oauth import TokenStore
 from modbot.euler.tokens import token_set_from_answer
 from modbot.fake import messages as m
 from modbot.fake.server import FakeEuler
-from tests.helpers import start_run, statuses, wait
+from tests.helpers import REPO, start_run, statuses, wait
 
 pytestmark = pytest.mark.usefixtures("isolated")
 
@@ -91,21 +92,38 @@ def test_notify_reload_and_stop(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """As systemd/modbot.service runs it: the example modbot.toml, credentials, state dir."""
     fake = euler_env
     portal = fake.portal  # type: ignore[attr-defined]
-    monkeypatch.setenv("MODBOT_STREAMERS", "host_handle")
-    monkeypatch.setenv("MODBOT_LIVE_CHECK_INTERVAL", "1")
+    # The unit's environment: secrets only as credentials, settings from the example
+    # config (the environment still wins for the fake's addresses and the streamer).
+    monkeypatch.delenv("MODBOT_API_KEY")
+    monkeypatch.delenv("MODBOT_CLIENT_SECRET")
+    credentials = tmp_path / "credentials"
+    credentials.mkdir(mode=0o700)
+    (credentials / "api-key").write_text(fake.api_key)
+    (credentials / "client-secret").write_text(fake.client_secret)
+    config = tmp_path / "etc"
+    rules = config / "rules"
+    rules.mkdir(parents=True)
+    shutil.copy(REPO / "deploy" / "modbot.toml", config / "modbot.toml")
     state = tmp_path / "state"
     answer = fake.issue_tokens(["webcast:bulk_live_check", "webcast:ban"])
     TokenStore(state).save(token_set_from_answer(answer, time.time()))
-    rules = tmp_path / "rules"
-    rules.mkdir()
     rule_file = rules / "main.yaml"
     rule_file.write_text(RULES_V1)
     db = state / "audit.db"
     log = tmp_path / "daemon.log"
-    env = {"NOTIFY_SOCKET": str(notify.path), "WATCHDOG_USEC": "1000000"}
-    proc = start_run(state, log, rules, env)
+    env = {
+        "NOTIFY_SOCKET": str(notify.path),
+        "WATCHDOG_USEC": "1000000",
+        "STATE_DIRECTORY": str(state),
+        "CREDENTIALS_DIRECTORY": str(credentials),
+        "MODBOT_CONFIG": str(config / "modbot.toml"),
+        "MODBOT_STREAMERS": "host_handle",
+        "MODBOT_LIVE_CHECK_INTERVAL": "1",
+    }
+    proc = start_run(log, env=env, cwd=config)
     room = fake.streamer("host_handle")
     viewers = [m.Viewer(f"viewer_{i}", f"68777777777777777{i:02d}") for i in range(4)]
 
