@@ -15,6 +15,7 @@ saying what is wrong; readers report it with the line number and go on.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, get_args
@@ -168,13 +169,23 @@ def parse_id(value: object, what: str) -> str:
     raise EventError(f"{what} must be a numeric id, as a string")
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def clean_text(value: str, limit: int) -> str:
+    """Viewer text as kept: at most ``limit`` characters, lone surrogates (which JSON's
+    ``\\ud800`` escapes can smuggle in and UTF-8 cannot store) replaced by U+FFFD."""
+    value = value[:limit]
+    return _SURROGATE.sub("\ufffd", value) if not value.isascii() else value
+
+
 def _str(data: dict[str, Any], key: str, limit: int = 200) -> str:
     value = data.get(key, "")
     if value is None:
         return ""
     if not isinstance(value, str):
         raise EventError(f"{key} must be a string")
-    return value[:limit]
+    return clean_text(value, limit)
 
 
 def _int(data: dict[str, Any], key: str) -> int:

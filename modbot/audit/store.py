@@ -22,6 +22,7 @@ from types import TracebackType
 from typing import Any, Self
 
 import aiosqlite
+import anyio
 
 from modbot.audit.query import AuditFilter
 from modbot.audit.schema import MIGRATIONS, VERSION
@@ -145,6 +146,9 @@ class AuditStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._db: aiosqlite.Connection | None = None
+        # One connection serves every task: write transactions take turns (two tasks
+        # beginning at once would nest, which SQLite refuses).
+        self._writing = anyio.Lock()
 
     @classmethod
     def open(cls, path: Path) -> AuditStore:
@@ -217,14 +221,15 @@ class AuditStore:
     async def _transaction(self) -> AsyncIterator[None]:
         """One write transaction: committed as a whole, or rolled back (also on cancel)."""
         db = self.db
-        await db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-            await db.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                await db.execute("ROLLBACK")
-            raise
+        async with self._writing:
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+                await db.execute("COMMIT")
+            except BaseException:
+                with anyio.CancelScope(shield=True), contextlib.suppress(sqlite3.Error):
+                    await db.execute("ROLLBACK")
+                raise
 
     async def close(self) -> None:
         if self._db is not None:

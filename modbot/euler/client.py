@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -40,7 +41,13 @@ from modbot.errors import (
     RequestRejected,
     ServerError,
 )
-from modbot.euler.policy import API_MUTE_DURATIONS, PERMANENT, RetryPolicy, retry_after_seconds
+from modbot.euler.policy import (
+    API_MUTE_DURATIONS,
+    PERMANENT,
+    RetryPolicy,
+    RouteBudget,
+    retry_after_seconds,
+)
 from modbot.euler.routes import Route, route_table
 from modbot.euler.tokens import TokenSet, token_set_from_answer
 from modbot.log import get_logger, register_secret, scrub
@@ -169,6 +176,7 @@ class EulerClient:
         self._clock: Clock = clock or SystemClock()
         self._sleep = sleep
         self._jitter = jitter
+        self._budgets: dict[str, RouteBudget] = defaultdict(RouteBudget)
         self._http = httpx.AsyncClient(
             base_url=base_url,
             headers={
@@ -473,9 +481,16 @@ class EulerClient:
                     raise AuthExpired(msg, route=name)
                 token = await self._tokens.access_token()
                 headers["x-oauth-token"] = token
+            await self._within_budget(name)
             try:
                 response = await self._http.request(
                     route.method, url, params=params, json=json_body, headers=headers
+                )
+                self._budgets[name].learn(
+                    response.headers,
+                    self._clock.monotonic(),
+                    epoch(self._clock),
+                    ok=response.is_success,
                 )
                 return _read(route, response, epoch(self._clock), sent_token=with_token)
             except httpx.TimeoutException as exc:
@@ -519,6 +534,16 @@ class EulerClient:
                 wait_s=round(wait, 3),
             )
             await self._sleep(wait)
+
+    async def _within_budget(self, name: str) -> None:
+        """Wait until the route's advertised budget allows one more request."""
+        budget = self._budgets[name]
+        for _ in range(1000):  # each wait ends a window; the bound only guards a stuck clock
+            wait = budget.delay(self._clock.monotonic())
+            if wait <= 0:
+                break
+            await self._sleep(wait)
+        budget.note_sent(self._clock.monotonic())
 
 
 def _raise_from(error: ApiError, cause: BaseException) -> NoReturn:

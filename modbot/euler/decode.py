@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from modbot.events import MAX_TEXT, Event, EventError, EventKind, Gift, User, parse_id
+from modbot.events import MAX_TEXT, Event, EventError, EventKind, Gift, User, clean_text, parse_id
 
 # Message types that carry nothing the rules use (deleted comments, ...).
 IGNORED_TYPES = frozenset({"WebcastImDeleteMessage"})
@@ -222,7 +222,7 @@ def _int(value: object) -> int:
 
 
 def _text(value: object, limit: int) -> str:
-    return value[:limit] if isinstance(value, str) else ""
+    return clean_text(value, limit) if isinstance(value, str) else ""
 
 
 def _time(value: object, fallback: object = None) -> datetime:

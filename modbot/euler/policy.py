@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import math
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -48,6 +49,57 @@ class RetryPolicy:
         backoff: float = min(self.max_delay, self.base_delay * 2.0 ** (attempt - 1))
         # "Equal jitter": half fixed, half random, never zero.
         return backoff / 2 + jitter * backoff / 2
+
+
+class RouteBudget:
+    """A route's request budget as the server advertises it, kept on our side.
+
+    ``RateLimit-Policy: 6;w=1`` (six requests per second) is learned from any answer;
+    a request then waits until fewer than six were sent in the last window (with a
+    margin, so the server never sees more). ``RateLimit-Remaining: 0`` on a success
+    holds the route until ``RateLimit-Reset``. Times are monotonic seconds.
+    """
+
+    MARGIN = 1.1  # the window as we count it, for network and scheduling jitter
+
+    def __init__(self) -> None:
+        self.limit: int | None = None
+        self.window = 1.0
+        self.sent: deque[float] = deque()
+        self.blocked_until = 0.0
+
+    def learn(self, headers: Mapping[str, str], now: float, now_epoch: float, ok: bool) -> None:
+        lowered = {k.lower(): v for k, v in headers.items()}
+        policy = lowered.get("ratelimit-policy")
+        if policy:
+            parts = [part.strip() for part in policy.split(",")[0].split(";")]
+            limit = _number(parts[0])
+            window = next((_number(p[2:]) for p in parts[1:] if p.startswith("w=")), None)
+            if limit is not None and limit >= 1:
+                self.limit = int(limit)
+                self.window = window if window and window > 0 else 1.0
+        if ok and lowered.get("ratelimit-remaining", "").strip() == "0":
+            reset = retry_after_seconds(
+                {"ratelimit-reset": lowered.get("ratelimit-reset", "1")}, now_epoch
+            )
+            self.blocked_until = max(self.blocked_until, now + min(reset or 1.0, 3600.0))
+
+    def delay(self, now: float) -> float:
+        """Seconds to wait before the next request may go (0: now)."""
+        wait = max(0.0, self.blocked_until - now)
+        if self.limit is not None:
+            span = self.window * self.MARGIN
+            while self.sent and now - self.sent[0] >= span:
+                self.sent.popleft()
+            if len(self.sent) >= self.limit:
+                wait = max(wait, self.sent[-self.limit] + span - now)
+        return wait
+
+    def note_sent(self, now: float) -> None:
+        if self.limit is not None:
+            self.sent.append(now)
+            while len(self.sent) > self.limit:
+                self.sent.popleft()
 
 
 def retry_after_seconds(headers: Mapping[str, str], now_epoch: float) -> float | None:

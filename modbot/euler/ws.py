@@ -118,6 +118,9 @@ class EulerWebSocket:
         except ValueError:
             self._bad("frame that is not JSON")
             return None
+        except RecursionError:
+            self._bad("frame nested too deeply")
+            return None
         if not isinstance(data, dict) or not isinstance(data.get("messages"), list):
             self._bad("JSON frame without a messages list")
             return None

@@ -17,7 +17,7 @@ import json
 import math
 import secrets
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict, deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -73,6 +73,8 @@ class RecordedCall:
     api_key_ok: bool
     token_ok: bool
     sent_token: bool
+    arrived: float = 0.0  # when the request came in (``at`` is when it was answered)
+    injected: bool = False  # answered by an injected fault or a route limit
 
 
 @dataclass
@@ -172,6 +174,11 @@ class FakeEuler:
         self.allowed_scopes: frozenset[str] = KNOWN_SCOPES
         self.request_hooks: list[Callable[[str, str | None], None]] = []
         self.undelivered = 0
+        # Per-route budgets (requests, window seconds), advertised on every answer of the
+        # route (RateLimit-Policy/-Limit/-Remaining/-Reset) and enforced with 429s.
+        self.route_limits: dict[str, tuple[int, float]] = {}
+        self.limited: Counter[str] = Counter()  # 429s answered for a route budget
+        self._route_seen: dict[str, deque[float]] = defaultdict(deque)
         self._access: dict[str, _Grant] = {}
         self._refresh: dict[str, _Refresh] = {}
         self._codes: dict[str, _Code] = {}
@@ -400,18 +407,35 @@ class FakeEuler:
         grant = self._access.get(token) if token else None
         token_ok = grant is not None and grant.expires_at > self.now()
         ctx: dict[str, Any] = {"body": body, "params": params, "grant": grant}
-
-        response = await self._respond(
-            name,
-            route.scope,
-            route.session,
-            request,
-            ctx,
-            handler,
-            api_key_ok=api_key_ok,
-            token=token,
-            token_ok=token_ok,
-        )
+        arrived = self.now()
+        budget = self._route_budget(name, arrived)
+        if budget is not None and budget[1] < 0:
+            self.limited[name] += 1
+            ctx["injected"] = True
+            response: Response = JSONResponse(
+                {"code": 429, "message": "Too many requests to this route."}, status_code=429
+            )
+        else:
+            response = await self._respond(
+                name,
+                route.scope,
+                route.session,
+                request,
+                ctx,
+                handler,
+                api_key_ok=api_key_ok,
+                token=token,
+                token_ok=token_ok,
+            )
+        if budget is not None:
+            limit, remaining, reset = budget
+            window = self.route_limits[name][1]
+            response.headers["RateLimit-Policy"] = f"{limit};w={window:g}"
+            response.headers["RateLimit-Limit"] = str(limit)
+            response.headers["RateLimit-Remaining"] = str(max(0, remaining))
+            response.headers["RateLimit-Reset"] = f"{max(1, math.ceil(reset))}"
+            if remaining < 0:
+                response.headers["Retry-After"] = f"{max(1, math.ceil(reset))}"
         self.calls.append(
             RecordedCall(
                 route=name,
@@ -424,9 +448,24 @@ class FakeEuler:
                 api_key_ok=api_key_ok,
                 token_ok=token_ok,
                 sent_token=token is not None,
+                arrived=arrived,
+                injected=bool(ctx.get("injected")),
             )
         )
         return response
+
+    def _route_budget(self, name: str, now: float) -> tuple[int, int, float] | None:
+        """(limit, remaining after this request, seconds to reset) for a limited route."""
+        if name not in self.route_limits:
+            return None
+        limit, window = self.route_limits[name]
+        seen = self._route_seen[name]
+        while seen and now - seen[0] >= window:
+            seen.popleft()
+        if len(seen) >= limit:
+            return limit, -1, window - (now - seen[0])
+        seen.append(now)
+        return limit, limit - len(seen), window - (now - seen[0])
 
     async def _respond(
         self,
@@ -446,6 +485,7 @@ class FakeEuler:
             if fault.latency:
                 await anyio.sleep(fault.latency)
             if fault.status:
+                ctx["injected"] = True
                 return self._fault_response(fault)
         if name not in ("token", "revoke") and not api_key_ok:
             return _error(401, "Invalid or missing API key (x-api-key)")

@@ -11,6 +11,7 @@ from modbot.euler.policy import (
     MutePlan,
     Next,
     RetryPolicy,
+    RouteBudget,
     after_close,
     plan_mute,
     retry_after_seconds,
@@ -128,3 +129,42 @@ class TestMuteDurations:
         """Zero or negative durations are refused."""
         with pytest.raises(ValueError, match="positive"):
             plan_mute(0)
+
+
+class TestRouteBudget:
+    """The advertised per-route budget, kept on our side (pure; times passed in)."""
+
+    def test_unknown_budget_never_waits(self):
+        budget = RouteBudget()
+        for t in range(100):
+            assert budget.delay(t * 0.001) == 0
+            budget.note_sent(t * 0.001)
+
+    def test_policy_spaces_requests_over_the_window(self):
+        budget = RouteBudget()
+        budget.learn({"RateLimit-Policy": "3;w=2"}, 0.0, 1e9, ok=True)
+        for t in (0.0, 0.1, 0.2):
+            assert budget.delay(t) == 0
+            budget.note_sent(t)
+        # A fourth waits until the first leaves the window (2 s, with the margin).
+        assert budget.delay(0.3) == pytest.approx(2 * RouteBudget.MARGIN - 0.3)
+        assert budget.delay(0.0 + 2 * RouteBudget.MARGIN) == 0
+
+    def test_remaining_zero_on_success_holds_until_reset(self):
+        budget = RouteBudget()
+        budget.learn({"RateLimit-Remaining": "0", "RateLimit-Reset": "4"}, 10.0, 1e9, ok=True)
+        assert budget.delay(11.0) == pytest.approx(3.0)
+        assert budget.delay(14.0) == 0
+
+    def test_an_error_answer_does_not_block(self):
+        """A 429 is the retry logic's business (Retry-After), not a budget hold."""
+        budget = RouteBudget()
+        budget.learn({"RateLimit-Remaining": "0", "RateLimit-Reset": "30"}, 0.0, 1e9, ok=False)
+        assert budget.delay(0.0) == 0
+
+    @pytest.mark.parametrize("policy", ["", "x;w=1", "0;w=1", "5;w=-1", "5;w=abc"])
+    def test_odd_policies_are_ignored_or_defaulted(self, policy):
+        budget = RouteBudget()
+        budget.learn({"RateLimit-Policy": policy}, 0.0, 1e9, ok=True)
+        assert budget.limit in (None, 5)
+        assert budget.window > 0
