@@ -35,6 +35,7 @@ from modbot.euler.tokens import TokenSet
 from modbot.euler.watcher import Watcher
 from modbot.euler.ws import EulerWebSocket
 from modbot.events import Event
+from modbot.files import check_state_dir
 from modbot.rules.compile import load_ruleset
 from modbot.rules.diagnostics import errors
 from modbot.rules.engine import Decision, Engine
@@ -98,6 +99,9 @@ class Daemon:
         if not settings.streamers:
             msg = "no streamers to watch: set streamers (MODBOT_STREAMERS=handle1,handle2)"
             raise ConfigError(msg, setting="streamers")
+        warning = check_state_dir(settings.state_dir)
+        if warning:
+            log.warning("state_dir.open", message=warning)
         async with AsyncExitStack() as stack:
             client, tokens, grant = await stack.enter_async_context(
                 api_session(settings, self.clock)

@@ -5,7 +5,10 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import stat
 from pathlib import Path
+
+from modbot.errors import ConfigError
 
 
 def write_private(path: Path, data: bytes) -> None:
@@ -39,3 +42,27 @@ def fsync_dir(directory: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def check_state_dir(directory: Path) -> str | None:
+    """Refuse a state directory others can write; a warning (returned) if others can read it.
+
+    The audit DB and the token file inside are 0600 whatever the directory's mode; a
+    directory others can write lets them replace those files, so modbot will not run.
+    """
+    try:
+        mode = directory.stat().st_mode
+    except FileNotFoundError:
+        return None  # created 0700 on first use
+    if mode & (stat.S_IWGRP | stat.S_IWOTH) and not mode & stat.S_ISVTX:
+        msg = (
+            f"the state directory {directory} has mode {stat.S_IMODE(mode):04o}: others can "
+            f"replace the audit log and the tokens in it; run `chmod 700 {directory}`"
+        )
+        raise ConfigError(msg, setting="state_dir")
+    if mode & stat.S_IRWXO:
+        return (
+            f"the state directory {directory} has mode {stat.S_IMODE(mode):04o}: others can "
+            f"list it (its files are 0600); `chmod 700 {directory}` closes it"
+        )
+    return None

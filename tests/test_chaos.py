@@ -54,7 +54,9 @@ async def _audit(state: Path) -> list[Entry]:
 
 @pytest.mark.timeout(90)
 async def test_chaos_during_a_raid(
-    chaos_fake: tuple[FakeEuler, LoopbackServer], tmp_path: Path
+    chaos_fake: tuple[FakeEuler, LoopbackServer],
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     fake, server = chaos_fake
     rng = random.Random(20261125)
@@ -194,3 +196,13 @@ async def test_chaos_during_a_raid(
     assert watcher is not None
     stopped = {s.handle for s in watcher.streams.values() if s.state.name == "STOPPED"}
     assert stopped == set(STOPPERS.values())
+    # No secret reached a log line, an audit row or an error: the API key, the client
+    # secret, and every access and refresh token issued (refreshes included).
+    logs = capfd.readouterr()
+    secrets = [fake.api_key, fake.client_secret, *fake._access, *fake._refresh]
+    assert len(fake._access) >= 2  # the expired token was refreshed
+    stored = b"".join(p.read_bytes() for p in sorted(state.glob("audit.db*")))
+    assert b"slurword" in stored
+    for secret in secrets:
+        assert secret not in logs.out + logs.err
+        assert secret.encode() not in stored

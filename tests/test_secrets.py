@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import io
+import json
+import stat
 import traceback
+from pathlib import Path
 
 import anyio
 import anyio.lowlevel
 import pytest
 
+from modbot.cli import main
 from modbot.errors import ModbotError
 from modbot.euler.client import EulerClient
 from modbot.euler.oauth import OAuthClientConfig, TokenManager, TokenStore
@@ -103,3 +107,70 @@ async def test_no_secret_in_logs_or_exceptions(tmp_path):
         assert secret not in logged
         for error in errors:
             assert secret not in _texts(error), type(error).__name__
+
+
+def _stored_bytes(state: Path) -> bytes:
+    """Every byte of the audit database (with its WAL, if any)."""
+    return b"".join(p.read_bytes() for p in sorted(state.glob("audit.db*")))
+
+
+@pytest.mark.usefixtures("isolated")
+def test_the_demo_leaks_no_secret(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """The demo's generated credentials and tokens reach no output and no audit row."""
+    state = tmp_path / "demo"
+    out = io.StringIO()
+    args = ["demo", "--state-dir", str(state), "--speed", "8", "--duration", "40"]
+    assert main([*args, "--log-format", "json"], stdout=out) == 0
+    captured = capfd.readouterr()
+    marker = json.loads((state / "demo.json").read_text())
+    tokens = json.loads((state / "tokens.json").read_text())
+    secrets = [
+        marker["api_key"],
+        marker["client_secret"],
+        tokens["access_token"],
+        tokens["refresh_token"],
+    ]
+    stored = _stored_bytes(state)
+    assert b"slurword" in stored or b"s.l.u.r" in stored  # the audit log has the chat
+    for secret in secrets:
+        assert len(secret) > 12
+        assert secret not in out.getvalue()
+        assert secret not in captured.out + captured.err
+        assert secret.encode() not in stored
+    for name in ("tokens.json", "demo.json", "audit.db"):
+        assert stat.S_IMODE((state / name).stat().st_mode) == 0o600, name
+
+
+@pytest.mark.usefixtures("isolated")
+def test_a_state_dir_others_can_write_is_refused(
+    euler_env: FakeEuler,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    state.chmod(0o777)
+    monkeypatch.setenv("MODBOT_STREAMERS", "host_handle")
+    assert main(["run", "--state-dir", str(state)]) == 2
+    err = capsys.readouterr().err
+    assert f"the state directory {state} has mode 0777" in err
+    assert f"chmod 700 {state}" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.usefixtures("isolated")
+def test_a_world_readable_token_file_is_refused(
+    euler_env: FakeEuler,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    state = tmp_path / "state"
+    TokenStore(state).save(token_set_from_answer(euler_env.issue_tokens(["webcast:ban"]), 0))
+    (state / "tokens.json").chmod(0o644)
+    monkeypatch.setenv("MODBOT_STREAMERS", "host_handle")
+    assert main(["run", "--state-dir", str(state)]) == 2
+    err = capsys.readouterr().err
+    assert "has mode 0644, readable by others" in err
+    assert "chmod 600" in err
