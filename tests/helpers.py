@@ -1,40 +1,17 @@
-"""Test helpers that are not fixtures: the fake server in a thread for in-process CLI runs."""
+"""Test helpers that are not fixtures (the harness itself lives in modbot.fake.harness)."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import sqlite3
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
-from anyio.from_thread import BlockingPortal, start_blocking_portal
 
-from modbot.fake.server import FakeEuler
-from modbot.loopback import LoopbackServer, serve
+from modbot.fake.harness import fake_and_portal, fake_in_thread, start_run, statuses, wait
 
 REPO = Path(__file__).parent.parent
 
-
-@contextlib.contextmanager
-def fake_in_thread(fake: FakeEuler) -> Iterator[LoopbackServer]:
-    """Serve ``fake`` from its own event loop thread, so sync code (the CLI) can call it."""
-    with fake_and_portal(fake) as (server, _):
-        yield server
-
-
-@contextlib.contextmanager
-def fake_and_portal(fake: FakeEuler) -> Iterator[tuple[LoopbackServer, BlockingPortal]]:
-    """Like ``fake_in_thread``, with the portal to call the fake on its own loop."""
-    with (
-        start_blocking_portal("asyncio") as portal,
-        portal.wrap_async_context_manager(serve(fake.app)) as server,
-    ):
-        yield server, portal
+__all__ = ["REPO", "fake_and_portal", "fake_in_thread", "start_run", "statuses", "until", "wait"]
 
 
 async def until(check: Callable[[], object], timeout: float = 10.0) -> None:
@@ -42,36 +19,3 @@ async def until(check: Callable[[], object], timeout: float = 10.0) -> None:
     with anyio.fail_after(timeout):
         while not check():  # noqa: ASYNC110
             await anyio.sleep(0.02)
-
-
-def wait(check: Callable[[], object], timeout: float = 20.0) -> None:
-    """Poll a condition from sync test code (a subprocess, a file, the fake via its portal)."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            msg = "timed out"
-            raise TimeoutError(msg)
-        time.sleep(0.05)
-
-
-def statuses(db: Path) -> list[tuple[str, str, str]]:
-    """(user_id, status, params) of every audit action, oldest first."""
-    if not db.exists():
-        return []
-    with sqlite3.connect(db) as conn:
-        return conn.execute("SELECT user_id, status, params FROM actions ORDER BY id").fetchall()
-
-
-def start_run(
-    log: Path, *args: str, env: Mapping[str, str] | None = None, cwd: Path | None = None
-) -> subprocess.Popen[bytes]:
-    """``modbot run ARGS`` as a subprocess (JSON logs appended to ``log``)."""
-    full_env = {**os.environ, "MODBOT_LOG_FORMAT": "json", **(env or {})}
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "modbot", "run", *args],
-            env=full_env,
-            cwd=cwd,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
