@@ -48,6 +48,8 @@ WORK_BUFFER = 10_000
 GRACE = 10.0
 RULE_POLL = 2.0
 STATUS_EVERY = 5.0
+LAG_PROBE = 0.05  # how often the event loop's lateness is measured
+STALL = 0.05  # a lateness above this is a stall (logged, counted)
 
 
 @dataclass
@@ -57,6 +59,8 @@ class DaemonStatistics:
     errors: int = 0
     reloads: int = 0
     failed_reloads: int = 0
+    loop_stalls: int = 0  # times the event loop was late by more than STALL seconds
+    max_loop_lag_ms: float = 0.0
 
 
 class Daemon:
@@ -158,6 +162,7 @@ class Daemon:
                 main.start_soon(self._signals)
             main.start_soon(self._watch_rule_files)
             main.start_soon(self._heartbeat)
+            main.start_soon(self._loop_lag)
             async with anyio.create_task_group() as sources:
                 await sources.start(watcher.run, events_send)
                 self.notifier.ready(self._status())
@@ -283,6 +288,20 @@ class Daemon:
                 self.notifier.status(status)
                 last_status = status
             await anyio.sleep(every)
+
+    async def _loop_lag(self) -> None:
+        """Measure how late the event loop wakes up: a stuck loop delays every stream."""
+        while True:
+            before = anyio.current_time()
+            await anyio.sleep(LAG_PROBE)
+            lag = anyio.current_time() - before - LAG_PROBE
+            if lag > STALL:
+                self.stats.loop_stalls += 1
+                if self.stats.loop_stalls == 1 or self.stats.loop_stalls % 100 == 0:
+                    log.warning(
+                        "loop.stall", lag_ms=round(lag * 1000), stalls=self.stats.loop_stalls
+                    )
+            self.stats.max_loop_lag_ms = max(self.stats.max_loop_lag_ms, round(lag * 1000, 1))
 
     def _status(self) -> str:
         live = streams = 0

@@ -24,13 +24,16 @@ class Notifier:
         self._socket: socket.socket | None = None
         if address:
             self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+            # Never wait for the listener: a full queue drops the message (the next
+            # STATUS or WATCHDOG follows), instead of stopping the event loop.
+            self._socket.setblocking(False)
 
     @property
     def enabled(self) -> bool:
         return self._socket is not None
 
     def send(self, *fields: str) -> bool:
-        """Send ``KEY=value`` lines; False when nobody listens or it failed."""
+        """Send ``KEY=value`` lines; False when nobody listens, it is busy, or it failed."""
         if self._socket is None:
             return False
         try:

@@ -16,6 +16,7 @@ from modbot.euler.oauth import TokenStore
 from modbot.euler.tokens import token_set_from_answer
 from modbot.fake import messages as m
 from modbot.fake.server import FakeEuler
+from modbot.sdnotify import Notifier
 from tests.helpers import REPO, start_run, statuses, wait
 
 pytestmark = pytest.mark.usefixtures("isolated")
@@ -175,3 +176,15 @@ def test_notify_reload_and_stop(
     assert statuses(db)
     assert not any(s == "pending" for _, s, _ in statuses(db))
     assert db.stat().st_mode & 0o077 == 0
+
+
+def test_a_listener_that_does_not_read_never_blocks_the_notifier(notify: NotifySocket) -> None:
+    """A full notify queue drops messages instead of stopping the event loop (found by
+    bench/load.py: a 60 s loop stall)."""
+    notifier = Notifier(str(notify.path))
+    started = time.monotonic()
+    results = [notifier.status(f"{i} events " + "x" * 200) for i in range(20_000)]
+    assert time.monotonic() - started < 5
+    assert not all(results)  # the queue filled up, and those were dropped
+    assert results[0]
+    notifier.close()

@@ -1,0 +1,262 @@
+"""Load: many live streams on the fake Euler server, one `modbot run` process with the
+example rules, and the figures that say whether it keeps up.
+
+    python bench/load.py                              # 200 streams, 5,000 events/s, 30 s
+    python bench/load.py --streams 50 --rate 1000 --seconds 10
+
+The fake server and the load generator run in this process; `modbot run` is a separate
+process (its own core). A few streams are raids (1,000+ comments/s each), the others
+quiet; about 1 % of comments are slurs (ban) and 1 % scam phrases (mute and a reply).
+Reported: events/s sustained by the daemon (from its systemd STATUS, read on a notify
+socket), latency from an event's send to its moderation call reaching the fake (p50,
+p99: an upper bound of arrival-to-call, as it includes the WebSocket hop), decisions
+and calls per second, the daemon's peak RSS, its event-loop stalls over 50 ms, and the
+events delivered versus the events the daemon counted (nothing may vanish uncounted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import signal
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from modbot.euler.oauth import TokenStore
+from modbot.euler.tokens import token_set_from_answer
+from modbot.fake import messages as m
+from modbot.fake.harness import fake_and_portal, start_run, wait
+from modbot.fake.server import FakeEuler
+
+REPO = Path(__file__).resolve().parent.parent
+SCOPES = [
+    "webcast:bulk_live_check",
+    "webcast:ban",
+    "webcast:mute",
+    "webcast:chat",
+    "webcast:comments",
+]
+WORDS = [
+    "game",
+    "stream",
+    "nice",
+    "play",
+    "wow",
+    "level",
+    "boss",
+    "run",
+    "speed",
+    "build",
+    "team",
+    "score",
+    "win",
+    "lose",
+    "again",
+    "music",
+    "song",
+    "dance",
+    "love",
+    "fun",
+    "best",
+    "clip",
+    "chat",
+    "hello",
+    "friends",
+    "today",
+    "tonight",
+    "live",
+    "watch",
+]
+TICK = 0.1
+
+
+def _notify_socket(folder: Path) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(folder / "notify"))
+    sock.setblocking(False)
+    return sock
+
+
+def _processed(sock: socket.socket, last: int) -> int:
+    """The daemon's event count from its latest STATUS= (the last one if none is new)."""
+    while True:
+        try:
+            data = sock.recv(4096).decode()
+        except BlockingIOError:
+            return last
+        found = re.search(r"STATUS=.*?(\d+) events", data)
+        if found:
+            last = int(found.group(1))
+
+
+def _rss_peak_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def run(args: argparse.Namespace) -> int:  # noqa: PLR0915
+    rng = random.Random(7)
+    fake = FakeEuler(api_key="load-api-key", client_secret="load-client-secret")  # noqa: S106
+    handles = [f"load_{i:03d}" for i in range(args.streams)]
+    for handle in handles:
+        fake.add_streamer(handle, live=True)
+    raids, quiet = handles[: args.raids], handles[args.raids :]
+    work = Path(tempfile.mkdtemp(prefix="modbot-load-"))
+    nfy = Path(tempfile.mkdtemp(prefix="nfy"))
+    state, log = work / "state", work / "daemon.log"
+    TokenStore(state).save(token_set_from_answer(fake.issue_tokens(SCOPES), time.time()))
+    notify = _notify_socket(nfy)
+    sent_at: dict[str, float] = {}
+    delivered = serial = behind = 0
+    with fake_and_portal(fake) as (server, portal):
+        env = {
+            "MODBOT_API_BASE_URL": server.url,
+            "MODBOT_WS_URL": server.ws_url,
+            "MODBOT_API_KEY": fake.api_key,
+            "MODBOT_CLIENT_ID": fake.client_id,
+            "MODBOT_CLIENT_SECRET": fake.client_secret,
+            "MODBOT_STREAMERS": ",".join(handles),
+            "MODBOT_LIVE_CHECK_INTERVAL": "1",
+            "MODBOT_LOG_LEVEL": "info",  # as in production: decisions are logged
+            "NOTIFY_SOCKET": str(nfy / "notify"),
+            "WATCHDOG_USEC": "200000",  # STATUS (with the event count) every 0.1 s
+        }
+        proc = start_run(log, "--state-dir", str(state), "--rules", str(REPO / "rules"), env=env)
+        connect_started = time.monotonic()
+        wait(lambda: fake.connections() == args.streams, timeout=180)
+        connect_s = time.monotonic() - connect_started
+        rooms = {h: fake.streamer(h).room_id for h in handles}
+
+        def comment(handle: str, now_ms: int) -> dict[str, Any]:
+            nonlocal serial
+            serial += 1
+            viewer = m.Viewer(f"v{serial % 50_000}", str(6_880_000_000_000_000_000 + serial))
+            roll = rng.random()
+            if roll < args.actionable / 2:
+                viewer = m.Viewer(f"troll{serial}", str(6_890_000_000_000_000_000 + serial))
+                text = "you are a slurword"
+            elif roll < args.actionable:
+                viewer = m.Viewer(f"promo{serial}", str(6_890_000_000_000_000_000 + serial))
+                text = "free coins at my page"
+            elif handle in raids and roll < 0.3:
+                text = "FOLLOW @raid_king FOR FREE GIFTS"
+            else:
+                text = " ".join(rng.choices(WORDS, k=6))
+            return m.chat(rooms[handle], viewer, text, now_ms)
+
+        def emit_all(frames: list[tuple[str, list[dict[str, Any]]]]) -> int:
+            return sum(len(msgs) for handle, msgs in frames if fake.emit(handle, msgs))
+
+        per_tick = args.rate * TICK
+        raid_per_tick = min(per_tick / max(1, len(raids)), args.raid_rate * TICK) if raids else 0
+        quiet_per_tick = per_tick - raid_per_tick * len(raids)
+        group = max(1, len(quiet) // 10)  # each quiet stream gets a frame every second
+        ticks = int(args.seconds / TICK)
+        processed = 0
+        start = time.monotonic()
+        timeline: list[tuple[float, int]] = []
+        for tick in range(ticks):
+            now_ms = fake.now_ms()
+            frames = [(h, [comment(h, now_ms) for _ in range(round(raid_per_tick))]) for h in raids]
+            chosen = [quiet[(tick * group + i) % len(quiet)] for i in range(group)] if quiet else []
+            each = max(1, round(quiet_per_tick / max(1, len(chosen))))
+            frames += [(h, [comment(h, now_ms) for _ in range(each)]) for h in chosen]
+            stamp = time.time()
+            for _, msgs in frames:
+                for msg in msgs:
+                    sent_at[msg["data"]["common"]["msgId"]] = stamp
+            delivered += portal.call(emit_all, frames)
+            processed = _processed(notify, processed)
+            timeline.append((time.monotonic() - start, processed))
+            delay = start + (tick + 1) * TICK - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            else:
+                behind += 1
+        send_s = time.monotonic() - start
+        # Drain: the daemon works through whatever it has buffered.
+        drain_deadline = time.monotonic() + 120
+        while processed < delivered and time.monotonic() < drain_deadline:
+            time.sleep(0.1)
+            processed = _processed(notify, processed)
+        drain_s = time.monotonic() - start - send_s
+        time.sleep(2)  # the last calls
+        rss = _rss_peak_mb(proc.pid)
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(60)
+        calls = [c for c in fake.calls if c.route in ("ban", "mute", "chat", "toggle_comments")]
+    stopped: dict[str, Any] = {}
+    for line in log.read_text().splitlines():
+        if '"stopped"' in line:
+            stopped = json.loads(line)
+    latencies = sorted(
+        (c.arrived - sent_at[c.params["comment_msg_id"]]) * 1000
+        for c in calls
+        if c.params.get("comment_msg_id") in sent_at
+    )
+    # Sustained: the daemon's processing rate over the middle of the sending window.
+    window = [(t, n) for t, n in timeline if send_s * 0.2 <= t <= send_s * 0.9]
+    sustained = (
+        (window[-1][1] - window[0][1]) / (window[-1][0] - window[0][0]) if len(window) > 1 else 0
+    )
+    counted = int(stopped.get("events", -1))
+    p50 = statistics.median(latencies) if latencies else float("nan")
+    p99 = latencies[int(len(latencies) * 0.99)] if latencies else float("nan")
+    ok_calls = sum(1 for c in calls if 200 <= c.status < 300)
+    print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
+    print(f"streams: {args.streams} ({len(raids)} raids), all connected in {connect_s:.1f}s")
+    print(
+        f"offered: {args.rate:,} events/s for {args.seconds:.0f}s; generator behind schedule "
+        f"in {behind} of {ticks} ticks; delivered {delivered:,} events in {send_s:.1f}s "
+        f"({delivered / send_s:,.0f}/s)"
+    )
+    print(
+        f"daemon: sustained {sustained:,.0f} events/s, backlog drained {drain_s:.1f}s after "
+        f"the last send; counted {counted:,} events of {delivered:,} delivered "
+        f"(undelivered at the fake: {fake.undelivered})"
+    )
+    print(
+        f"decisions: {int(stopped.get('decisions', 0)):,} ({int(stopped.get('decisions', 0)) / send_s:,.0f}/s); "
+        f"moderation calls: {len(calls):,} ({ok_calls:,} ok, {len(calls) / send_s:,.0f}/s)"
+    )
+    print(
+        f"latency send -> call at the fake (ban/mute, {len(latencies)} calls): "
+        f"p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {latencies[-1] if latencies else 0:.1f} ms"
+    )
+    print(
+        f"event loop: {stopped.get('loop_stalls', '?')} stalls over 50 ms, max lag "
+        f"{stopped.get('max_loop_lag_ms', '?')} ms; peak RSS {rss:.0f} MB; errors "
+        f"{stopped.get('errors', '?')}; exit code {code}"
+    )
+    print(
+        f"load: {args.streams} streams, {sustained:,.0f} events/s sustained "
+        f"(offered {args.rate:,}), p99 {p99:.1f} ms, RSS {rss:.0f} MB, "
+        f"{stopped.get('loop_stalls', '?')} loop stalls, "
+        f"{max(0, delivered - counted):,} events uncounted"
+    )
+    return 0 if code == 0 else 1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--streams", type=int, default=200)
+    parser.add_argument("--raids", type=int, default=3, help="streams at raid rates")
+    parser.add_argument("--rate", type=int, default=5000, help="events/s offered in all")
+    parser.add_argument("--raid-rate", type=int, default=1000, help="events/s per raid stream")
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--actionable", type=float, default=0.02, help="share of bad comments")
+    return run(parser.parse_args())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
