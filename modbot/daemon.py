@@ -139,7 +139,12 @@ class Daemon:
             self.watcher = watcher
             await self._serve(executor, timers, watcher)
         self.notifier.close()
-        log.info("stopped", **self.stats.__dict__)
+        latency = self.executor.call_latency() if self.executor else None
+        log.info(
+            "stopped",
+            **self.stats.__dict__,
+            **({f"call_latency_{k}": v for k, v in latency._asdict().items()} if latency else {}),
+        )
         return 0
 
     async def _serve(self, executor: Executor, timers: Timers, watcher: Watcher) -> None:
@@ -208,6 +213,7 @@ class Daemon:
     ) -> None:
         async with events, work:
             async for event in events:
+                received = self.clock.monotonic()
                 self.stats.events += 1
                 try:
                     decisions = self.engine.evaluate(event, event.ts)
@@ -233,7 +239,7 @@ class Daemon:
                     )
                 if self._on_decisions is not None:
                     self._on_decisions(event, decisions)
-                await work.send(Work(event, decisions))
+                await work.send(Work(event, decisions, received))
 
     async def _signals(self) -> None:
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:

@@ -21,6 +21,7 @@ The same ``perform()`` serves decisions, expiry timers, crash recovery and undo.
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -69,6 +70,16 @@ class Work(NamedTuple):
 
     event: Event
     decisions: list[Decision]
+    received: float | None = None  # monotonic time the daemon took the event in
+
+
+class CallLatency(NamedTuple):
+    """From taking an event in to sending its moderation call (ms), over recent calls."""
+
+    calls: int
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
 
 
 class ExecutorStatistics(NamedTuple):
@@ -130,6 +141,7 @@ class Executor:
             ("decided", "called", "done", "failed", "skipped", "observed"), 0
         )
         self._running = 0
+        self._latency: deque[float] = deque(maxlen=100_000)
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -138,6 +150,19 @@ class Executor:
         self.granted = granted
         self._denied.clear()
         self._warned.clear()
+
+    def call_latency(self) -> CallLatency:
+        """Percentiles of event-taken-in to call-sent, over the last 100,000 calls."""
+        if not self._latency:
+            return CallLatency(0, 0.0, 0.0, 0.0)
+        ordered = sorted(self._latency)
+        n = len(ordered)
+        return CallLatency(
+            n,
+            round(ordered[n // 2] * 1000, 1),
+            round(ordered[min(n - 1, int(n * 0.99))] * 1000, 1),
+            round(ordered[-1] * 1000, 1),
+        )
 
     def statistics(self) -> ExecutorStatistics:
         now = epoch(self.clock)
@@ -175,15 +200,16 @@ class Executor:
         intents = [self.gate(intent_for(d, w.event)) for w in batch for d in w.decisions]
         if not intents:
             return
+        received = [w.received for w in batch for _ in w.decisions]
         ids = await self.store.add([i.entry() for i in intents], self.clock.now())
-        for intent, entry_id in zip(intents, ids, strict=True):
+        for intent, entry_id, taken_in in zip(intents, ids, received, strict=True):
             self._count(intent)
             if entry_id is None:
                 continue  # delivered before (a reconnect replayed the message)
             if intent.calls_api:
                 await self._in_flight.acquire()
                 self._running += 1
-                calls.start_soon(self._perform_and_report, intent, entry_id)
+                calls.start_soon(self._perform_and_report, intent, entry_id, taken_in)
 
     def _count(self, intent: Intent) -> None:
         self._counts["decided"] += 1
@@ -211,9 +237,11 @@ class Executor:
             params={o.entry_id: o.params for o in batch if o.params},
         )
 
-    async def _perform_and_report(self, intent: Intent, entry_id: int) -> None:
+    async def _perform_and_report(
+        self, intent: Intent, entry_id: int, received: float | None = None
+    ) -> None:
         try:
-            outcome = await self.perform(intent, entry_id)
+            outcome = await self.perform(intent, entry_id, received=received)
             assert self._outcomes is not None
             with anyio.CancelScope(shield=True):
                 await self._outcomes.send(outcome)
@@ -277,8 +305,14 @@ class Executor:
 
     # --- calling ------------------------------------------------------------------------
 
-    async def perform(self, intent: Intent, entry_id: int) -> _Outcome:
-        """Make the call of one recorded intent; the outcome to write (never raises ApiError)."""
+    async def perform(
+        self, intent: Intent, entry_id: int, *, received: float | None = None
+    ) -> _Outcome:
+        """Make the call of one recorded intent; the outcome to write (never raises ApiError).
+
+        ``received`` (monotonic) is when the daemon took the event in: the time until the
+        first try is sent goes into :meth:`call_latency`.
+        """
         route = ROUTES[intent.action]
         if self.client is None:
             return _Outcome(entry_id, "failed", "no API client (offline)", [])
@@ -289,6 +323,9 @@ class Executor:
             await self._wait_route(route)
             try:
                 async with self._route_limits[route]:
+                    if received is not None:
+                        self._latency.append(self.clock.monotonic() - received)
+                        received = None  # the first try only
                     await self._call(intent)
             except RateLimited as exc:
                 pause = exc.retry_after if exc.retry_after is not None else 10.0

@@ -82,6 +82,27 @@ async def test_one_message_rule_and_action_is_recorded_once(
         assert None not in await store.add([new(clock), new(clock)], clock.now())
 
 
+async def test_a_batch_gets_the_ids_of_its_rows(tmp_path: Path, clock: FakeClock) -> None:
+    """The one-statement batch path returns each row's own id, in order."""
+    async with AuditStore.open(tmp_path / "a.db") as store:
+        await store.add([new(clock, msg_id="1"), new(clock, msg_id="2")], clock.now())
+        ids = await store.add(
+            [new(clock, msg_id=str(n), rule=f"r{n}") for n in range(3, 9)], clock.now()
+        )
+        for msg_id, entry_id in zip(range(3, 9), ids, strict=True):
+            assert entry_id is not None
+            entry = await store.get(entry_id)
+            assert entry is not None
+            assert (entry.msg_id, entry.rule) == (str(msg_id), f"r{msg_id}")
+        # A batch with a duplicate falls back to row by row and loses nothing else.
+        again = await store.add(
+            [new(clock, msg_id="9"), new(clock, msg_id="3", rule="r3")], clock.now()
+        )
+        assert again[0] is not None
+        assert again[1] is None
+        assert await store.count() == 9
+
+
 async def test_finish_sets_status_error_params_and_timers(tmp_path: Path, clock: FakeClock) -> None:
     async with AuditStore.open(tmp_path / "a.db") as store:
         (entry_id,) = await store.add([new(clock, params={"duration_s": 600})], clock.now())
