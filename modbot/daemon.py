@@ -225,7 +225,10 @@ class Daemon:
                     continue
                 self.stats.decisions += len(decisions)
                 for d in decisions:
-                    log.info(
+                    # What is done is logged at info; decisions held back (cooldown, a
+                    # more severe one, observe) are in the audit log, and at debug here,
+                    # so a raid does not flood the journal.
+                    (log.info if d.enforced else log.debug)(
                         "decision",
                         streamer=event.streamer,
                         user=d.unique_id,

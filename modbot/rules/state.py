@@ -8,6 +8,8 @@ writing costs nothing after the longest window of the rules.
 
 from __future__ import annotations
 
+import sys
+from array import array
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
@@ -60,7 +62,8 @@ def _prune(times: list[float], cutoff: float) -> None:
 class _Cluster:
     times: list[float] = field(default_factory=list)
     similar: set[str] = field(default_factory=set)
-    letters: Counter[str] | None = None  # for the cheap similarity bound, made on demand
+    letters: Counter[str] | None = None  # for the exact letter bound, made on demand
+    packed: int | None = None  # bucketed letter counts, for the fast bound (see _packed)
 
 
 class Clusters:
@@ -104,6 +107,13 @@ class Clusters:
             longest = max(length, len(other_key))
             if longest and abs(length - len(other_key)) / longest > 1 - similarity:
                 continue  # the lengths alone rule it out
+            if cluster.packed is None:
+                cluster.packed = _packed(key)
+            if other.packed is None:
+                other.packed = _packed(other_key)
+            total = length + len(other_key)
+            if 2 * _shared_bound(cluster.packed, other.packed) < similarity * total:
+                continue  # even the bucketed letters cannot reach the threshold
             if cluster.letters is None:
                 cluster.letters = Counter(key)
             if other.letters is None:
@@ -120,6 +130,41 @@ class Clusters:
 
     def __len__(self) -> int:
         return len(self.clusters)
+
+
+# Letter buckets for the fast bound: a-z, 0-9, space, and one for everything else.
+_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789 "
+_FIELDS = len(_ALPHABET) + 1
+_HIGH = int.from_bytes(b"\x00\x80" * _FIELDS, "little")  # the top bit of every 16-bit field
+_FULL = (1 << (16 * _FIELDS)) - 1
+_MAX_COUNT = 0x7FFF  # the guard bit of each field must stay clear
+
+
+def _packed(text: str) -> int:
+    """Letter counts in 16-bit fields of one integer; -1 if a count does not fit."""
+    counts = [text.count(c) for c in _ALPHABET]
+    counts.append(len(text) - sum(counts))
+    if max(counts) > _MAX_COUNT:
+        return -1
+    return int.from_bytes(array("H", counts).tobytes(), sys.byteorder)
+
+
+def _shared_bound(a: int, b: int) -> int:
+    """At least the number of letters two texts share (difflib's quick_ratio numerator).
+
+    Per field min(a, b) with integer arithmetic (SWAR: each field gets a guard bit, so
+    no borrow crosses fields), then the fields summed. Bucketing several characters
+    together ("everything else") can only raise the sum, and a text with more than
+    32,767 of one letter (-1) gets no bound at all: so it never rejects a pair the
+    exact bound would accept.
+    """
+    if a < 0 or b < 0:
+        return _FULL
+    ge = ((a | _HIGH) - b) & _HIGH  # the guard bit stays where a >= b
+    keep_b = (ge >> 15) * 0xFFFF
+    smaller = (b & keep_b) | (a & (_FULL ^ keep_b))
+    fields = memoryview(smaller.to_bytes(2 * _FIELDS, sys.byteorder)).cast("H")
+    return sum(fields)
 
 
 def _similar(

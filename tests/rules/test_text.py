@@ -218,3 +218,30 @@ def test_separated_letters_still_match(term: str, sep: str) -> None:
 def test_the_ascii_fast_path_measures_like_the_general_one(text: str) -> None:
     assert tx._measure_ascii(text) == tx._measure_unicode(text)
     assert tx.graphemes(text) == list(text)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    a=st.text(alphabet=st.sampled_from("abcxyz019 éЖ中!"), max_size=60),
+    b=st.text(alphabet=st.sampled_from("abcxyz019 éЖ中!"), max_size=60),
+)
+def test_the_fast_letter_bound_never_undercuts_the_exact_one(a: str, b: str) -> None:
+    """The copy-paste check's integer bound rejects nothing the exact bound keeps: equal
+    on plain ASCII, higher (weaker, still safe) when other characters share a bucket."""
+    from collections import Counter
+
+    from modbot.rules.state import _packed, _shared_bound
+
+    ca, cb = Counter(a), Counter(b)
+    exact = sum(min(n, cb[c]) for c, n in ca.items())
+    bound = _shared_bound(_packed(a), _packed(b))
+    assert bound >= exact
+    if all(c in "abcxyz019 " for c in a + b):
+        assert bound == exact
+
+
+def test_the_fast_bound_gives_up_on_huge_counts() -> None:
+    from modbot.rules.state import _packed, _shared_bound
+
+    assert _packed("a" * 40_000) == -1
+    assert _shared_bound(_packed("a" * 40_000), _packed("a" * 40_000)) >= 40_000
