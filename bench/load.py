@@ -22,7 +22,6 @@ import os
 import random
 import re
 import signal
-import socket
 import statistics
 import sys
 import tempfile
@@ -33,7 +32,7 @@ from typing import Any
 from modbot.euler.oauth import TokenStore
 from modbot.euler.tokens import token_set_from_answer
 from modbot.fake import messages as m
-from modbot.fake.harness import fake_and_portal, start_run, wait
+from modbot.fake.harness import NotifyListener, fake_and_portal, start_run, wait
 from modbot.fake.server import FakeEuler
 
 REPO = Path(__file__).resolve().parent.parent
@@ -78,23 +77,13 @@ WORDS = [
 TICK = 0.1
 
 
-def _notify_socket(folder: Path) -> socket.socket:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(str(folder / "notify"))
-    sock.setblocking(False)
-    return sock
-
-
-def _processed(sock: socket.socket, last: int) -> int:
+def _processed(notify: NotifyListener, last: int) -> int:
     """The daemon's event count from its latest STATUS= (the last one if none is new)."""
-    while True:
-        try:
-            data = sock.recv(4096).decode()
-        except BlockingIOError:
-            return last
-        found = re.search(r"STATUS=.*?(\d+) events", data)
+    for msg in reversed(notify.drain()):
+        found = re.search(r"(\d+) events", msg.get("STATUS", ""))
         if found:
-            last = int(found.group(1))
+            return int(found.group(1))
+    return last
 
 
 def _rss_peak_mb(pid: int) -> float:
@@ -115,7 +104,7 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0915
     nfy = Path(tempfile.mkdtemp(prefix="nfy"))
     state, log = work / "state", work / "daemon.log"
     TokenStore(state).save(token_set_from_answer(fake.issue_tokens(SCOPES), time.time()))
-    notify = _notify_socket(nfy)
+    notify = NotifyListener(nfy / "notify")
     sent_at: dict[str, float] = {}
     delivered = serial = behind = 0
     with fake_and_portal(fake) as (server, portal):

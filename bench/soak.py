@@ -19,7 +19,6 @@ import argparse
 import json
 import random
 import signal
-import sqlite3
 import sys
 import tempfile
 import time
@@ -29,8 +28,9 @@ from pathlib import Path
 from modbot.euler.oauth import TokenStore
 from modbot.euler.tokens import token_set_from_answer
 from modbot.fake import messages as m
-from modbot.fake.harness import fake_and_portal, start_run, wait
+from modbot.fake.harness import audit_rows, fake_and_portal, start_run, user_calls, wait
 from modbot.fake.server import FakeEuler, Fault
+from modbot.rules.schema import parse_duration
 
 HANDLE = "soak_host"
 SCOPES = ["webcast:bulk_live_check", "webcast:ban", "webcast:mute", "webcast:comments"]
@@ -54,14 +54,6 @@ rules:
       - comments: {{enabled: false, for: 2s}}
     cooldown: 1s
 """
-
-
-def rows(db: Path) -> list[dict[str, object]]:
-    if not db.exists():
-        return []
-    with sqlite3.connect(db, timeout=10) as conn:
-        conn.row_factory = sqlite3.Row
-        return [dict(r) for r in conn.execute("SELECT * FROM actions ORDER BY id")]
 
 
 def run(kills: int, mute: str, seed: int, workdir: Path) -> list[str]:  # noqa: PLR0915
@@ -102,7 +94,7 @@ def run(kills: int, mute: str, seed: int, workdir: Path) -> list[str]:  # noqa: 
             return msg_id
 
         def audited(msg_id: str) -> bool:
-            return any(r["msg_id"] == msg_id for r in rows(db))
+            return any(r["msg_id"] == msg_id for r in audit_rows(db))
 
         for round_no in range(kills):
             wait(lambda: fake.connections(HANDLE) == 1, timeout=30)
@@ -121,34 +113,29 @@ def run(kills: int, mute: str, seed: int, workdir: Path) -> list[str]:  # noqa: 
             wait(lambda: fake.connections(HANDLE) == 0, timeout=30)
             proc = start_run(log, *args, env=env)
         # Let the last run finish everything and fire every timer, then stop it cleanly.
-        seconds = _seconds(mute)
+        seconds = parse_duration(mute) or 0
         deadline = 60 + (seconds if seconds > 300 else 0)
         problems: list[str] = []
         try:
-            wait(lambda: _settled(rows(db), fake), timeout=deadline)
+            wait(lambda: _settled(audit_rows(db), fake), timeout=deadline)
         except TimeoutError:
             problems.append("not settled in time (pending intents or timers that did not fire)")
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(30)
         if code != 0:
             problems.append(f"the last run exited {code}")
-        problems += _check(rows(db), fake, expected)
+        problems += _check(audit_rows(db), fake, expected)
     elapsed = time.monotonic() - started
     calls = Counter(c.route for c in fake.calls if 200 <= c.status < 300)
     repeats = sum(
-        1 for r in rows(db) if json.loads(str(r["params"])).get("recovered_after_restart")
+        1 for r in audit_rows(db) if json.loads(str(r["params"])).get("recovered_after_restart")
     )
     print(
         f"soak: {kills} SIGKILLs in {elapsed:.0f}s, {len(expected)} moderated events, "
-        f"{len(rows(db))} audit rows, {repeats} recovered after a restart, calls "
+        f"{len(audit_rows(db))} audit rows, {repeats} recovered after a restart, calls "
         f"{dict(sorted(calls.items()))}; {'OK' if not problems else 'FAILED: ' + '; '.join(problems)}"
     )
     return problems
-
-
-def _seconds(duration: str) -> int:
-    units = {"s": 1, "m": 60, "h": 3600}
-    return int(duration[:-1]) * units[duration[-1]]
 
 
 def _settled(found: list[dict[str, object]], fake: FakeEuler) -> bool:
@@ -181,9 +168,7 @@ def _check(found: list[dict[str, object]], fake: FakeEuler, expected: dict[str, 
     pending = [r["id"] for r in found if r["status"] == "pending"]
     if pending:
         problems.append(f"pending intents left: {pending}")
-    ok: Counter[tuple[str, str | None]] = Counter()
-    for call in fake.calls_to("ban", "mute", ok_only=True):
-        ok[call.route, call.params.get("tiktok_user_id") or call.params.get("user_id")] += 1
+    ok = user_calls(fake, "ban", "mute")
     for r in found:
         if r["status"] != "done" or r["action"] not in ("ban", "mute") or r["undo_of"]:
             continue

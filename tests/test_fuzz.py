@@ -24,6 +24,7 @@ from modbot.events import Event, EventError, parse_line
 from modbot.rules.compile import load_ruleset
 from modbot.rules.engine import Engine
 from tests.helpers import REPO
+from tests.rules.util import comment
 
 FUZZ = settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -232,35 +233,11 @@ def test_a_huge_list_and_a_pathological_regex_compile(tmp_path: Path) -> None:
     assert ruleset is not None, [str(d) for d in diagnostics]
     engine = Engine()
     engine.swap(ruleset)
-    event = parse_line(
-        json.dumps(
-            {
-                "kind": "comment",
-                "ts": "2026-11-25T00:00:00Z",
-                "streamer": "h",
-                "msg_id": "1",
-                "user": {"user_id": "2", "unique_id": "u"},
-                "text": "a" * 9_000 + "!",  # catastrophic for a backtracking engine
-            }
-        )
-    )
+    event = comment("a" * 9_000 + "!")  # catastrophic for a backtracking engine
     decisions = engine.evaluate(event, event.ts)
     assert [d.rule_id for d in decisions] == []
-    event2 = parse_line(json.dumps({**json.loads(_event_json()), "text": "x term99999 y"}))
+    event2 = comment("x term99999 y", at=1)
     assert [d.rule_id for d in engine.evaluate(event2, event2.ts)] == ["big"]
-
-
-def _event_json() -> str:
-    return json.dumps(
-        {
-            "kind": "comment",
-            "ts": "2026-11-25T00:00:01Z",
-            "streamer": "h",
-            "msg_id": "3",
-            "user": {"user_id": "4", "unique_id": "v"},
-            "text": "",
-        }
-    )
 
 
 @FUZZ

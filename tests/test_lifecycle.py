@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import signal
-import socket
 import tempfile
 import time
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ import pytest
 from modbot.euler.oauth import TokenStore
 from modbot.euler.tokens import token_set_from_answer
 from modbot.fake import messages as m
+from modbot.fake.harness import NotifyListener
 from modbot.fake.server import FakeEuler
 from modbot.sdnotify import Notifier
 from tests.helpers import REPO, start_run, statuses, wait
@@ -49,47 +49,18 @@ rules:
 """
 
 
-class NotifySocket:
-    """A datagram socket standing in for systemd's ``$NOTIFY_SOCKET``."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(str(path))
-        self.sock.settimeout(0.1)
-        self.messages: list[dict[str, str]] = []
-
-    def drain(self) -> list[dict[str, str]]:
-        """Everything received so far (each datagram as its KEY=value fields)."""
-        while True:
-            try:
-                data = self.sock.recv(4096)
-            except TimeoutError:
-                return self.messages
-            fields = dict(line.split("=", 1) for line in data.decode().splitlines() if line)
-            self.messages.append(fields)
-
-    def seen(self, key: str, value: str | None = None, since: int = 0) -> bool:
-        return any(
-            key in msg and (value is None or msg[key] == value) for msg in self.drain()[since:]
-        )
-
-    def close(self) -> None:
-        self.sock.close()
-
-
 @pytest.fixture
-def notify() -> Iterator[NotifySocket]:
+def notify() -> Iterator[NotifyListener]:
     # A short path: AF_UNIX addresses are limited to about 100 bytes.
     with tempfile.TemporaryDirectory(prefix="nfy") as folder:
-        sock = NotifySocket(Path(folder) / "notify")
+        sock = NotifyListener(Path(folder) / "notify")
         yield sock
         sock.close()
 
 
 def test_notify_reload_and_stop(
     euler_env: FakeEuler,
-    notify: NotifySocket,
+    notify: NotifyListener,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -178,7 +149,7 @@ def test_notify_reload_and_stop(
     assert db.stat().st_mode & 0o077 == 0
 
 
-def test_a_listener_that_does_not_read_never_blocks_the_notifier(notify: NotifySocket) -> None:
+def test_a_listener_that_does_not_read_never_blocks_the_notifier(notify: NotifyListener) -> None:
     """A full notify queue drops messages instead of stopping the event loop (found by
     bench/load.py: a 60 s loop stall)."""
     notifier = Notifier(str(notify.path))

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import sqlite3
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
@@ -45,12 +48,59 @@ def wait(check: Callable[[], object], timeout: float = 20.0) -> None:
         time.sleep(0.05)
 
 
-def statuses(db: Path) -> list[tuple[str, str, str]]:
-    """(user_id, status, params) of every audit action, oldest first."""
+def audit_rows(db: Path) -> list[dict[str, Any]]:
+    """Every audit action as a dict of its columns, oldest first (read directly)."""
     if not db.exists():
         return []
-    with sqlite3.connect(db) as conn:
-        return conn.execute("SELECT user_id, status, params FROM actions ORDER BY id").fetchall()
+    with sqlite3.connect(db, timeout=10) as conn:
+        conn.row_factory = sqlite3.Row
+        return [dict(r) for r in conn.execute("SELECT * FROM actions ORDER BY id")]
+
+
+def statuses(db: Path) -> list[tuple[str, str, str]]:
+    """(user_id, status, params) of every audit action, oldest first."""
+    return [(r["user_id"], r["status"], r["params"]) for r in audit_rows(db)]
+
+
+def user_calls(fake: FakeEuler, *routes: str) -> Counter[tuple[str, str]]:
+    """How many successful calls each (route, viewer's user id) got at the fake."""
+    found: Counter[tuple[str, str]] = Counter()
+    for call in fake.calls_to(*routes, ok_only=True):
+        user = call.params.get("tiktok_user_id") or call.params.get("user_id", "")
+        found[call.route, user] += 1
+    return found
+
+
+class NotifyListener:
+    """A datagram socket standing in for systemd's ``$NOTIFY_SOCKET``.
+
+    Keep ``path`` short: AF_UNIX addresses are limited to about 100 bytes.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.setblocking(False)
+        self.messages: list[dict[str, str]] = []
+
+    def drain(self) -> list[dict[str, str]]:
+        """Every notification so far (each datagram as its KEY=value fields)."""
+        while True:
+            try:
+                data = self.sock.recv(4096)
+            except BlockingIOError:
+                return self.messages
+            fields = dict(line.split("=", 1) for line in data.decode().splitlines() if line)
+            self.messages.append(fields)
+
+    def seen(self, key: str, value: str | None = None, since: int = 0) -> bool:
+        return any(
+            key in msg and (value is None or msg[key] == value) for msg in self.drain()[since:]
+        )
+
+    def close(self) -> None:
+        self.sock.close()
 
 
 def start_run(
