@@ -929,14 +929,14 @@ def _undo(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
 
 def _record(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     from modbot.audit.store import AuditStore, default_db  # noqa: PLC0415
-    from modbot.euler.watcher import Watcher  # noqa: PLC0415
+    from modbot.euler.watcher import Arrival, Watcher  # noqa: PLC0415
 
     clock = SystemClock()
     handle = args.unique_id.lstrip("@")
 
     async def capture() -> int:
         written = 0
-        send, receive = anyio.create_memory_object_stream[Event](10_000)
+        send, receive = anyio.create_memory_object_stream[Arrival](1_000)
         async with (
             AuditStore.open(default_db(settings.state_dir)) as store,
             api_session(settings, clock) as (client, _, _grant),
@@ -957,10 +957,11 @@ def _record(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
                 anyio.move_on_after(args.duration or math.inf),
             ):
                 async with receive:
-                    async for event in receive:
-                        sink.write(json.dumps(event.to_json(), ensure_ascii=False) + "\n")
-                        written += 1
-                        if event.kind == "stream_end":
+                    async for events, _ in receive:
+                        for event in events:
+                            sink.write(json.dumps(event.to_json(), ensure_ascii=False) + "\n")
+                            written += 1
+                        if any(event.kind == "stream_end" for event in events):
                             break
             tg.cancel_scope.cancel()
         print(f"Recorded {written} events.", file=out)

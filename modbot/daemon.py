@@ -32,7 +32,7 @@ from modbot.config import Settings
 from modbot.errors import ConfigError
 from modbot.euler.session import api_session, websocket_factory
 from modbot.euler.tokens import TokenSet
-from modbot.euler.watcher import Watcher
+from modbot.euler.watcher import Arrival, Watcher
 from modbot.euler.ws import EulerWebSocket
 from modbot.events import Event
 from modbot.files import check_state_dir
@@ -43,8 +43,8 @@ from modbot.sdnotify import Notifier, watchdog_interval
 
 log = structlog.get_logger("modbot.daemon")
 
-EVENT_BUFFER = 10_000
-WORK_BUFFER = 10_000
+EVENT_BUFFER = 1_000  # bundles (a WebSocket frame's events each)
+WORK_BUFFER = 1_000  # batches of events with decisions
 GRACE = 10.0
 RULE_POLL = 2.0
 STATUS_EVERY = 5.0
@@ -135,6 +135,7 @@ class Daemon:
                 store=store,
                 clock_now=self.clock.now,
                 interval=settings.live_check_interval,
+                monotonic=self.clock.monotonic,
             )
             self.watcher = watcher
             await self._serve(executor, timers, watcher)
@@ -148,8 +149,8 @@ class Daemon:
         return 0
 
     async def _serve(self, executor: Executor, timers: Timers, watcher: Watcher) -> None:
-        events_send, events_recv = anyio.create_memory_object_stream[Event](EVENT_BUFFER)
-        work_send, work_recv = anyio.create_memory_object_stream[Work](WORK_BUFFER)
+        events_send, events_recv = anyio.create_memory_object_stream[Arrival](EVENT_BUFFER)
+        work_send, work_recv = anyio.create_memory_object_stream[list[Work]](WORK_BUFFER)
         pipeline_done = anyio.Event()
 
         async def pipeline() -> None:
@@ -208,41 +209,50 @@ class Daemon:
 
     async def _engine_loop(
         self,
-        events: MemoryObjectReceiveStream[Event],
-        work: MemoryObjectSendStream[Work],
+        arrivals: MemoryObjectReceiveStream[Arrival],
+        work: MemoryObjectSendStream[list[Work]],
     ) -> None:
-        async with events, work:
-            async for event in events:
-                received = self.clock.monotonic()
-                self.stats.events += 1
-                try:
-                    decisions = self.engine.evaluate(event, event.ts)
-                except Exception:  # one bad event never stops the daemon
-                    self.stats.errors += 1
-                    log.exception("event.failed", streamer=event.streamer, msg_id=event.msg_id)
-                    continue
-                if not decisions:
-                    continue
-                self.stats.decisions += len(decisions)
-                for d in decisions:
-                    # What is done is logged at info; decisions held back (cooldown, a
-                    # more severe one, observe) are in the audit log, and at debug here,
-                    # so a raid does not flood the journal.
-                    (log.info if d.enforced else log.debug)(
-                        "decision",
-                        streamer=event.streamer,
-                        user=d.unique_id,
-                        user_id=d.user_id,
-                        rule=d.rule_id,
-                        action=d.describe(),
-                        mode=d.mode,
-                        suppressed=d.suppressed,
-                        detail=d.detail,
-                        text=event.text[:200],
-                    )
-                if self._on_decisions is not None:
-                    self._on_decisions(event, decisions)
-                await work.send(Work(event, decisions, received))
+        async with arrivals, work:
+            async for events, received in arrivals:
+                batch: list[Work] = []
+                for event in events:
+                    decisions = self._decide(event)
+                    if decisions:
+                        batch.append(Work(event, decisions, received))
+                if batch:
+                    await work.send(batch)
+
+    def _decide(self, event: Event) -> list[Decision]:
+        """The engine's decisions for one event, logged; none if the event failed."""
+        self.stats.events += 1
+        try:
+            decisions = self.engine.evaluate(event, event.ts)
+        except Exception:  # one bad event never stops the daemon
+            self.stats.errors += 1
+            log.exception("event.failed", streamer=event.streamer, msg_id=event.msg_id)
+            return []
+        if not decisions:
+            return decisions
+        self.stats.decisions += len(decisions)
+        for d in decisions:
+            # What is done is logged at info; decisions held back (cooldown, a more
+            # severe one, observe) are in the audit log, and at debug here, so a raid
+            # does not flood the journal.
+            (log.info if d.enforced else log.debug)(
+                "decision",
+                streamer=event.streamer,
+                user=d.unique_id,
+                user_id=d.user_id,
+                rule=d.rule_id,
+                action=d.describe(),
+                mode=d.mode,
+                suppressed=d.suppressed,
+                detail=d.detail,
+                text=event.text[:200],
+            )
+        if self._on_decisions is not None:
+            self._on_decisions(event, decisions)
+        return decisions
 
     async def _signals(self) -> None:
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:

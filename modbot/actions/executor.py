@@ -174,11 +174,15 @@ class Executor:
 
     async def run(
         self,
-        receive: MemoryObjectReceiveStream[Work],
+        receive: MemoryObjectReceiveStream[list[Work]],
         *,
         task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Take work until the stream closes; then finish the calls in flight."""
+        """Take work (in batches) until the stream closes; then finish the calls in flight.
+
+        Whatever has queued up while the previous batch was written goes into the next
+        one: under load, one audit write serves many events.
+        """
         send, outcomes = anyio.create_memory_object_stream[_Outcome](10_000)
         async with anyio.create_task_group() as writers:
             writers.start_soon(self._write_outcomes, outcomes)
@@ -187,10 +191,10 @@ class Executor:
                 task_status.started()
                 async with receive:
                     async for first in receive:
-                        batch = [first]
+                        batch = list(first)
                         while len(batch) < self.batch_max:
                             try:
-                                batch.append(receive.receive_nowait())
+                                batch.extend(receive.receive_nowait())
                             except (anyio.WouldBlock, anyio.EndOfStream):
                                 break
                         await self._intake(batch, calls)

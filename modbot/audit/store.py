@@ -148,6 +148,18 @@ _INSERT = (
 )
 
 
+_VALUES = "(" + ", ".join(["?"] * 18) + ")"
+_INSERT_MANY = (
+    _INSERT.split(" VALUES ", 1)[0] + " VALUES {values} RETURNING id, msg_id, rule, action"
+)
+_ROWS_PER_INSERT = 500  # 18 parameters each: far below SQLite's limit of 32,766
+
+
+def _key(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """(msg_id, rule, action) of a row built by :func:`_row`."""
+    return (row[13], row[5], row[7])
+
+
 def _row(e: NewEntry, stamp: str) -> tuple[Any, ...]:
     return (
         format_ts(e.ts),
@@ -270,30 +282,25 @@ class AuditStore:
     # --- writing ------------------------------------------------------------------------
 
     async def add(self, entries: Sequence[NewEntry], now: datetime) -> list[int | None]:
-        """Write entries in one transaction; the id of each (None: a duplicate delivery).
+        """Write entries atomically; the id of each (None: a duplicate delivery).
 
-        A batch goes in with one ``executemany`` (a few trips to SQLite's thread instead
-        of two per row); its ids are consecutive, as SQLite gives each new row the
-        largest rowid plus one. If any row was a duplicate, the batch is rolled back to
-        a savepoint and written row by row, to learn which.
+        A batch without undo links is one multi-row ``INSERT ... RETURNING`` (one trip
+        to SQLite's thread, one implicit transaction, however many rows); entries that
+        undo another also link the original, row by row in one transaction.
         """
+        if not entries:
+            return []
         stamp = format_ts(now)
         rows = [_row(e, stamp) for e in entries]
-        db = self.db
-        async with self._transaction():
-            if len(rows) > 1 and all(e.undo_of is None for e in entries):
-                before = db.total_changes
-                await db.execute("SAVEPOINT batch")
-                await db.executemany(_INSERT, rows)
-                if db.total_changes - before == len(rows):
-                    async with db.execute("SELECT last_insert_rowid()") as cursor:
-                        found = await cursor.fetchone()
-                    await db.execute("RELEASE batch")
-                    last = int(found[0]) if found else 0
-                    return list(range(last - len(rows) + 1, last + 1))
-                await db.execute("ROLLBACK TO batch")
-                await db.execute("RELEASE batch")
+        if all(e.undo_of is None for e in entries):
             ids: list[int | None] = []
+            async with self._writing:
+                for start in range(0, len(rows), _ROWS_PER_INSERT):
+                    ids += await self._insert(rows[start : start + _ROWS_PER_INSERT])
+            return ids
+        db = self.db
+        ids = []
+        async with self._transaction():
             for e, row in zip(entries, rows, strict=True):
                 cursor = await db.execute(_INSERT, row)
                 ids.append(cursor.lastrowid if cursor.rowcount == 1 else None)
@@ -303,6 +310,28 @@ class AuditStore:
                         "UPDATE actions SET undone_by = ?, updated = ? WHERE id = ?",
                         (cursor.lastrowid, stamp, e.undo_of),
                     )
+        return ids
+
+    async def _insert(self, rows: list[tuple[Any, ...]]) -> list[int | None]:
+        """One statement for many rows; which of them went in (by the unique key).
+
+        SQLite inserts VALUES rows in order and gives each new row the next rowid, so
+        the returned rows sorted by id follow the input; a row left out is a duplicate
+        of one already stored or of an earlier row of the batch (same msg_id, rule and
+        action), and a later row with its key is left out too.
+        """
+        sql = _INSERT_MANY.format(values=", ".join([_VALUES] * len(rows)))
+        flat = [value for row in rows for value in row]
+        returned = sorted(await self.db.execute_fetchall(sql, flat))
+        ids: list[int | None] = []
+        pending = iter(returned)
+        inserted = next(pending, None)
+        for row in rows:
+            if inserted is not None and tuple(inserted[1:]) == _key(row):
+                ids.append(int(inserted[0]))
+                inserted = next(pending, None)
+            else:
+                ids.append(None)
         return ids
 
     async def finish(

@@ -10,6 +10,7 @@ wait for the next live, reconnect at once, back off with jitter, or stop and say
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -69,6 +70,13 @@ class WatcherStatistics(NamedTuple):
     stopped: int
 
 
+class Arrival(NamedTuple):
+    """The events of one WebSocket bundle, handed on together, and when it arrived."""
+
+    events: list[Event]
+    received: float  # monotonic seconds
+
+
 WsFactory = Callable[[str], EulerWebSocket]
 
 
@@ -84,8 +92,10 @@ class Watcher:
         store: AuditStore,
         clock_now: Callable[[], datetime],
         interval: float = 30.0,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.client = client
+        self.monotonic = monotonic
         self.ws_factory = ws_factory
         self.store = store
         self.clock_now = clock_now
@@ -103,7 +113,7 @@ class Watcher:
 
     async def run(
         self,
-        sink: MemoryObjectSendStream[Event],
+        sink: MemoryObjectSendStream[Arrival],
         *,
         task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
@@ -139,7 +149,7 @@ class Watcher:
         await store.save_handle(stream.handle, stream.user_id, self.clock_now())
         log.info("streamer.resolved", streamer=stream.handle, user_id=stream.user_id)
 
-    async def _check(self, tg: TaskGroup, sink: MemoryObjectSendStream[Event]) -> None:
+    async def _check(self, tg: TaskGroup, sink: MemoryObjectSendStream[Arrival]) -> None:
         for stream in self.streams.values():
             if not stream.user_id and stream.state is not StreamState.STOPPED:
                 await self._resolve(stream)
@@ -168,7 +178,7 @@ class Watcher:
                 found.state = StreamState.CONNECTING
                 tg.start_soon(self._source, found, sink.clone())
 
-    async def _source(self, stream: Stream, sink: MemoryObjectSendStream[Event]) -> None:
+    async def _source(self, stream: Stream, sink: MemoryObjectSendStream[Arrival]) -> None:
         """Consume one live stream until it ends (then back to watching) or must stop."""
         attempt = 0
         async with sink:
@@ -179,15 +189,18 @@ class Watcher:
                 ended = False
                 try:
                     async for bundle in ws.bundles():
+                        received = self.monotonic()
                         if stream.state is not StreamState.CONNECTED:
                             stream.state = StreamState.CONNECTED
                             attempt = 0
                             log.info("stream.connected", streamer=stream.handle)
-                        for event in decoder.decode(bundle):
-                            stream.events += 1
-                            await sink.send(event)
-                            ended = ended or event.kind == "stream_end"
+                        # A bundle's events travel together: one hand-off, not one each.
+                        events = list(decoder.decode(bundle))
                         _report_malformed(stream, decoder)
+                        if events:
+                            stream.events += len(events)
+                            await sink.send(Arrival(events, received))
+                            ended = any(e.kind == "stream_end" for e in events)
                         if ended:
                             break
                 except SourceClosed as closed:

@@ -45,8 +45,8 @@ def decision(e: Event, action: str, rule: str = "r", **fields: Any) -> Decision:
 
 async def execute(executor: Executor, *work: Work) -> None:
     """Run the executor over these items until every call is finished and recorded."""
-    send, receive = anyio.create_memory_object_stream[Work](100)
+    send, receive = anyio.create_memory_object_stream[list[Work]](100)
     async with send:
         for item in work:
-            await send.send(item)
+            await send.send([item])
     await executor.run(receive)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import sqlite3
 import stat
 from datetime import timedelta
@@ -94,13 +95,42 @@ async def test_a_batch_gets_the_ids_of_its_rows(tmp_path: Path, clock: FakeClock
             entry = await store.get(entry_id)
             assert entry is not None
             assert (entry.msg_id, entry.rule) == (str(msg_id), f"r{msg_id}")
-        # A batch with a duplicate falls back to row by row and loses nothing else.
+        # A duplicate in a batch is left out and loses nothing else.
         again = await store.add(
             [new(clock, msg_id="9"), new(clock, msg_id="3", rule="r3")], clock.now()
         )
         assert again[0] is not None
         assert again[1] is None
         assert await store.count() == 9
+
+
+async def test_a_large_batch_with_duplicates_maps_every_row(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """Over several statements, with duplicates of stored rows, of earlier rows in the
+    batch and rows without a message id: each row gets its own id or None."""
+    rng = random.Random(3)
+    async with AuditStore.open(tmp_path / "a.db") as store:
+        await store.add([new(clock, msg_id=str(n)) for n in range(0, 1300, 7)], clock.now())
+        stored = await store.count()
+        batch = [
+            new(clock, msg_id=str(rng.randrange(1300)) if rng.random() < 0.9 else "")
+            for _ in range(1300)
+        ]
+        ids = await store.add(batch, clock.now())
+        seen = {str(n) for n in range(0, 1300, 7)}
+        for entry, entry_id in zip(batch, ids, strict=True):
+            if entry.msg_id and entry.msg_id in seen:
+                assert entry_id is None
+                continue
+            if entry.msg_id:
+                seen.add(entry.msg_id)
+            assert entry_id is not None
+            got = await store.get(entry_id)
+            assert got is not None
+            assert got.msg_id == entry.msg_id
+        assert await store.count() == stored + sum(1 for i in ids if i is not None)
+        assert len({i for i in ids if i is not None}) == sum(1 for i in ids if i is not None)
 
 
 async def test_finish_sets_status_error_params_and_timers(tmp_path: Path, clock: FakeClock) -> None:

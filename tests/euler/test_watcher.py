@@ -10,7 +10,7 @@ import pytest
 from modbot.audit.store import AuditStore
 from modbot.euler.client import EulerClient
 from modbot.euler.policy import CLOSE_CODES, Next
-from modbot.euler.watcher import StreamState, Watcher
+from modbot.euler.watcher import Arrival, StreamState, Watcher
 from modbot.euler.ws import EulerWebSocket
 from modbot.events import Event
 from modbot.fake import messages as m
@@ -38,12 +38,12 @@ async def watching(
             clock_now=clock.now,
             interval=0.2,
         )
-        send, receive = anyio.create_memory_object_stream[Event](1000)
+        send, receive = anyio.create_memory_object_stream[Arrival](1000)
 
         async def collect() -> None:
             async with receive:
-                async for event in receive:
-                    events.append(event)
+                async for arrival in receive:
+                    events.extend(arrival.events)
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(collect)
