@@ -8,8 +8,6 @@ writing costs nothing after the longest window of the rules.
 
 from __future__ import annotations
 
-import sys
-from array import array
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
@@ -63,7 +61,7 @@ class _Cluster:
     times: list[float] = field(default_factory=list)
     similar: set[str] = field(default_factory=set)
     letters: Counter[str] | None = None  # for the exact letter bound, made on demand
-    packed: int | None = None  # bucketed letter counts, for the fast bound (see _packed)
+    unary: int | None = None  # letter counts in unary, for the fast bound (see _unary)
 
 
 class Clusters:
@@ -94,26 +92,39 @@ class Clusters:
         return total
 
     def _link(self, key: str, cluster: _Cluster, similarity: float, cutoff: float) -> None:
-        """Link a new text to the recent ones that are near-identical to it."""
-        checked = 0
+        """Link a new text to the recent ones that are near-identical to it.
+
+        Up to ``FUZZY_CANDIDATES`` recent texts are compared, each ruled out as cheaply
+        as it can be: by length, then by the letters the two could share at most
+        (unary counts: one AND and a popcount), then by the exact letter bound, and only
+        then by difflib.
+        """
+        data = self.clusters.data
         length = len(key)
-        for other_key in reversed(self.clusters.data):
+        slack = 1.0 - similarity
+        mine = -1
+        checked = 0
+        for other_key in reversed(data):
             if checked >= FUZZY_CANDIDATES:
                 break
-            other = self.clusters.data[other_key]
-            if not other.times or other.times[-1] <= cutoff:
+            other = data[other_key]
+            times = other.times
+            if not times or times[-1] <= cutoff:
                 continue
             checked += 1
-            longest = max(length, len(other_key))
-            if longest and abs(length - len(other_key)) / longest > 1 - similarity:
+            other_length = len(other_key)
+            longest = max(length, other_length)
+            if abs(length - other_length) > slack * longest:
                 continue  # the lengths alone rule it out
-            if cluster.packed is None:
-                cluster.packed = _packed(key)
-            if other.packed is None:
-                other.packed = _packed(other_key)
-            total = length + len(other_key)
-            if 2 * _shared_bound(cluster.packed, other.packed) < similarity * total:
-                continue  # even the bucketed letters cannot reach the threshold
+            if mine < 0:
+                mine = cluster.unary = _unary(key)
+            theirs = other.unary
+            if theirs is None:
+                theirs = other.unary = _unary(other_key)
+            if mine and theirs:
+                shared = (mine & theirs).bit_count()
+                if 2 * shared < similarity * (length + other_length):
+                    continue  # even the bucketed letters cannot reach the threshold
             if cluster.letters is None:
                 cluster.letters = Counter(key)
             if other.letters is None:
@@ -134,37 +145,23 @@ class Clusters:
 
 # Letter buckets for the fast bound: a-z, 0-9, space, and one for everything else.
 _ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789 "
-_FIELDS = len(_ALPHABET) + 1
-_HIGH = int.from_bytes(b"\x00\x80" * _FIELDS, "little")  # the top bit of every 16-bit field
-_FULL = (1 << (16 * _FIELDS)) - 1
-_MAX_COUNT = 0x7FFF  # the guard bit of each field must stay clear
+_FIELD = 64  # bits per bucket: counts up to 64 (a chat message is at most a few hundred)
+_UNARY = [((1 << n) - 1).to_bytes(_FIELD // 8, "little") for n in range(_FIELD + 1)]
 
 
-def _packed(text: str) -> int:
-    """Letter counts in 16-bit fields of one integer; -1 if a count does not fit."""
+def _unary(text: str) -> int:
+    """Letter counts in unary, one 64-bit field per bucket; 0 if a count does not fit.
+
+    The letters two texts share at most (difflib's ``quick_ratio`` numerator) is then
+    ``(a & b).bit_count()``: the AND of two unary counts is their minimum. Bucketing
+    several characters together ("everything else") can only raise the sum, so the
+    bound never rejects a pair the exact one keeps; 0 means no fast bound.
+    """
     counts = [text.count(c) for c in _ALPHABET]
     counts.append(len(text) - sum(counts))
-    if max(counts) > _MAX_COUNT:
-        return -1
-    return int.from_bytes(array("H", counts).tobytes(), sys.byteorder)
-
-
-def _shared_bound(a: int, b: int) -> int:
-    """At least the number of letters two texts share (difflib's quick_ratio numerator).
-
-    Per field min(a, b) with integer arithmetic (SWAR: each field gets a guard bit, so
-    no borrow crosses fields), then the fields summed. Bucketing several characters
-    together ("everything else") can only raise the sum, and a text with more than
-    32,767 of one letter (-1) gets no bound at all: so it never rejects a pair the
-    exact bound would accept.
-    """
-    if a < 0 or b < 0:
-        return _FULL
-    ge = ((a | _HIGH) - b) & _HIGH  # the guard bit stays where a >= b
-    keep_b = (ge >> 15) * 0xFFFF
-    smaller = (b & keep_b) | (a & (_FULL ^ keep_b))
-    fields = memoryview(smaller.to_bytes(2 * _FIELDS, sys.byteorder)).cast("H")
-    return sum(fields)
+    if max(counts) > _FIELD:
+        return 0
+    return int.from_bytes(b"".join([_UNARY[n] for n in counts]), "little")
 
 
 def _similar(

@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import bisect
 import functools
+import itertools
 import re
+import string
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -156,6 +158,7 @@ _EDGE = ".,!?;:'\"()[]{}<>|~`^-_=+/\\…‘’“”«»¿¡"
 # Characters that join the pieces of one word (f.r.e.e, f-r-e-e, don't).
 _JOINERS = set(".-_'’`~^+=:,/\\")
 _WORD_SPLIT = re.compile(r"[^\w]+")
+_DOUBLED = re.compile(r"(.)\1+", re.DOTALL)  # a run of one character
 
 
 def _strip_marks(text: str) -> str:
@@ -165,13 +168,25 @@ def _strip_marks(text: str) -> str:
 
 def basic(text: str) -> str:
     """NFKC and case folding."""
+    if text.isascii():
+        return text.lower()  # NFKC leaves ASCII as it is; casefold is lower there
+    return _basic(text)
+
+
+def _basic(text: str) -> str:
     return unicodedata.normalize("NFKC", text).casefold()
 
 
 @lru_cache(maxsize=65536)
 def fold(text: str) -> str:
     """basic, confusables folded to Latin, combining marks dropped (no tokenising)."""
-    return _strip_marks(basic(text).translate(CONFUSABLES))
+    if text.isascii():
+        return text.lower()  # no confusables (all non-ASCII) and no marks to drop
+    return _fold(text)
+
+
+def _fold(text: str) -> str:
+    return _strip_marks(_basic(text).translate(CONFUSABLES))
 
 
 # --- words ---------------------------------------------------------------------------
@@ -257,11 +272,21 @@ def _split_words(text: str, level: Level, *, alt: bool) -> list[str]:
     tokens = _glue_single_chars(fold(text.replace("I", "l") if alt else text).split())
     out: list[str] = []
     for token in tokens:
-        for word in _split_token(token, alt=alt):
-            leet = _leet(word, "l" if alt else "i")
-            cleaned = "".join(c for c in leet if c.isalnum() or c == MASK)
-            if cleaned.strip(MASK):
-                out.append(cleaned)
+        if token.isalpha():
+            out.append(token)  # letters only (most words): nothing to split, read or drop
+        else:
+            out.extend(_token_words(token, alt=alt))
+    return out
+
+
+def _token_words(token: str, *, alt: bool) -> list[str]:
+    """The standard words of one token (what a letters-only token is by itself)."""
+    out: list[str] = []
+    for word in _split_token(token, alt=alt):
+        leet = _leet(word, "l" if alt else "i")
+        cleaned = "".join(c for c in leet if c.isalnum() or c == MASK)
+        if cleaned.strip(MASK):
+            out.append(cleaned)
     return out
 
 
@@ -272,6 +297,12 @@ def has_ambiguous(text: str) -> bool:
 
 def squeeze(word: str) -> tuple[str, tuple[int, ...]]:
     """Run-length form of a word: ``heeello`` -> (``helo``, (1, 3, 2, 1))."""
+    if _DOUBLED.search(word) is None:
+        return word, (1,) * len(word)  # no letter repeats (most words)
+    return _squeeze(word)
+
+
+def _squeeze(word: str) -> tuple[str, tuple[int, ...]]:
     letters: list[str] = []
     counts: list[int] = []
     for c in word:
@@ -331,7 +362,7 @@ class Hit:
 @dataclass
 class _Canonical:
     text: str
-    counts: list[int]
+    counts: tuple[int, ...]
     words: list[str]
     starts: list[int]  # where each word starts in ``text``
 
@@ -343,6 +374,19 @@ class _Canonical:
 
 
 def _canonical(found: Sequence[str], level: Level) -> _Canonical:
+    joined = f"{START}{SPACE.join(found)}{END}"
+    if level != "standard":
+        starts = itertools.accumulate((len(w) + 1 for w in found[:-1]), initial=1)
+        return _Canonical(joined, (1,) * len(joined), list(found), list(starts))
+    # Runs never cross a space (words are not empty) or the start and end marks, so
+    # squeezing the joined words squeezes each word.
+    text, counts = squeeze(joined)
+    squeezed = text[1:-1].split(SPACE)
+    starts = itertools.accumulate((len(w) + 1 for w in squeezed[:-1]), initial=1)
+    return _Canonical(text, counts, list(found), list(starts))
+
+
+def _canonical_general(found: Sequence[str], level: Level) -> _Canonical:
     letters = [START]
     counts = [1]
     starts: list[int] = []
@@ -364,7 +408,7 @@ def _canonical(found: Sequence[str], level: Level) -> _Canonical:
             length += len(word)
     letters.append(END)
     counts.append(1)
-    return _Canonical("".join(letters), counts, list(found), starts)
+    return _Canonical("".join(letters), tuple(counts), list(found), starts)
 
 
 @dataclass
@@ -611,6 +655,8 @@ def find_links(text: str) -> list[str]:
     ``example[.]com``, ``example (dot) com`` and ``e x a m p l e . c o m``.
     """
     folded = fold(text)
+    if "." not in folded and "dot" not in folded and "://" not in folded:
+        return []  # every form below needs a dot, the word "dot" or a scheme
     found: list[str] = [m.group(1).lower().strip(".") for m in _SCHEME.finditer(folded)]
     glued = _SPACED.sub(lambda m: m.group(0).replace(" ", ""), folded)
     dotted = _DOT_WORDS.sub(".", glued)
@@ -728,11 +774,13 @@ def _measure_unicode(text: str) -> Measures:
 
 def _measure_ascii(text: str) -> Measures:
     """``measure`` for plain ASCII (most chat): no clusters, emoji or marks to find."""
-    letters = sum(1 for c in text if c.isalpha())
-    caps = sum(1 for c in text if c.isupper()) / letters if letters >= 5 else 0.0
+    raw = text.encode("ascii")
+    letters = len(raw) - len(raw.translate(None, _ASCII_LETTERS))
+    caps = (len(raw) - len(raw.translate(None, _ASCII_UPPER))) / letters if letters >= 5 else 0.0
+    # Runs of two or more; otherwise 1 if there is anything but white space.
     longest = max(
         (len(m.group(0)) for m in _RUN.finditer(text.lower()) if not m.group(0).isspace()),
-        default=0,
+        default=0 if text.isspace() or not text else 1,
     )
     return Measures(
         length=len(text),
@@ -744,7 +792,9 @@ def _measure_ascii(text: str) -> Measures:
     )
 
 
-_RUN = re.compile(r"(.)\1*", re.DOTALL)
+_RUN = re.compile(r"(.)\1+", re.DOTALL)
+_ASCII_LETTERS = string.ascii_letters.encode()
+_ASCII_UPPER = string.ascii_uppercase.encode()
 
 
 def similarity_key(text: str) -> str:
