@@ -8,8 +8,10 @@ The fake server and the load generator run in this process; `modbot run` is a se
 process (its own core). A few streams are raids (1,000+ comments/s each), the others
 quiet; about 1 % of comments are slurs (ban) and 1 % scam phrases (mute and a reply).
 Reported: events/s sustained by the daemon (from its systemd STATUS, read on a notify
-socket), latency from an event's send to its moderation call reaching the fake (p50,
-p99: an upper bound of arrival-to-call, as it includes the WebSocket hop), decisions
+socket); latencies measured by the daemon (an event's arrival to its moderation call
+being sent, and the engine's decision to the API's answer: the target's
+decision-to-call, bounded from above by the whole round trip) and by this bench (an
+event's send to its call reaching the fake: includes the WebSocket hop); decisions
 and calls per second, the daemon's peak RSS, its event-loop stalls over 50 ms, and the
 events delivered versus the events the daemon counted (nothing may vanish uncounted).
 """
@@ -218,11 +220,16 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0915
         f"decisions: {int(stopped.get('decisions', 0)):,} ({int(stopped.get('decisions', 0)) / send_s:,.0f}/s); "
         f"moderation calls: {len(calls):,} ({ok_calls:,} ok, {len(calls) / send_s:,.0f}/s)"
     )
+
+    def figures(name: str) -> str:
+        return ", ".join(
+            f"{k} {stopped.get(f'{name}_{k}_ms', '?')} ms" for k in ("p50", "p99", "max")
+        )
+
     print(
-        f"latency in the daemon, event taken in -> moderation call sent "
-        f"({stopped.get('call_latency_calls', 0)} calls): p50 "
-        f"{stopped.get('call_latency_p50_ms', '?')} ms, p99 "
-        f"{stopped.get('call_latency_p99_ms', '?')} ms, max {stopped.get('call_latency_max_ms', '?')} ms"
+        f"latency in the daemon ({stopped.get('arrival_to_call_calls', 0)} calls): event "
+        f"arrived -> call sent {figures('arrival_to_call')}; decided -> call sent "
+        f"{figures('decision_to_call')}; decided -> API answered {figures('decision_to_answer')}"
     )
     print(
         f"latency end to end, bench send -> call handled by the fake (ban/mute, "
@@ -231,13 +238,17 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0915
     )
     print(
         f"event loop: {stopped.get('loop_stalls', '?')} stalls over 50 ms, max lag "
-        f"{stopped.get('max_loop_lag_ms', '?')} ms; peak RSS {rss:.0f} MB; errors "
+        f"{stopped.get('max_loop_lag_ms', '?')} ms; {stopped.get('gc_full', '?')} full garbage "
+        f"collections, longest pause {stopped.get('max_gc_pause_ms', '?')} ms; peak RSS {rss:.0f} MB; errors "
         f"{stopped.get('errors', '?')}; exit code {code}"
     )
     print(
         f"load: {args.streams} streams, {sustained:,.0f} events/s sustained "
-        f"(offered {args.rate:,}), call latency p99 {stopped.get('call_latency_p99_ms', '?')} ms "
-        f"(end to end {p99:.0f} ms), RSS {rss:.0f} MB, "
+        f"(offered {args.rate:,}), decision-to-call p99 "
+        f"{stopped.get('decision_to_call_p99_ms', '?')} ms (to the answer "
+        f"{stopped.get('decision_to_answer_p99_ms', '?')} ms; arrival-to-call "
+        f"{stopped.get('arrival_to_call_p99_ms', '?')} ms; end to end {p99:.0f} ms), "
+        f"RSS {rss:.0f} MB, "
         f"{stopped.get('loop_stalls', '?')} loop stalls, "
         f"{max(0, delivered - counted):,} events uncounted"
     )

@@ -14,7 +14,9 @@ so no intent is left pending; the database is closed last.
 
 from __future__ import annotations
 
+import gc
 import signal
+import time
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -61,6 +63,26 @@ class DaemonStatistics:
     failed_reloads: int = 0
     loop_stalls: int = 0  # times the event loop was late by more than STALL seconds
     max_loop_lag_ms: float = 0.0
+    gc_full: int = 0  # full (generation 2) garbage collections
+    max_gc_pause_ms: float = 0.0  # the longest collection (it stops the event loop)
+
+
+class GcPauses:
+    """Measures the garbage collector's pauses (``gc.callbacks``) into the statistics."""
+
+    def __init__(self, stats: DaemonStatistics) -> None:
+        self.stats = stats
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        pause_ms = (time.perf_counter() - self._started) * 1000
+        if info.get("generation") == 2:
+            self.stats.gc_full += 1
+        if pause_ms > self.stats.max_gc_pause_ms:
+            self.stats.max_gc_pause_ms = round(pause_ms, 1)
 
 
 class Daemon:
@@ -107,6 +129,9 @@ class Daemon:
         if warning:
             log.warning("state_dir.open", message=warning)
         async with AsyncExitStack() as stack:
+            watch = GcPauses(self.stats)
+            gc.callbacks.append(watch)
+            stack.callback(gc.callbacks.remove, watch)
             client, tokens, grant = await stack.enter_async_context(
                 api_session(settings, self.clock)
             )
@@ -128,6 +153,9 @@ class Daemon:
             if retried or given_up:
                 log.info("recovered", retried=retried, given_up=given_up)
             timers = Timers(executor, store, self.clock)
+            # What start-up made (modules, the compiled rules) stays: leave it out of
+            # every later collection, so the pauses depend on what moderation holds.
+            gc.freeze()
             watcher = Watcher(
                 client,
                 settings.streamers,
@@ -140,12 +168,11 @@ class Daemon:
             self.watcher = watcher
             await self._serve(executor, timers, watcher)
         self.notifier.close()
-        latency = self.executor.call_latency() if self.executor else None
-        log.info(
-            "stopped",
-            **self.stats.__dict__,
-            **({f"call_latency_{k}": v for k, v in latency._asdict().items()} if latency else {}),
-        )
+        latency: dict[str, float] = {}
+        if self.executor is not None:
+            for name, figures in self.executor.latency().items():
+                latency.update({f"{name}_{k}": v for k, v in figures._asdict().items()})
+        log.info("stopped", **self.stats.__dict__, **latency)
         return 0
 
     async def _serve(self, executor: Executor, timers: Timers, watcher: Watcher) -> None:
@@ -218,7 +245,7 @@ class Daemon:
                 for event in events:
                     decisions = self._decide(event)
                     if decisions:
-                        batch.append(Work(event, decisions, received))
+                        batch.append(Work(event, decisions, received, self.clock.monotonic()))
                 if batch:
                     await work.send(batch)
 

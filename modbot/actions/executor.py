@@ -20,8 +20,10 @@ The same ``perform()`` serves decisions, expiry timers, crash recovery and undo.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections import deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -70,16 +72,37 @@ class Work(NamedTuple):
 
     event: Event
     decisions: list[Decision]
-    received: float | None = None  # monotonic time the daemon took the event in
+    received: float | None = None  # monotonic time the event's bundle reached the daemon
+    decided: float | None = None  # monotonic time the engine decided
+
+
+class Stamps(NamedTuple):
+    """When an intent's event arrived and when it was decided (monotonic seconds)."""
+
+    received: float | None = None
+    decided: float | None = None
 
 
 class CallLatency(NamedTuple):
-    """From taking an event in to sending its moderation call (ms), over recent calls."""
+    """Percentiles of a delay before moderation calls (ms), over the last 100,000 calls."""
 
     calls: int
     p50_ms: float
     p99_ms: float
     max_ms: float
+
+    @classmethod
+    def of(cls, delays: Iterable[float]) -> CallLatency:
+        ordered = sorted(delays)
+        n = len(ordered)
+        if not n:
+            return cls(0, 0.0, 0.0, 0.0)
+        return cls(
+            n,
+            round(ordered[n // 2] * 1000, 1),
+            round(ordered[min(n - 1, int(n * 0.99))] * 1000, 1),
+            round(ordered[-1] * 1000, 1),
+        )
 
 
 class ExecutorStatistics(NamedTuple):
@@ -141,7 +164,10 @@ class Executor:
             ("decided", "called", "done", "failed", "skipped", "observed"), 0
         )
         self._running = 0
-        self._latency: deque[float] = deque(maxlen=100_000)
+        # Delays of first tries: arrival -> sent, decision -> sent, decision -> answer.
+        self._delays: dict[str, deque[float]] = {
+            k: deque(maxlen=100_000) for k in ("arrival", "decision", "answer")
+        }
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -151,18 +177,19 @@ class Executor:
         self._denied.clear()
         self._warned.clear()
 
-    def call_latency(self) -> CallLatency:
-        """Percentiles of event-taken-in to call-sent, over the last 100,000 calls."""
-        if not self._latency:
-            return CallLatency(0, 0.0, 0.0, 0.0)
-        ordered = sorted(self._latency)
-        n = len(ordered)
-        return CallLatency(
-            n,
-            round(ordered[n // 2] * 1000, 1),
-            round(ordered[min(n - 1, int(n * 0.99))] * 1000, 1),
-            round(ordered[-1] * 1000, 1),
-        )
+    def latency(self) -> dict[str, CallLatency]:
+        """Delays before moderation calls, over the last 100,000 first tries.
+
+        ``arrival_to_call``: from the event's bundle reaching the daemon to the call
+        being sent; ``decision_to_call``: from the engine's decision to the call being
+        sent; ``decision_to_answer``: to the API's answer (the whole round trip).
+        """
+        delays = self._delays
+        return {
+            "arrival_to_call": CallLatency.of(delays["arrival"]),
+            "decision_to_call": CallLatency.of(delays["decision"]),
+            "decision_to_answer": CallLatency.of(delays["answer"]),
+        }
 
     def statistics(self) -> ExecutorStatistics:
         now = epoch(self.clock)
@@ -204,16 +231,16 @@ class Executor:
         intents = [self.gate(intent_for(d, w.event)) for w in batch for d in w.decisions]
         if not intents:
             return
-        received = [w.received for w in batch for _ in w.decisions]
+        stamps = [Stamps(w.received, w.decided) for w in batch for _ in w.decisions]
         ids = await self.store.add([i.entry() for i in intents], self.clock.now())
-        for intent, entry_id, taken_in in zip(intents, ids, received, strict=True):
+        for intent, entry_id, stamp in zip(intents, ids, stamps, strict=True):
             self._count(intent)
             if entry_id is None:
                 continue  # delivered before (a reconnect replayed the message)
             if intent.calls_api:
                 await self._in_flight.acquire()
                 self._running += 1
-                calls.start_soon(self._perform_and_report, intent, entry_id, taken_in)
+                calls.start_soon(self._perform_and_report, intent, entry_id, stamp)
 
     def _count(self, intent: Intent) -> None:
         self._counts["decided"] += 1
@@ -241,11 +268,9 @@ class Executor:
             params={o.entry_id: o.params for o in batch if o.params},
         )
 
-    async def _perform_and_report(
-        self, intent: Intent, entry_id: int, received: float | None = None
-    ) -> None:
+    async def _perform_and_report(self, intent: Intent, entry_id: int, stamps: Stamps) -> None:
         try:
-            outcome = await self.perform(intent, entry_id, received=received)
+            outcome = await self.perform(intent, entry_id, stamps=stamps)
             assert self._outcomes is not None
             with anyio.CancelScope(shield=True):
                 await self._outcomes.send(outcome)
@@ -310,12 +335,12 @@ class Executor:
     # --- calling ------------------------------------------------------------------------
 
     async def perform(
-        self, intent: Intent, entry_id: int, *, received: float | None = None
+        self, intent: Intent, entry_id: int, *, stamps: Stamps | None = None
     ) -> _Outcome:
         """Make the call of one recorded intent; the outcome to write (never raises ApiError).
 
-        ``received`` (monotonic) is when the daemon took the event in: the time until the
-        first try is sent goes into :meth:`call_latency`.
+        ``stamps`` say when the event arrived and was decided: the first try's delays go
+        into :meth:`latency`.
         """
         route = ROUTES[intent.action]
         if self.client is None:
@@ -327,10 +352,9 @@ class Executor:
             await self._wait_route(route)
             try:
                 async with self._route_limits[route]:
-                    if received is not None:
-                        self._latency.append(self.clock.monotonic() - received)
-                        received = None  # the first try only
-                    await self._call(intent)
+                    first_try, stamps = stamps, None
+                    with self._timed(first_try):
+                        await self._call(intent)
             except RateLimited as exc:
                 pause = exc.retry_after if exc.retry_after is not None else 10.0
                 self._paused_until[route] = max(
@@ -362,6 +386,23 @@ class Executor:
             "action.failed", action=intent.action, rule=intent.rule, entry=entry_id, error=error
         )
         return _Outcome(entry_id, "failed", error, [], retryable=retryable)
+
+    @contextlib.contextmanager
+    def _timed(self, stamps: Stamps | None) -> Iterator[None]:
+        """Note a first try's delays: arrival to sent, and decision to answer."""
+        if stamps is None:
+            yield
+            return
+        delays, sent = self._delays, self.clock.monotonic()
+        if stamps.received is not None:
+            delays["arrival"].append(sent - stamps.received)
+        if stamps.decided is not None:
+            delays["decision"].append(sent - stamps.decided)
+        try:
+            yield
+        finally:
+            if stamps.decided is not None:
+                delays["answer"].append(self.clock.monotonic() - stamps.decided)
 
     async def _wait_route(self, route: str) -> None:
         until = self._paused_until.get(route)

@@ -9,6 +9,7 @@ writing costs nothing after the longest window of the rules.
 from __future__ import annotations
 
 from collections import Counter, OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 from typing import Generic, TypeVar
@@ -18,7 +19,7 @@ V = TypeVar("V")
 
 NEW_USER_WINDOW = 60.0
 ROOM_RATE_WINDOW = 10.0
-SWEEP_EVERY = 5.0
+SWEEP_EVERY = 0.5  # often: a sweep costs what it drops, so small sweeps never stall
 FUZZY_CANDIDATES = 24
 
 
@@ -44,6 +45,21 @@ class Lru(Generic[K, V]):
     def pop(self, key: K) -> None:
         self.data.pop(key, None)
 
+    def expire(self, stale: Callable[[V], bool]) -> None:
+        """Drop the least recently used entries while they are stale.
+
+        Entries are in order of last use, which is the order of their last activity:
+        the sweep stops at the first live one, so it costs what it drops, not what is
+        kept. (An entry left behind a live one by out-of-order event times goes at a
+        later sweep; every reader prunes what it reads, so this is memory only.)
+        """
+        data = self.data
+        while data:
+            key = next(iter(data))
+            if not stale(data[key]):
+                return
+            del data[key]
+
     def __len__(self) -> int:
         return len(self.data)
 
@@ -56,12 +72,17 @@ def _prune(times: list[float], cutoff: float) -> None:
         del times[:drop]
 
 
-@dataclass
+@dataclass(slots=True)
 class _Cluster:
     times: list[float] = field(default_factory=list)
-    similar: set[str] = field(default_factory=set)
+    similar: set[str] | None = None  # keys of near-identical clusters (most have none)
     letters: Counter[str] | None = None  # for the exact letter bound, made on demand
     unary: int | None = None  # letter counts in unary, for the fast bound (see _unary)
+
+    def link(self, key: str) -> None:
+        if self.similar is None:
+            self.similar = set()
+        self.similar.add(key)
 
 
 class Clusters:
@@ -82,10 +103,11 @@ class Clusters:
         _prune(cluster.times, cutoff)
         cluster.times.append(now)
         total = len(cluster.times)
-        for other_key in list(cluster.similar):
+        similar = cluster.similar or set()
+        for other_key in list(similar):
             other = self.clusters.data.get(other_key)
             if other is None:
-                cluster.similar.discard(other_key)
+                similar.discard(other_key)
                 continue
             _prune(other.times, cutoff)
             total += len(other.times)
@@ -130,14 +152,11 @@ class Clusters:
             if other.letters is None:
                 other.letters = Counter(other_key)
             if _similar(key, other_key, similarity, cluster.letters, other.letters):
-                cluster.similar.add(other_key)
-                other.similar.add(key)
+                cluster.link(other_key)
+                other.link(key)
 
     def sweep(self, cutoff: float) -> None:
-        for key in [
-            k for k, v in self.clusters.data.items() if not v.times or v.times[-1] <= cutoff
-        ]:
-            self.clusters.pop(key)
+        self.clusters.expire(lambda c: not c.times or c.times[-1] <= cutoff)
 
     def __len__(self) -> int:
         return len(self.clusters)
@@ -182,6 +201,10 @@ def _similar(
     if 2 * shared / total < threshold:
         return False
     return SequenceMatcher(None, a, b, autojunk=False).ratio() >= threshold
+
+
+def _expire_times(table: Lru[str, list[float]], cutoff: float) -> None:
+    table.expire(lambda times: not times or times[-1] <= cutoff)
 
 
 class EngineState:
@@ -300,9 +323,7 @@ class EngineState:
         """Forget everything whose window has passed."""
         self._last_sweep = now
         for rule_id, table in self.windows.items():
-            cutoff = now - self.window_spans.get(rule_id, 0.0)
-            for key in [k for k, t in table.data.items() if not t or t[-1] <= cutoff]:
-                table.pop(key)
+            _expire_times(table, now - self.window_spans.get(rule_id, 0.0))
         for rule_id, repeat_table in self.repeats.items():
             cutoff = now - self.window_spans.get(rule_id, 0.0)
             for key, clusters in list(repeat_table.data.items()):
@@ -310,12 +331,9 @@ class EngineState:
                 if not len(clusters):
                     repeat_table.pop(key)
         for rule_id, table in self.strikes.items():
-            cutoff = now - self.strike_spans.get(rule_id, 0.0)
-            for key in [k for k, t in table.data.items() if not t or t[-1] <= cutoff]:
-                table.pop(key)
+            _expire_times(table, now - self.strike_spans.get(rule_id, 0.0))
         for cooldown_table in self.cooldowns.values():
-            for key in [k for k, until in cooldown_table.data.items() if until <= now]:
-                cooldown_table.pop(key)
+            cooldown_table.expire(lambda until: until <= now)
         cutoff = now - NEW_USER_WINDOW
         # The seen map must remember a user beyond 60 s (or they would look new again),
         # so it is bounded by its LRU cap instead of by time.

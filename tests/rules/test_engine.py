@@ -8,7 +8,7 @@ import pytest
 
 from modbot.events import Gift
 from modbot.rules.engine import Decision, Engine, merge
-from modbot.rules.state import EngineState
+from modbot.rules.state import EngineState, Lru
 
 from .util import comment, engine, fired, ruleset, run, user
 
@@ -507,6 +507,19 @@ def test_state_stays_bounded_with_many_distinct_viewers() -> None:
     # Idle users are swept: long after, their windows are gone.
     run(e, comment("hi", who=user("late"), at=3600))
     assert e.state.entries() < 10
+
+
+def test_a_sweep_drops_stale_entries_oldest_first_and_stops_at_a_live_one() -> None:
+    """A sweep costs what it drops: it walks from the least recently used entry and
+    stops at the first live one; one left behind goes once that one has been used."""
+    lru: Lru[str, float] = Lru(10)
+    for key, last in [("a", 1.0), ("b", 2.0), ("c", 9.0), ("d", 3.0)]:
+        lru.put(key, last)
+    lru.expire(lambda last: last <= 5.0)
+    assert list(lru.data) == ["c", "d"]
+    lru.get("c")
+    lru.expire(lambda last: last <= 5.0)
+    assert list(lru.data) == ["c"]
 
 
 def test_reload_swaps_only_a_ruleset_that_checks(tmp_path: Path) -> None:
