@@ -14,7 +14,7 @@ import contextlib
 import json
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -148,11 +148,26 @@ _INSERT = (
 )
 
 
-_VALUES = "(" + ", ".join(["?"] * 18) + ")"
-_INSERT_MANY = (
-    _INSERT.split(" VALUES ", 1)[0] + " VALUES {values} RETURNING id, msg_id, rule, action"
+_INSERT_MANY = _INSERT.split(" VALUES ", 1)[0] + " VALUES {values}"
+_FINISH_MANY = (
+    "UPDATE actions SET status = v.column1, error = v.column2, updated = v.column3"
+    " FROM (VALUES {values}) AS v WHERE actions.id = v.column4"
 )
-_ROWS_PER_INSERT = 500  # 18 parameters each: far below SQLite's limit of 32,766
+_TIMERS_MANY = (
+    "INSERT INTO timers (due, kind, streamer, room_id, user_id, action_id) VALUES {values}"
+)
+_ROWS_PER_STATEMENT = 500  # at most 18 parameters each: far below SQLite's 32,766
+
+
+def _values(rows: int, width: int) -> str:
+    """Placeholders for a multi-row VALUES list."""
+    one = "(" + ", ".join(["?"] * width) + ")"
+    return ", ".join([one] * rows)
+
+
+def _chunks(rows: Sequence[tuple[Any, ...]]) -> Iterator[Sequence[tuple[Any, ...]]]:
+    for start in range(0, len(rows), _ROWS_PER_STATEMENT):
+        yield rows[start : start + _ROWS_PER_STATEMENT]
 
 
 def _key(row: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -295,8 +310,8 @@ class AuditStore:
         if all(e.undo_of is None for e in entries):
             ids: list[int | None] = []
             async with self._writing:
-                for start in range(0, len(rows), _ROWS_PER_INSERT):
-                    ids += await self._insert(rows[start : start + _ROWS_PER_INSERT])
+                for chunk in _chunks(rows):
+                    ids += await self._insert(chunk)
             return ids
         db = self.db
         ids = []
@@ -312,24 +327,36 @@ class AuditStore:
                     )
         return ids
 
-    async def _insert(self, rows: list[tuple[Any, ...]]) -> list[int | None]:
-        """One statement for many rows; which of them went in (by the unique key).
+    async def _insert(self, rows: Sequence[tuple[Any, ...]]) -> list[int | None]:
+        """One statement for many rows; which of them went in.
 
-        SQLite inserts VALUES rows in order and gives each new row the next rowid, so
-        the returned rows sorted by id follow the input; a row left out is a duplicate
-        of one already stored or of an earlier row of the batch (same msg_id, rule and
-        action), and a later row with its key is left out too.
+        One statement is one step of SQLite (its own transaction), so SQLite's thread
+        takes the interpreter lock once, not once per row (under load the lock is
+        busy, and each retake waited). SQLite inserts VALUES rows in order and gives
+        each new row the next rowid, so the new rows' ids are consecutive, ending at
+        the last insert id. A row left out is a duplicate of a stored one or of an
+        earlier row of the batch (same msg_id, rule and action); if any was, the new
+        rows' keys are read back to learn which.
         """
-        sql = _INSERT_MANY.format(values=", ".join([_VALUES] * len(rows)))
-        flat = [value for row in rows for value in row]
-        returned = sorted(await self.db.execute_fetchall(sql, flat))
+        sql = _INSERT_MANY.format(values=_values(len(rows), len(rows[0])))
+        cursor = await self.db.execute(sql, [value for row in rows for value in row])
+        inserted, last = cursor.rowcount, cursor.lastrowid or 0
+        await cursor.close()
+        if inserted == len(rows):
+            return list(range(last - inserted + 1, last + 1))
+        if inserted <= 0:
+            return [None] * len(rows)
+        found = await self.db.execute_fetchall(
+            "SELECT id, msg_id, rule, action FROM actions WHERE id > ? AND id <= ? ORDER BY id",
+            (last - inserted, last),
+        )
         ids: list[int | None] = []
-        pending = iter(returned)
-        inserted = next(pending, None)
+        pending = iter(found)
+        new = next(pending, None)
         for row in rows:
-            if inserted is not None and tuple(inserted[1:]) == _key(row):
-                ids.append(int(inserted[0]))
-                inserted = next(pending, None)
+            if new is not None and tuple(new[1:]) == _key(row):
+                ids.append(int(new[0]))
+                new = next(pending, None)
             else:
                 ids.append(None)
         return ids
@@ -352,20 +379,21 @@ class AuditStore:
         finished = [(status, error, stamp, entry_id) for entry_id, status, error in outcomes]
         patches = [(json.dumps(extra, sort_keys=True), i) for i, extra in (params or {}).items()]
         new_timers = list(timers)
+        # Each a statement for many rows (one step of SQLite each, see _insert).
         async with self._transaction():
-            if finished:
-                await db.executemany(
-                    "UPDATE actions SET status = ?, error = ?, updated = ? WHERE id = ?", finished
+            for chunk in _chunks(finished):
+                await db.execute(
+                    _FINISH_MANY.format(values=_values(len(chunk), 4)),
+                    [value for row in chunk for value in row],
                 )
             if patches:
                 await db.executemany(
                     "UPDATE actions SET params = json_patch(params, ?) WHERE id = ?", patches
                 )
-            if new_timers:
-                await db.executemany(
-                    "INSERT INTO timers (due, kind, streamer, room_id, user_id, action_id)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    new_timers,
+            for chunk in _chunks(new_timers):
+                await db.execute(
+                    _TIMERS_MANY.format(values=_values(len(chunk), 6)),
+                    [value for row in chunk for value in row],
                 )
 
     # --- reading ------------------------------------------------------------------------

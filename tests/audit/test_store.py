@@ -151,6 +151,23 @@ async def test_finish_sets_status_error_params_and_timers(tmp_path: Path, clock:
         assert len(await store.due_timers(clock.now().timestamp() + 601)) == 1
 
 
+async def test_finish_sets_each_row_of_a_large_batch(tmp_path: Path, clock: FakeClock) -> None:
+    """Outcomes and timers over several statements each reach their own row."""
+    async with AuditStore.open(tmp_path / "a.db") as store:
+        ids = [i for i in await store.add([new(clock) for _ in range(1200)], clock.now()) if i]
+        due = clock.now().timestamp() + 60
+        await store.finish(
+            [(i, "done" if i % 2 else "failed", None if i % 2 else f"e{i}") for i in ids],
+            clock.now(),
+            timers=[(due + i, "unmute", "host", "1", str(i), i) for i in ids],
+        )
+        for entry in await store.query(AuditFilter(limit=None)):
+            assert entry.status == ("done" if entry.id % 2 else "failed")
+            assert entry.error == (None if entry.id % 2 else f"e{entry.id}")
+        timers = await store.pending_timers()
+        assert [(t.action_id, t.user_id) for t in timers] == [(i, str(i)) for i in ids]
+
+
 async def test_filters(tmp_path: Path, clock: FakeClock) -> None:
     async with AuditStore.open(tmp_path / "a.db") as store:
         await store.add(
