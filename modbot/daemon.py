@@ -51,8 +51,8 @@ WORK_BUFFER = 1_000  # batches of events with decisions
 GRACE = 10.0
 RULE_POLL = 2.0
 STATUS_EVERY = 5.0
-SWITCH_INTERVAL = 0.001  # seconds (see run())
-ENGINE_SLICE = 16  # events decided between two turns of the other tasks
+SWITCH_INTERVAL = 0.0002  # seconds (see run())
+ENGINE_SLICE = 8  # events decided between two turns of the other tasks
 LAG_PROBE = 0.05  # how often the event loop's lateness is measured
 STALL = 0.05  # a lateness above this is a stall (logged, counted)
 

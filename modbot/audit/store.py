@@ -289,6 +289,20 @@ class AuditStore:
                     await db.execute("ROLLBACK")
                 raise
 
+    async def _write(self, sql: str, params: Sequence[Any]) -> int:
+        """Run one writing statement in one trip to SQLite's thread; the rows it changed.
+
+        Every write holds ``_writing`` (this, ``_transaction`` and ``add``), so the
+        connection's change count moves only by the statement in hand: read before and
+        after, it says what a cursor's rowcount would, without a second trip to close
+        the cursor (the statement's cursor is made and dropped in SQLite's thread).
+        """
+        db = self.db
+        async with self._writing:
+            before = db.total_changes
+            await db.execute_fetchall(sql, params)
+            return db.total_changes - before
+
     async def close(self) -> None:
         if self._db is not None:
             db, self._db = self._db, None
@@ -299,9 +313,9 @@ class AuditStore:
     async def add(self, entries: Sequence[NewEntry], now: datetime) -> list[int | None]:
         """Write entries atomically; the id of each (None: a duplicate delivery).
 
-        A batch without undo links is one multi-row ``INSERT ... RETURNING`` (one trip
-        to SQLite's thread, one implicit transaction, however many rows); entries that
-        undo another also link the original, row by row in one transaction.
+        A batch without undo links is one multi-row ``INSERT`` per 500 rows (one trip
+        to SQLite's thread each, atomic by itself); entries that undo another also link
+        the original, row by row in one transaction.
         """
         if not entries:
             return []
@@ -339,9 +353,10 @@ class AuditStore:
         rows' keys are read back to learn which.
         """
         sql = _INSERT_MANY.format(values=_values(len(rows), len(rows[0])))
-        cursor = await self.db.execute(sql, [value for row in rows for value in row])
-        inserted, last = cursor.rowcount, cursor.lastrowid or 0
-        await cursor.close()
+        db = self.db
+        before = db.total_changes  # see _write (the caller holds _writing)
+        found_last = await db.execute_insert(sql, [value for row in rows for value in row])
+        inserted, last = db.total_changes - before, int(found_last[0]) if found_last else 0
         if inserted == len(rows):
             return list(range(last - inserted + 1, last + 1))
         if inserted <= 0:
@@ -380,6 +395,13 @@ class AuditStore:
         patches = [(json.dumps(extra, sort_keys=True), i) for i, extra in (params or {}).items()]
         new_timers = list(timers)
         # Each a statement for many rows (one step of SQLite each, see _insert).
+        if not patches and not new_timers and 0 < len(finished) <= _ROWS_PER_STATEMENT:
+            # The usual batch: one statement, atomic by itself, one trip.
+            await self._write(
+                _FINISH_MANY.format(values=_values(len(finished), 4)),
+                [value for row in finished for value in row],
+            )
+            return
         async with self._transaction():
             for chunk in _chunks(finished):
                 await db.execute(
@@ -447,22 +469,20 @@ class AuditStore:
 
     async def end_timer(self, timer_id: int, status: str, error: str | None = None) -> bool:
         """Close a pending timer; False when it was no longer pending (someone else did)."""
-        cursor = await self.db.execute(
+        changed = await self._write(
             "UPDATE timers SET status = ?, error = ? WHERE id = ? AND status = 'pending'",
             (status, error, timer_id),
         )
-        changed = cursor.rowcount == 1
-        await cursor.close()
-        return changed
+        return changed == 1
 
     async def reschedule_timer(self, timer_id: int, due: float, error: str) -> None:
-        await self.db.execute(
+        await self._write(
             "UPDATE timers SET due = ?, error = ? WHERE id = ? AND status = 'pending'",
             (due, error, timer_id),
         )
 
     async def patch_params(self, entry_id: int, extra: dict[str, Any], now: datetime) -> None:
-        await self.db.execute(
+        await self._write(
             "UPDATE actions SET params = json_patch(params, ?), updated = ? WHERE id = ?",
             (json.dumps(extra, sort_keys=True), format_ts(now), entry_id),
         )
@@ -491,7 +511,7 @@ class AuditStore:
         return str(row[0]) if row else None
 
     async def save_handle(self, unique_id: str, user_id: str, now: datetime) -> None:
-        await self.db.execute(
+        await self._write(
             "INSERT INTO handles (unique_id, user_id, resolved) VALUES (?, ?, ?)"
             " ON CONFLICT(unique_id) DO UPDATE SET user_id = excluded.user_id,"
             " resolved = excluded.resolved",

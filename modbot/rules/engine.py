@@ -150,6 +150,7 @@ class Engine:
                         t,
                         window.within,
                         window.similarity,
+                        window.count,
                     )
                 if seen < window.count:
                     continue

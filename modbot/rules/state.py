@@ -8,9 +8,8 @@ writing costs nothing after the longest window of the rules.
 
 from __future__ import annotations
 
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 from typing import Generic, TypeVar
 
@@ -72,91 +71,117 @@ def _prune(times: list[float], cutoff: float) -> None:
         del times[:drop]
 
 
-@dataclass(slots=True)
-class _Cluster:
-    times: list[float] = field(default_factory=list)
-    similar: set[str] | None = None  # keys of near-identical clusters (most have none)
-    letters: Counter[str] | None = None  # for the exact letter bound, made on demand
-    unary: int | None = None  # letter counts in unary, for the fast bound (see _unary)
+# Per-user windows and copy-paste clusters are plain tuples, replaced rather than
+# changed: the garbage collector stops tracking a tuple that holds only untracked values
+# (floats, ints, strings, a plain dict of them), and a busy stream keeps a hundred
+# thousand of them, which every full collection walked one by one when they were lists
+# and objects (pauses of 100 ms and more under load, every few seconds).
+Times = tuple[float, ...]
 
-    def link(self, key: str) -> None:
-        if self.similar is None:
-            self.similar = set()
-        self.similar.add(key)
+
+def _live(times: Times, cutoff: float) -> Times:
+    """``times`` (oldest first) without its leading entries at or before ``cutoff``."""
+    drop = 0
+    count = len(times)
+    while drop < count and times[drop] <= cutoff:
+        drop += 1
+    return times[drop:] if drop else times
+
+
+def _record(times: Times, now: float, cutoff: float, keep: int) -> Times:
+    """``times`` pruned to ``cutoff``, with ``now`` added, at most the ``keep`` last."""
+    times = (*_live(times, cutoff), now)
+    return times[-keep:] if len(times) > keep else times
+
+
+def _stale(times: Times, cutoff: float) -> bool:
+    return not times or times[-1] <= cutoff
+
+
+# A copy-paste cluster: (times, unary, similar), see Clusters.
+_Cluster = tuple[Times, int, frozenset[str] | None]
 
 
 class Clusters:
-    """Recent texts of one user or room, grouped by their normalised form."""
+    """Recent texts of one user or room, grouped by their normalised form.
+
+    Each cluster is a tuple ``(times, unary, similar)``: its last times (at most the
+    rule's count), the text's letter counts in unary (see ``_unary``), and the keys of
+    the near-identical clusters it is linked to (None for most).
+    """
 
     def __init__(self, cap: int) -> None:
         self.clusters: Lru[str, _Cluster] = Lru(cap)
 
-    def add(self, key: str, now: float, within: float, similarity: float) -> int:
-        """Record a text; return how many near-identical texts are in the window."""
+    def add(self, key: str, now: float, within: float, similarity: float, keep: int) -> int:
+        """Record a text; return how many near-identical texts are in the window.
+
+        Each cluster keeps its ``keep`` last times, so the total reaches ``keep``
+        exactly when the uncapped one would.
+        """
         cutoff = now - within
-        cluster = self.clusters.get(key)
+        data = self.clusters.data
+        cluster = data.get(key)
         if cluster is None:
-            cluster = _Cluster()
-            if similarity < 1.0:
-                self._link(key, cluster, similarity, cutoff)
-            self.clusters.put(key, cluster)
-        _prune(cluster.times, cutoff)
-        cluster.times.append(now)
-        total = len(cluster.times)
-        similar = cluster.similar or set()
-        for other_key in list(similar):
-            other = self.clusters.data.get(other_key)
-            if other is None:
-                similar.discard(other_key)
-                continue
-            _prune(other.times, cutoff)
-            total += len(other.times)
+            cluster = self._link(key, similarity, cutoff) if similarity < 1.0 else ((), -1, None)
+        times, unary, similar = cluster
+        times = _record(times, now, cutoff, keep)
+        total = len(times)
+        if similar:
+            linked = [k for k in similar if k in data]
+            for other_key in linked:
+                total += len(_live(data[other_key][0], cutoff))
+            if len(linked) < len(similar):
+                similar = frozenset(linked) or None
+        self.clusters.put(key, (times, unary, similar))
         return total
 
-    def _link(self, key: str, cluster: _Cluster, similarity: float, cutoff: float) -> None:
-        """Link a new text to the recent ones that are near-identical to it.
+    def _link(self, key: str, similarity: float, cutoff: float) -> _Cluster:
+        """A new cluster for ``key``, linked to the recent near-identical ones.
 
         Up to ``FUZZY_CANDIDATES`` recent texts are compared, each ruled out as cheaply
         as it can be: by length, then by the letters the two could share at most
-        (unary counts: one AND and a popcount), then by the exact letter bound, and only
-        then by difflib.
+        (unary counts: one AND and a popcount; exact unless both have characters
+        outside the buckets, and then by counting those letters), and only then by
+        difflib.
         """
         data = self.clusters.data
         length = len(key)
         slack = 1.0 - similarity
-        mine = -1
+        # Made for every new text (the first candidate of the right length needs it
+        # anyway), so every cluster of the table has its own. One made before a reload
+        # lowered the similarity has -1: all bits set, a bound that rules nothing out.
+        mine = _unary(key)
+        letters: dict[str, int] | None = None
+        linked: list[str] = []
         checked = 0
         for other_key in reversed(data):
             if checked >= FUZZY_CANDIDATES:
                 break
             other = data[other_key]
-            times = other.times
-            if not times or times[-1] <= cutoff:
+            if _stale(other[0], cutoff):
                 continue
             checked += 1
             other_length = len(other_key)
             longest = max(length, other_length)
             if abs(length - other_length) > slack * longest:
                 continue  # the lengths alone rule it out
-            if mine < 0:
-                mine = cluster.unary = _unary(key)
-            theirs = other.unary
-            if theirs is None:
-                theirs = other.unary = _unary(other_key)
-            if mine and theirs:
-                shared = (mine & theirs).bit_count()
-                if 2 * shared < similarity * (length + other_length):
+            exact = False
+            if mine and other[1]:
+                both = mine & other[1]
+                if 2 * both.bit_count() < similarity * (length + other_length):
                     continue  # even the bucketed letters cannot reach the threshold
-            if cluster.letters is None:
-                cluster.letters = Counter(key)
-            if other.letters is None:
-                other.letters = Counter(other_key)
-            if _similar(key, other_key, similarity, cluster.letters, other.letters):
-                cluster.link(other_key)
-                other.link(key)
+                exact = not both >> _OTHER  # no shared letter outside the buckets
+            if not exact:
+                letters = letters or _letters(key)
+            if _similar(key, other_key, similarity, None if exact else letters):
+                linked.append(other_key)
+                times, unary, similar = other
+                data[other_key] = times, unary, (similar or frozenset()) | {key}
+        return (), mine, frozenset(linked) if linked else None
 
     def sweep(self, cutoff: float) -> None:
-        self.clusters.expire(lambda c: not c.times or c.times[-1] <= cutoff)
+        self.clusters.expire(lambda c: _stale(c[0], cutoff))
 
     def __len__(self) -> int:
         return len(self.clusters)
@@ -166,6 +191,7 @@ class Clusters:
 _ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789 "
 _FIELD = 64  # bits per bucket: counts up to 64 (a chat message is at most a few hundred)
 _UNARY = [((1 << n) - 1).to_bytes(_FIELD // 8, "little") for n in range(_FIELD + 1)]
+_OTHER = len(_ALPHABET) * _FIELD  # where the field of every other character starts
 
 
 def _unary(text: str) -> int:
@@ -183,17 +209,23 @@ def _unary(text: str) -> int:
     return int.from_bytes(b"".join([_UNARY[n] for n in counts]), "little")
 
 
-def _similar(
-    a: str, b: str, threshold: float, a_letters: Counter[str], b_letters: Counter[str]
-) -> bool:
+def _letters(text: str) -> dict[str, int]:
+    return {c: text.count(c) for c in set(text)}
+
+
+def _similar(a: str, b: str, threshold: float, a_letters: dict[str, int] | None) -> bool:
     """Whether ``a`` and ``b`` reach ``threshold`` by difflib's ratio (2*matches/total).
 
-    The shared letters bound the ratio from above (difflib's ``quick_ratio``); counted
-    from cached counters, that bound rejects most pairs before the real comparison.
+    With ``a_letters``, the shared letters bound the ratio from above first (difflib's
+    ``quick_ratio``): that rejects most pairs before the real comparison. None when
+    the caller's bound was already exact.
     """
     total = len(a) + len(b)
     if not total:
         return True
+    if a_letters is None:
+        return SequenceMatcher(None, a, b, autojunk=False).ratio() >= threshold
+    b_letters = _letters(b)
     small, large = (
         (a_letters, b_letters) if len(a_letters) <= len(b_letters) else (b_letters, a_letters)
     )
@@ -203,8 +235,8 @@ def _similar(
     return SequenceMatcher(None, a, b, autojunk=False).ratio() >= threshold
 
 
-def _expire_times(table: Lru[str, list[float]], cutoff: float) -> None:
-    table.expire(lambda times: not times or times[-1] <= cutoff)
+def _expire_times(table: Lru[str, Times], cutoff: float) -> None:
+    table.expire(lambda times: _stale(times, cutoff))
 
 
 class EngineState:
@@ -213,10 +245,10 @@ class EngineState:
     def __init__(self, *, max_keys: int = 500_000, max_clusters: int = 4096) -> None:
         self.max_keys = max_keys
         self.max_clusters = max_clusters
-        self.windows: dict[str, Lru[str, list[float]]] = {}
+        self.windows: dict[str, Lru[str, Times]] = {}
         self.window_spans: dict[str, float] = {}
         self.repeats: dict[str, Lru[str, Clusters]] = {}
-        self.strikes: dict[str, Lru[str, list[float]]] = {}
+        self.strikes: dict[str, Lru[str, Times]] = {}
         self.strike_spans: dict[str, float] = {}
         self.cooldowns: dict[str, Lru[str, float]] = {}
         self.first_seen: Lru[tuple[str, str], float] = Lru(max_keys)
@@ -232,22 +264,24 @@ class EngineState:
         if table is None:
             table = self.windows[rule_id] = Lru(self.max_keys)
         self.window_spans[rule_id] = within
-        times = table.get(key)
-        if times is None:
-            times = []
-            table.put(key, times)
-        _prune(times, now - within)
-        times.append(now)
-        if len(times) > count:
-            del times[: len(times) - count]
+        times = _record(table.data.get(key, ()), now, now - within, count)
+        table.put(key, times)
         return len(times)
 
     # --- repeat ----------------------------------------------------------------------
 
     def repeat(
-        self, rule_id: str, key: str, text_key: str, now: float, within: float, similarity: float
+        self,
+        rule_id: str,
+        key: str,
+        text_key: str,
+        now: float,
+        within: float,
+        similarity: float,
+        count: int,
     ) -> int:
-        """Record a text for ``(rule, key)``; how many near-identical ones are in the window."""
+        """Record a text for ``(rule, key)``; how many near-identical ones are in the
+        window (at most ``count`` per cluster, like ``rate``)."""
         table = self.repeats.get(rule_id)
         if table is None:
             table = self.repeats[rule_id] = Lru(self.max_keys)
@@ -256,7 +290,7 @@ class EngineState:
         if clusters is None:
             clusters = Clusters(self.max_clusters)
             table.put(key, clusters)
-        return clusters.add(text_key, now, within, similarity)
+        return clusters.add(text_key, now, within, similarity, count)
 
     # --- strikes and cooldowns -------------------------------------------------------
 
@@ -266,12 +300,8 @@ class EngineState:
         if table is None:
             table = self.strikes[rule_id] = Lru(self.max_keys)
         self.strike_spans[rule_id] = window
-        times = table.get(user)
-        if times is None:
-            times = []
-            table.put(user, times)
-        _prune(times, now - window)
-        times.append(now)
+        times = (*_live(table.data.get(user, ()), now - window), now)
+        table.put(user, times)
         return len(times)
 
     def in_cooldown(self, rule_id: str, key: str, now: float) -> bool:
@@ -334,14 +364,12 @@ class EngineState:
             _expire_times(table, now - self.strike_spans.get(rule_id, 0.0))
         for cooldown_table in self.cooldowns.values():
             cooldown_table.expire(lambda until: until <= now)
-        cutoff = now - NEW_USER_WINDOW
         # The seen map must remember a user beyond 60 s (or they would look new again),
         # so it is bounded by its LRU cap instead of by time.
         for room, times in list(self.rooms.items()):
             _prune(times, now - ROOM_RATE_WINDOW)
             if not times:
                 del self.rooms[room]
-        del cutoff
 
     def forget_rules(self, keep: set[str]) -> None:
         """Drop the state of rules that no longer exist (after a reload)."""

@@ -9,6 +9,7 @@ import stat
 from datetime import timedelta
 from pathlib import Path
 
+import anyio
 import pytest
 
 from modbot.audit import view
@@ -166,6 +167,49 @@ async def test_finish_sets_each_row_of_a_large_batch(tmp_path: Path, clock: Fake
             assert entry.error == (None if entry.id % 2 else f"e{entry.id}")
         timers = await store.pending_timers()
         assert [(t.action_id, t.user_id) for t in timers] == [(i, str(i)) for i in ids]
+
+
+async def test_finish_of_outcomes_alone_and_single_writes_count_their_rows(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """Statuses alone go in one statement; the single writes (timers, params, handles)
+    say what they changed, also while a batch is written at the same time."""
+    async with AuditStore.open(tmp_path / "a.db") as store:
+        ids = [
+            i
+            for i in await store.add([new(clock, msg_id=str(n)) for n in range(4)], clock.now())
+            if i
+        ]
+        await store.finish([(i, "done", None) for i in ids[:3]], clock.now())
+        assert [
+            e.status for e in await store.query(AuditFilter(limit=None, oldest_first=True))
+        ] == [
+            "done",
+            "done",
+            "done",
+            "pending",
+        ]
+        await store.finish(
+            [(ids[3], "done", None)],
+            clock.now(),
+            timers=[(clock.now().timestamp() + 60, "unmute", "host", "1", "68001", ids[3])],
+        )
+        (timer,) = await store.pending_timers()
+        async with anyio.create_task_group() as tg:
+            # A batch on its way to SQLite must not count as the timer's change.
+            tg.start_soon(store.add, [new(clock, msg_id=f"m{n}") for n in range(50)], clock.now())
+            for _ in range(5):
+                await anyio.lowlevel.checkpoint()
+            assert await store.end_timer(timer.id, "done") is True
+        assert await store.end_timer(timer.id, "done") is False  # no longer pending
+        await store.patch_params(ids[0], {"note": "x"}, clock.now())
+        first = await store.get(ids[0])
+        assert first is not None
+        assert first.params.get("note") == "x"
+        await store.save_handle("Viewer_1", "68001", clock.now())
+        await store.save_handle("viewer_1", "68002", clock.now())
+        assert await store.handle_user_id("VIEWER_1") == "68002"
+        assert await store.count() == 54
 
 
 async def test_filters(tmp_path: Path, clock: FakeClock) -> None:
