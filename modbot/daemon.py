@@ -52,6 +52,7 @@ GRACE = 10.0
 RULE_POLL = 2.0
 STATUS_EVERY = 5.0
 SWITCH_INTERVAL = 0.0002  # seconds (see run())
+FULL_GC_SPACING = 10  # see run()
 ENGINE_SLICE = 8  # events decided between two turns of the other tasks
 LAG_PROBE = 0.05  # how often the event loop's lateness is measured
 STALL = 0.05  # a lateness above this is a stall (logged, counted)
@@ -160,6 +161,14 @@ class Daemon:
             # every later collection, so the pauses depend on what moderation holds.
             gc.freeze()
             stack.callback(gc.unfreeze)
+            # A full collection walks every container still tracked, the engine's big
+            # maps among them (tens of milliseconds under load). With start-up frozen
+            # and the engine's entries untracked, the old generation is small, so
+            # CPython's rule (collect when a quarter as much again is pending) would
+            # run one every few seconds: ask for ten times fewer.
+            young, middle, old = gc.get_threshold()
+            stack.callback(gc.set_threshold, young, middle, old)
+            gc.set_threshold(young, middle, old * FULL_GC_SPACING)
             # SQLite works in its own thread and needs the interpreter lock to take each
             # batch and hand it back; while the engine is busy, each take waits for the
             # switch interval (5 ms by default). A shorter one keeps audit writes, and

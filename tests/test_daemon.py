@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import sys
 from pathlib import Path
 
 import anyio
@@ -56,6 +58,8 @@ async def test_the_daemon_moderates_a_live_stream_and_stops_cleanly(
     daemon = Daemon(
         settings_for(fake, fake_server, state), clock=clock, handle_signals=False, grace=5
     )
+    before = (sys.getswitchinterval(), gc.get_threshold())
+    tuned: list[tuple[float, tuple[int, int, int]]] = []
     room = fake.streamer("host_handle")
     troll = m.Viewer("troll", "6811111111111111111")
     fan = m.Viewer("fan", "6822222222222222222", follower=True)
@@ -78,6 +82,7 @@ async def test_the_daemon_moderates_a_live_stream_and_stops_cleanly(
             ],
         )
         await until(lambda: troll.user_id in room.bans)
+        tuned.append((sys.getswitchinterval(), gc.get_threshold()))
         # The stream ends: back to watching, and connected again when live again.
         fake.go_offline("host_handle")
         await until(lambda: fake.connections("host_handle") == 0)
@@ -95,6 +100,10 @@ async def test_the_daemon_moderates_a_live_stream_and_stops_cleanly(
     ]
     assert len(fake.calls_to("ban")) == 1
     assert daemon.stats.events >= 6
+    # While it ran, the interpreter was tuned for it (see Daemon.run); afterwards, as it was.
+    assert tuned[0][0] < before[0]
+    assert tuned[0][1][2] > before[1][2]
+    assert (sys.getswitchinterval(), gc.get_threshold()) == before
 
 
 async def test_a_bad_event_never_stops_the_daemon(
