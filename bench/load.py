@@ -32,6 +32,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from modbot.actions.executor import CallLatency
 from modbot.euler.oauth import TokenStore
 from modbot.euler.tokens import token_set_from_answer
 from modbot.fake import messages as m
@@ -191,13 +192,13 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0915
     # The decision's log line (written just before the engine hands it on) to the call
     # reaching the fake: both clocks are this machine's. Trolls and promo accounts are
     # new for each comment, so a user and a route name one decision.
-    to_fake = sorted(
-        (c.arrived - decided_at[key]) * 1000
+    to_fake = CallLatency.of(
+        c.arrived - decided_at[key]
         for c in calls
         if 200 <= c.status < 300 and (key := (_target(c), c.route)) in decided_at
     )
-    latencies = sorted(
-        (c.arrived - sent_at[c.params["comment_msg_id"]]) * 1000
+    end_to_end = CallLatency.of(
+        c.arrived - sent_at[c.params["comment_msg_id"]]
         for c in calls
         if c.params.get("comment_msg_id") in sent_at
     )
@@ -207,7 +208,6 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0915
         (window[-1][1] - window[0][1]) / (window[-1][0] - window[0][0]) if len(window) > 1 else 0
     )
     counted = int(stopped.get("events", -1))
-    p50, p99 = _pct(latencies, 0.5), _pct(latencies, 0.99)
     ok_calls = sum(1 for c in calls if 200 <= c.status < 300)
     print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
     print(f"streams: {args.streams} ({len(raids)} raids), all connected in {connect_s:.1f}s")
@@ -238,13 +238,13 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0915
     )
     print(
         f"decided (the daemon's log line) -> call reached the fake (ban/mute, "
-        f"{len(to_fake)} calls): p50 {_pct(to_fake, 0.5):.1f} ms, p99 "
-        f"{_pct(to_fake, 0.99):.1f} ms, max {_pct(to_fake, 1.0):.1f} ms"
+        f"{to_fake.calls} calls): p50 {to_fake.p50_ms} ms, p99 {to_fake.p99_ms} ms, "
+        f"max {to_fake.max_ms} ms"
     )
     print(
         f"latency end to end, bench send -> call handled by the fake (ban/mute, "
-        f"{len(latencies)} calls; includes the bench's own busy loop): p50 {p50:.1f} ms, "
-        f"p99 {p99:.1f} ms, max {_pct(latencies, 1.0):.1f} ms"
+        f"{end_to_end.calls} calls; includes the bench's own busy loop): p50 "
+        f"{end_to_end.p50_ms} ms, p99 {end_to_end.p99_ms} ms, max {end_to_end.max_ms} ms"
     )
     print(
         f"event loop: {stopped.get('loop_stalls', '?')} stalls over 50 ms, max lag "
@@ -254,10 +254,10 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0915
     )
     print(
         f"load: {args.streams} streams, {sustained:,.0f} events/s sustained "
-        f"(offered {args.rate:,}), decision-to-call p99 {_pct(to_fake, 0.99):.1f} ms "
+        f"(offered {args.rate:,}), decision-to-call p99 {to_fake.p99_ms} ms "
         f"(call sent {stopped.get('decision_to_call_p99_ms', '?')} ms; to the answer "
         f"{stopped.get('decision_to_answer_p99_ms', '?')} ms; arrival-to-call "
-        f"{stopped.get('arrival_to_call_p99_ms', '?')} ms; end to end {p99:.0f} ms), "
+        f"{stopped.get('arrival_to_call_p99_ms', '?')} ms; end to end {end_to_end.p99_ms:.0f} ms), "
         f"RSS {rss:.0f} MB, "
         f"{stopped.get('loop_stalls', '?')} loop stalls, "
         f"{max(0, delivered - counted):,} events uncounted"
@@ -289,13 +289,6 @@ def _read_log(log: Path) -> tuple[dict[str, Any], dict[tuple[str, str], float]]:
 def _target(call: RecordedCall) -> str:
     """The viewer a mute (``user_id``) or a ban (``tiktok_user_id``) is for."""
     return call.params.get("user_id") or call.params.get("tiktok_user_id", "")
-
-
-def _pct(ordered: list[float], p: float) -> float:
-    """The ``p`` quantile of sorted values (nan if there are none)."""
-    if not ordered:
-        return float("nan")
-    return ordered[min(len(ordered) - 1, int(len(ordered) * p))]
 
 
 def main() -> int:

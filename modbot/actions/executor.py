@@ -389,7 +389,7 @@ class Executor:
 
     @contextlib.contextmanager
     def _timed(self, stamps: Stamps | None) -> Iterator[None]:
-        """Note a first try's delays: arrival to sent, and decision to answer."""
+        """Note a first try's delays: arrival and decision to sent, decision to answer."""
         if stamps is None:
             yield
             return

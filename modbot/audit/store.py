@@ -165,6 +165,11 @@ def _values(rows: int, width: int) -> str:
     return ", ".join([one] * rows)
 
 
+def _many(template: str, rows: Sequence[tuple[Any, ...]]) -> tuple[str, list[Any]]:
+    """One statement for ``rows`` (a template with ``{values}``) and its parameters."""
+    return template.format(values=_values(len(rows), len(rows[0]))), [v for r in rows for v in r]
+
+
 def _chunks(rows: Sequence[tuple[Any, ...]]) -> Iterator[Sequence[tuple[Any, ...]]]:
     for start in range(0, len(rows), _ROWS_PER_STATEMENT):
         yield rows[start : start + _ROWS_PER_STATEMENT]
@@ -352,16 +357,15 @@ class AuditStore:
         earlier row of the batch (same msg_id, rule and action); if any was, the new
         rows' keys are read back to learn which.
         """
-        sql = _INSERT_MANY.format(values=_values(len(rows), len(rows[0])))
         db = self.db
         before = db.total_changes  # see _write (the caller holds _writing)
-        found_last = await db.execute_insert(sql, [value for row in rows for value in row])
+        found_last = await db.execute_insert(*_many(_INSERT_MANY, rows))
         inserted, last = db.total_changes - before, int(found_last[0]) if found_last else 0
         if inserted == len(rows):
             return list(range(last - inserted + 1, last + 1))
         if inserted <= 0:
             return [None] * len(rows)
-        found = await self.db.execute_fetchall(
+        found = await db.execute_fetchall(
             "SELECT id, msg_id, rule, action FROM actions WHERE id > ? AND id <= ? ORDER BY id",
             (last - inserted, last),
         )
@@ -397,26 +401,17 @@ class AuditStore:
         # Each a statement for many rows (one step of SQLite each, see _insert).
         if not patches and not new_timers and 0 < len(finished) <= _ROWS_PER_STATEMENT:
             # The usual batch: one statement, atomic by itself, one trip.
-            await self._write(
-                _FINISH_MANY.format(values=_values(len(finished), 4)),
-                [value for row in finished for value in row],
-            )
+            await self._write(*_many(_FINISH_MANY, finished))
             return
         async with self._transaction():
             for chunk in _chunks(finished):
-                await db.execute(
-                    _FINISH_MANY.format(values=_values(len(chunk), 4)),
-                    [value for row in chunk for value in row],
-                )
+                await db.execute(*_many(_FINISH_MANY, chunk))
             if patches:
                 await db.executemany(
                     "UPDATE actions SET params = json_patch(params, ?) WHERE id = ?", patches
                 )
             for chunk in _chunks(new_timers):
-                await db.execute(
-                    _TIMERS_MANY.format(values=_values(len(chunk), 6)),
-                    [value for row in chunk for value in row],
-                )
+                await db.execute(*_many(_TIMERS_MANY, chunk))
 
     # --- reading ------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ writing costs nothing after the longest window of the rules.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from difflib import SequenceMatcher
 from typing import Generic, TypeVar
 
@@ -63,17 +63,22 @@ class Lru(Generic[K, V]):
         return len(self.data)
 
 
-def _prune(times: list[float], cutoff: float) -> None:
+def _expired(times: Sequence[float], cutoff: float) -> int:
+    """How many of ``times`` (oldest first) lead at or before ``cutoff``."""
     drop = 0
-    while drop < len(times) and times[drop] <= cutoff:
+    count = len(times)
+    while drop < count and times[drop] <= cutoff:
         drop += 1
-    if drop:
-        del times[:drop]
+    return drop
+
+
+def _prune(times: list[float], cutoff: float) -> None:
+    del times[: _expired(times, cutoff)]
 
 
 # Per-user windows and copy-paste clusters are plain tuples, replaced rather than
 # changed: the garbage collector stops tracking a tuple that holds only untracked values
-# (floats, ints, strings, a plain dict of them), and a busy stream keeps a hundred
+# (floats, ints, strings, untracked tuples), and a busy stream keeps a hundred
 # thousand of them, which every full collection walked one by one when they were lists
 # and objects (pauses of 100 ms and more under load, every few seconds).
 Times = tuple[float, ...]
@@ -81,17 +86,14 @@ Times = tuple[float, ...]
 
 def _live(times: Times, cutoff: float) -> Times:
     """``times`` (oldest first) without its leading entries at or before ``cutoff``."""
-    drop = 0
-    count = len(times)
-    while drop < count and times[drop] <= cutoff:
-        drop += 1
+    drop = _expired(times, cutoff)
     return times[drop:] if drop else times
 
 
-def _record(times: Times, now: float, cutoff: float, keep: int) -> Times:
+def _record(times: Times, now: float, cutoff: float, keep: int | None = None) -> Times:
     """``times`` pruned to ``cutoff``, with ``now`` added, at most the ``keep`` last."""
     times = (*_live(times, cutoff), now)
-    return times[-keep:] if len(times) > keep else times
+    return times[-keep:] if keep is not None and len(times) > keep else times
 
 
 def _stale(times: Times, cutoff: float) -> bool:
@@ -300,7 +302,7 @@ class EngineState:
         if table is None:
             table = self.strikes[rule_id] = Lru(self.max_keys)
         self.strike_spans[rule_id] = window
-        times = (*_live(table.data.get(user, ()), now - window), now)
+        times = _record(table.data.get(user, ()), now, now - window)
         table.put(user, times)
         return len(times)
 

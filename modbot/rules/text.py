@@ -374,41 +374,16 @@ class _Canonical:
 
 
 def _canonical(found: Sequence[str], level: Level) -> _Canonical:
-    joined = f"{START}{SPACE.join(found)}{END}"
-    if level != "standard":
-        starts = itertools.accumulate((len(w) + 1 for w in found[:-1]), initial=1)
-        return _Canonical(joined, (1,) * len(joined), list(found), list(starts))
-    # Runs never cross a space (words are not empty) or the start and end marks, so
-    # squeezing the joined words squeezes each word.
-    text, counts = squeeze(joined)
-    squeezed = text[1:-1].split(SPACE)
-    starts = itertools.accumulate((len(w) + 1 for w in squeezed[:-1]), initial=1)
+    text = f"{START}{SPACE.join(found)}{END}"
+    if level == "standard":
+        # Runs never cross a space (words are not empty) or the start and end marks,
+        # so squeezing the joined words squeezes each word.
+        text, counts = squeeze(text)
+        words: Sequence[str] = text[1:-1].split(SPACE)
+    else:
+        counts, words = (1,) * len(text), found
+    starts = itertools.accumulate((len(w) + 1 for w in words[:-1]), initial=1)
     return _Canonical(text, counts, list(found), list(starts))
-
-
-def _canonical_general(found: Sequence[str], level: Level) -> _Canonical:
-    letters = [START]
-    counts = [1]
-    starts: list[int] = []
-    length = 1
-    for i, word in enumerate(found):
-        if i:
-            letters.append(SPACE)
-            counts.append(1)
-            length += 1
-        starts.append(length)
-        if level == "standard":
-            s, c = squeeze(word)
-            letters.append(s)
-            counts.extend(c)
-            length += len(s)
-        else:
-            letters.append(word)
-            counts.extend([1] * len(word))
-            length += len(word)
-    letters.append(END)
-    counts.append(1)
-    return _Canonical("".join(letters), tuple(counts), list(found), starts)
 
 
 @dataclass
@@ -779,7 +754,7 @@ def _measure_ascii(text: str) -> Measures:
     caps = (len(raw) - len(raw.translate(None, _ASCII_UPPER))) / letters if letters >= 5 else 0.0
     # Runs of two or more; otherwise 1 if there is anything but white space.
     longest = max(
-        (len(m.group(0)) for m in _RUN.finditer(text.lower()) if not m.group(0).isspace()),
+        (len(m.group(0)) for m in _DOUBLED.finditer(text.lower()) if not m.group(0).isspace()),
         default=0 if text.isspace() or not text else 1,
     )
     return Measures(
@@ -792,7 +767,6 @@ def _measure_ascii(text: str) -> Measures:
     )
 
 
-_RUN = re.compile(r"(.)\1+", re.DOTALL)
 _ASCII_LETTERS = string.ascii_letters.encode()
 _ASCII_UPPER = string.ascii_uppercase.encode()
 
