@@ -97,6 +97,16 @@ def _rss_peak_mb(pid: int) -> float:
     return float("nan")
 
 
+def _cpu_s(pid: int) -> tuple[float, float]:
+    """CPU time (user + system) a process has used so far: all threads, the main one."""
+
+    def used(stat: Path) -> float:
+        fields = stat.read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    return used(Path(f"/proc/{pid}/stat")), used(Path(f"/proc/{pid}/task/{pid}/stat"))
+
+
 def run(args: argparse.Namespace) -> int:  # noqa: PLR0915
     rng = random.Random(7)
     fake = FakeEuler(api_key="load-api-key", client_secret="load-client-secret")  # noqa: S106
@@ -157,6 +167,7 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0915
         ticks = int(args.seconds / TICK)
         processed = 0
         start = time.monotonic()
+        cpu_start = _cpu_s(proc.pid)
         timeline: list[tuple[float, int]] = []
         for tick in range(ticks):
             now_ms = fake.now_ms()
@@ -183,6 +194,7 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0915
             time.sleep(0.1)
             processed = _processed(notify, processed)
         drain_s = time.monotonic() - start - send_s
+        cpu_s, main_s = (b - a for a, b in zip(cpu_start, _cpu_s(proc.pid), strict=True))
         time.sleep(2)  # the last calls
         rss = _rss_peak_mb(proc.pid)
         proc.send_signal(signal.SIGTERM)
@@ -220,6 +232,12 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0915
         f"daemon: sustained {sustained:,.0f} events/s, backlog drained {drain_s:.1f}s after "
         f"the last send; counted {counted:,} events of {delivered:,} delivered "
         f"(undelivered at the fake: {fake.undelivered})"
+    )
+    loaded_s = send_s + drain_s
+    print(
+        f"daemon CPU while under load ({loaded_s:.1f} s): main thread {main_s:.1f} s "
+        f"({main_s / loaded_s:.0%} of a core, {main_s / max(delivered, 1) * 1e6:.0f} us per "
+        f"event), all threads {cpu_s:.1f} s ({cpu_s / max(delivered, 1) * 1e6:.0f} us per event)"
     )
     print(
         f"decisions: {int(stopped.get('decisions', 0)):,} ({int(stopped.get('decisions', 0)) / send_s:,.0f}/s); "

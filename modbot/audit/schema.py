@@ -10,6 +10,11 @@ on ``(msg_id, rule, action)`` makes a message delivered twice (a reconnect) harm
 ``undo_of`` is UNIQUE, so an action is undone at most once. ``timers`` are the
 reversals due later (unmute at expiry, comments back on); ``handles`` caches the
 numeric user id of each watched streamer.
+
+``outcomes`` is a view to insert into, never read: each row inserted finishes one
+action (status, error, params merged) and adds its timer if it has one, through an
+``INSTEAD OF`` trigger. One multi-row ``INSERT`` is one statement, so a status and its
+timer are written together or not at all without a transaction around them.
 """
 
 from __future__ import annotations
@@ -64,6 +69,22 @@ MIGRATIONS: tuple[str, ...] = (
         user_id     TEXT NOT NULL,
         resolved    TEXT NOT NULL
     );
+    """,
+    # 2: outcomes in one statement (a status and its expiry timer together)
+    """
+    CREATE VIEW outcomes (id, status, error, updated, patch, due, kind, streamer, room_id,
+                          user_id)
+        AS SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL WHERE 0;
+    CREATE TRIGGER outcomes_insert INSTEAD OF INSERT ON outcomes
+    BEGIN
+        UPDATE actions SET status = NEW.status, error = NEW.error, updated = NEW.updated,
+            params = CASE WHEN NEW.patch IS NULL THEN params
+                          ELSE json_patch(params, NEW.patch) END
+        WHERE id = NEW.id;
+        INSERT INTO timers (due, kind, streamer, room_id, user_id, action_id)
+            SELECT NEW.due, NEW.kind, NEW.streamer, NEW.room_id, NEW.user_id, NEW.id
+            WHERE NEW.due IS NOT NULL;
+    END;
     """,
 )
 

@@ -4,8 +4,11 @@ One connection per process; the daemon and ``modbot audit``/``undo`` may have th
 database open at once (WAL readers never block the writer, and writers wait up to
 ``BUSY_TIMEOUT_MS`` for each other). Intents are committed before their API call, so
 a kill between the two leaves a ``pending`` row that the next start resolves.
-Writes come in batches (one transaction for many rows), so a raid of thousands of
-decisions per second costs a few commits, not thousands.
+Writes come in batches (one statement for many rows), so a raid of thousands of
+decisions per second costs a few commits, not thousands. A statement that stands
+alone (a batch of intents, a batch of outcomes) does not wait for the one before it:
+several go to SQLite's thread at once and run there in order, so a decision's intent
+is not held up behind the previous batch's round trip.
 """
 
 from __future__ import annotations
@@ -30,6 +33,10 @@ from modbot.errors import AuditError, ConfigError
 from modbot.events import format_ts
 
 BUSY_TIMEOUT_MS = 10_000
+# INSERT ... RETURNING (SQLite 3.35, 2021) tells which rows of a batch went in within
+# the statement itself; older libraries (RHEL 9 ships 3.34) learn it from the change
+# count, which needs the connection to themselves.
+RETURNING = sqlite3.sqlite_version_info >= (3, 35, 0)
 DB_NAME = "audit.db"
 MAX_TEXT_STORED = 2_000  # characters of the triggering message kept
 
@@ -149,14 +156,15 @@ _INSERT = (
 
 
 _INSERT_MANY = _INSERT.split(" VALUES ", 1)[0] + " VALUES {values}"
-_FINISH_MANY = (
-    "UPDATE actions SET status = v.column1, error = v.column2, updated = v.column3"
-    " FROM (VALUES {values}) AS v WHERE actions.id = v.column4"
-)
-_TIMERS_MANY = (
-    "INSERT INTO timers (due, kind, streamer, room_id, user_id, action_id) VALUES {values}"
+_INSERT_MANY_RETURNING = _INSERT_MANY + " RETURNING id, msg_id, rule, action"
+_OUTCOMES_MANY = (
+    "INSERT INTO outcomes (id, status, error, updated, patch, due, kind, streamer, room_id,"
+    " user_id) VALUES {values}"
 )
 _ROWS_PER_STATEMENT = 500  # at most 18 parameters each: far below SQLite's 32,766
+
+Timed = tuple[float, str, str, str, str, int]  # (due, kind, streamer, room_id, user_id, action)
+_NO_TIMER: tuple[None, None, None, None, None, None] = (None,) * 6
 
 
 def _values(rows: int, width: int) -> str:
@@ -178,6 +186,75 @@ def _chunks(rows: Sequence[tuple[Any, ...]]) -> Iterator[Sequence[tuple[Any, ...
 def _key(row: tuple[Any, ...]) -> tuple[Any, ...]:
     """(msg_id, rule, action) of a row built by :func:`_row`."""
     return (row[13], row[5], row[7])
+
+
+def _match(rows: Sequence[tuple[Any, ...]], new: Iterable[Sequence[Any]]) -> list[int | None]:
+    """The id of each row of a batch, from the ``(id, msg_id, rule, action)`` of the
+    rows that went in; None for a row left out.
+
+    SQLite inserts VALUES rows in order and gives each new row the next rowid, so in
+    order of id the new rows follow the batch; a row left out is a duplicate of a
+    stored one or of an earlier row of the batch (same msg_id, rule and action).
+    """
+    ids: list[int | None] = []
+    found = iter(sorted(new, key=lambda r: int(r[0])))
+    nxt = next(found, None)
+    for row in rows:
+        if nxt is not None and tuple(nxt[1:]) == _key(row):
+            ids.append(int(nxt[0]))
+            nxt = next(found, None)
+        else:
+            ids.append(None)
+    return ids
+
+
+def _statements(script: str) -> Iterator[str]:
+    """The statements of a migration, each whole (a trigger's body has semicolons)."""
+    statement = ""
+    for piece in script.split(";"):
+        statement += piece + ";"
+        if sqlite3.complete_statement(statement):
+            if statement.strip("; \n"):
+                yield statement.strip()
+            statement = ""
+
+
+class _Turns:
+    """Whose turn it is on the connection.
+
+    aiosqlite runs one connection's calls in its own thread, in the order they were
+    made. A statement that stands alone (atomic by itself, needing nothing from the
+    connection afterwards) can go while others are on their way. A transaction, or a
+    write that reads the connection's change count, needs the connection to itself:
+    it waits for those on their way, and new ones wait for it.
+    """
+
+    def __init__(self) -> None:
+        self._alone = anyio.Lock()
+        self._on_the_way = 0
+        self._drained: anyio.Event | None = None
+
+    @contextlib.asynccontextmanager
+    async def shared(self) -> AsyncIterator[None]:
+        while self._alone.locked():
+            async with self._alone:
+                pass
+        self._on_the_way += 1
+        try:
+            yield
+        finally:
+            self._on_the_way -= 1
+            if not self._on_the_way and self._drained is not None:
+                self._drained.set()
+                self._drained = None
+
+    @contextlib.asynccontextmanager
+    async def alone(self) -> AsyncIterator[None]:
+        async with self._alone:
+            while self._on_the_way:
+                self._drained = self._drained or anyio.Event()
+                await self._drained.wait()
+            yield
 
 
 def _row(e: NewEntry, stamp: str) -> tuple[Any, ...]:
@@ -209,9 +286,11 @@ class AuditStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._db: aiosqlite.Connection | None = None
-        # One connection serves every task: write transactions take turns (two tasks
-        # beginning at once would nest, which SQLite refuses).
-        self._writing = anyio.Lock()
+        # One connection serves every task: a transaction has it to itself (two tasks
+        # beginning at once would nest, which SQLite refuses, and a statement sent
+        # meanwhile would join the transaction).
+        self._turns = _Turns()
+        self._returning = RETURNING
 
     @classmethod
     def open(cls, path: Path) -> AuditStore:
@@ -275,16 +354,15 @@ class AuditStore:
         for number in range(version, VERSION):
             async with self._transaction():
                 # Statement by statement: executescript() would commit on its own.
-                for statement in (s.strip() for s in MIGRATIONS[number].split(";")):
-                    if statement:
-                        await self.db.execute(statement)
+                for statement in _statements(MIGRATIONS[number]):
+                    await self.db.execute(statement)
                 await self.db.execute(f"PRAGMA user_version = {number + 1}")
 
     @contextlib.asynccontextmanager
     async def _transaction(self) -> AsyncIterator[None]:
         """One write transaction: committed as a whole, or rolled back (also on cancel)."""
         db = self.db
-        async with self._writing:
+        async with self._turns.alone():
             await db.execute("BEGIN IMMEDIATE")
             try:
                 yield
@@ -294,16 +372,27 @@ class AuditStore:
                     await db.execute("ROLLBACK")
                 raise
 
-    async def _write(self, sql: str, params: Sequence[Any]) -> int:
-        """Run one writing statement in one trip to SQLite's thread; the rows it changed.
+    async def _write(self, sql: str, params: Sequence[Any]) -> list[sqlite3.Row]:
+        """Run one statement that stands alone, in one trip to SQLite's thread; its rows.
 
-        Every write holds ``_writing`` (this, ``_transaction`` and ``add``), so the
-        connection's change count moves only by the statement in hand: read before and
-        after, it says what a cursor's rowcount would, without a second trip to close
-        the cursor (the statement's cursor is made and dropped in SQLite's thread).
+        It goes while other such statements are on their way (not inside a transaction).
+        Once sent it runs whatever happens here, so a cancelled caller still waits for
+        it: the connection is never handed over with a statement of ours still queued.
+        """
+        async with self._turns.shared():
+            with anyio.CancelScope(shield=True):
+                rows = await self.db.execute_fetchall(sql, params)
+        return list(rows)
+
+    async def _write_counted(self, sql: str, params: Sequence[Any]) -> int:
+        """Run one writing statement, alone on the connection; the rows it changed.
+
+        With nothing else on its way, the connection's change count moves only by the
+        statement in hand: read before and after, it says what a cursor's rowcount
+        would, without a second trip to close the cursor.
         """
         db = self.db
-        async with self._writing:
+        async with self._turns.alone():
             before = db.total_changes
             await db.execute_fetchall(sql, params)
             return db.total_changes - before
@@ -319,8 +408,9 @@ class AuditStore:
         """Write entries atomically; the id of each (None: a duplicate delivery).
 
         A batch without undo links is one multi-row ``INSERT`` per 500 rows (one trip
-        to SQLite's thread each, atomic by itself); entries that undo another also link
-        the original, row by row in one transaction.
+        to SQLite's thread each, atomic by itself, sent while other batches are on
+        their way); entries that undo another also link the original, row by row in
+        one transaction.
         """
         if not entries:
             return []
@@ -328,7 +418,11 @@ class AuditStore:
         rows = [_row(e, stamp) for e in entries]
         if all(e.undo_of is None for e in entries):
             ids: list[int | None] = []
-            async with self._writing:
+            if self._returning:
+                for chunk in _chunks(rows):
+                    ids += _match(chunk, await self._write(*_many(_INSERT_MANY_RETURNING, chunk)))
+                return ids
+            async with self._turns.alone():
                 for chunk in _chunks(rows):
                     ids += await self._insert(chunk)
             return ids
@@ -347,18 +441,15 @@ class AuditStore:
         return ids
 
     async def _insert(self, rows: Sequence[tuple[Any, ...]]) -> list[int | None]:
-        """One statement for many rows; which of them went in.
+        """One statement for many rows, without RETURNING; which of them went in.
 
-        One statement is one step of SQLite (its own transaction), so SQLite's thread
-        takes the interpreter lock once, not once per row (under load the lock is
-        busy, and each retake waited). SQLite inserts VALUES rows in order and gives
-        each new row the next rowid, so the new rows' ids are consecutive, ending at
-        the last insert id. A row left out is a duplicate of a stored one or of an
-        earlier row of the batch (same msg_id, rule and action); if any was, the new
-        rows' keys are read back to learn which.
+        The caller has the connection alone, so the change count is this statement's
+        (see :meth:`_write_counted`). The new rows' ids are consecutive, ending at the
+        last insert id (see :func:`_match`); if any row was left out, the new rows'
+        keys are read back to learn which.
         """
         db = self.db
-        before = db.total_changes  # see _write (the caller holds _writing)
+        before = db.total_changes
         found_last = await db.execute_insert(*_many(_INSERT_MANY, rows))
         inserted, last = db.total_changes - before, int(found_last[0]) if found_last else 0
         if inserted == len(rows):
@@ -366,52 +457,58 @@ class AuditStore:
         if inserted <= 0:
             return [None] * len(rows)
         found = await db.execute_fetchall(
-            "SELECT id, msg_id, rule, action FROM actions WHERE id > ? AND id <= ? ORDER BY id",
+            "SELECT id, msg_id, rule, action FROM actions WHERE id > ? AND id <= ?",
             (last - inserted, last),
         )
-        ids: list[int | None] = []
-        pending = iter(found)
-        new = next(pending, None)
-        for row in rows:
-            if new is not None and tuple(new[1:]) == _key(row):
-                ids.append(int(new[0]))
-                new = next(pending, None)
-            else:
-                ids.append(None)
-        return ids
+        return _match(rows, found)
 
     async def finish(
         self,
         outcomes: Iterable[tuple[int, str, str | None]],
         now: datetime,
         *,
-        timers: Iterable[tuple[float, str, str, str, str, int]] = (),
+        timers: Iterable[Timed] = (),
         params: dict[int, dict[str, Any]] | None = None,
     ) -> None:
-        """Set the final status (and error) of entries, add timers, in one transaction.
+        """Set the final status (and error) of entries and add their expiry timers.
 
         ``outcomes`` are ``(id, status, error)``; ``timers`` are ``(due, kind, streamer,
-        room_id, user_id, action_id)``; ``params`` merges into an entry's params.
+        room_id, user_id, action_id)``, at most one for each entry finished here;
+        ``params`` merges into an entry's params. An entry's status, params and timer
+        are written together (one row of the ``outcomes`` view); 500 entries are one
+        statement, sent while other statements are on their way.
         """
         stamp = format_ts(now)
-        db = self.db
-        finished = [(status, error, stamp, entry_id) for entry_id, status, error in outcomes]
-        patches = [(json.dumps(extra, sort_keys=True), i) for i, extra in (params or {}).items()]
-        new_timers = list(timers)
-        # Each a statement for many rows (one step of SQLite each, see _insert).
-        if not patches and not new_timers and 0 < len(finished) <= _ROWS_PER_STATEMENT:
-            # The usual batch: one statement, atomic by itself, one trip.
-            await self._write(*_many(_FINISH_MANY, finished))
-            return
-        async with self._transaction():
-            for chunk in _chunks(finished):
-                await db.execute(*_many(_FINISH_MANY, chunk))
-            if patches:
-                await db.executemany(
-                    "UPDATE actions SET params = json_patch(params, ?) WHERE id = ?", patches
+        patches = params or {}
+        timed: dict[int, Timed] = {}
+        for timer in timers:
+            if timer[5] in timed:
+                msg = f"two timers for entry {timer[5]}: an entry has at most one"
+                raise ValueError(msg)
+            timed[timer[5]] = timer
+        rows = []
+        for entry_id, status, error in outcomes:
+            patch = patches.get(entry_id)
+            due, kind, streamer, room_id, user_id, _ = timed.pop(entry_id, _NO_TIMER)
+            rows.append(
+                (
+                    entry_id,
+                    status,
+                    error,
+                    stamp,
+                    json.dumps(patch, sort_keys=True) if patch else None,
+                    due,
+                    kind,
+                    streamer,
+                    room_id,
+                    user_id,
                 )
-            for chunk in _chunks(new_timers):
-                await db.execute(*_many(_TIMERS_MANY, chunk))
+            )
+        if timed:
+            msg = f"timers for entries not finished here: {sorted(timed)}"
+            raise ValueError(msg)
+        for chunk in _chunks(rows):
+            await self._write(*_many(_OUTCOMES_MANY, chunk))
 
     # --- reading ------------------------------------------------------------------------
 
@@ -464,7 +561,7 @@ class AuditStore:
 
     async def end_timer(self, timer_id: int, status: str, error: str | None = None) -> bool:
         """Close a pending timer; False when it was no longer pending (someone else did)."""
-        changed = await self._write(
+        changed = await self._write_counted(
             "UPDATE timers SET status = ?, error = ? WHERE id = ? AND status = 'pending'",
             (status, error, timer_id),
         )

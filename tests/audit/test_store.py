@@ -12,12 +12,28 @@ from pathlib import Path
 import anyio
 import pytest
 
+from modbot.audit import store as store_module
 from modbot.audit import view
 from modbot.audit.query import AuditFilter, FilterError, parse_when
-from modbot.audit.schema import VERSION
+from modbot.audit.schema import MIGRATIONS, VERSION
 from modbot.audit.store import AuditStore, NewEntry
 from modbot.errors import AuditError, ConfigError
 from modbot.fake.clock import FakeClock
+
+
+@pytest.fixture(
+    params=[
+        pytest.param(True, id="returning"),
+        pytest.param(False, id="change-count"),
+    ]
+)
+def returning(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Both ways a batch learns its ids: INSERT ... RETURNING (SQLite 3.35+), and the
+    connection's change count with the connection held alone (older SQLite)."""
+    if request.param and sqlite3.sqlite_version_info < (3, 35, 0):
+        pytest.skip("this SQLite has no RETURNING")
+    monkeypatch.setattr(store_module, "RETURNING", request.param)
+    return bool(request.param)
 
 
 def new(clock: FakeClock, **fields: object) -> NewEntry:
@@ -65,6 +81,7 @@ async def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path: Path) ->
             pass
 
 
+@pytest.mark.usefixtures("returning")
 async def test_one_message_rule_and_action_is_recorded_once(
     tmp_path: Path, clock: FakeClock
 ) -> None:
@@ -84,6 +101,7 @@ async def test_one_message_rule_and_action_is_recorded_once(
         assert None not in await store.add([new(clock), new(clock)], clock.now())
 
 
+@pytest.mark.usefixtures("returning")
 async def test_a_batch_gets_the_ids_of_its_rows(tmp_path: Path, clock: FakeClock) -> None:
     """The one-statement batch path returns each row's own id, in order."""
     async with AuditStore.open(tmp_path / "a.db") as store:
@@ -105,6 +123,7 @@ async def test_a_batch_gets_the_ids_of_its_rows(tmp_path: Path, clock: FakeClock
         assert await store.count() == 9
 
 
+@pytest.mark.usefixtures("returning")
 async def test_a_large_batch_with_duplicates_maps_every_row(
     tmp_path: Path, clock: FakeClock
 ) -> None:
@@ -169,6 +188,7 @@ async def test_finish_sets_each_row_of_a_large_batch(tmp_path: Path, clock: Fake
         assert [(t.action_id, t.user_id) for t in timers] == [(i, str(i)) for i in ids]
 
 
+@pytest.mark.usefixtures("returning")
 async def test_finish_of_outcomes_alone_and_single_writes_count_their_rows(
     tmp_path: Path, clock: FakeClock
 ) -> None:
@@ -210,6 +230,117 @@ async def test_finish_of_outcomes_alone_and_single_writes_count_their_rows(
         await store.save_handle("viewer_1", "68002", clock.now())
         assert await store.handle_user_id("VIEWER_1") == "68002"
         assert await store.count() == 54
+
+
+async def test_a_status_and_its_timer_are_written_together(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """One statement finishes many entries; if one entry's timer cannot be written,
+    nothing of that statement is (no status without its unmute, no unmute without it)."""
+    async with AuditStore.open(tmp_path / "a.db") as store:
+        ids = [i for i in await store.add([new(clock), new(clock)], clock.now()) if i]
+        due = clock.now().timestamp() + 600
+        with pytest.raises(sqlite3.IntegrityError):
+            await store.finish(
+                [(ids[0], "done", None), (ids[1], "done", None), (999, "done", None)],
+                clock.now(),
+                timers=[
+                    (due, "unmute", "host", "1", "68001", ids[0]),
+                    (due, "unmute", "host", "1", "68002", 999),  # no such entry
+                ],
+            )
+        assert [e.status for e in await store.query(AuditFilter(limit=None))] == ["pending"] * 2
+        assert await store.pending_timers() == []
+        with pytest.raises(ValueError, match="at most one"):
+            await store.finish(
+                [(ids[0], "done", None)],
+                clock.now(),
+                timers=[(due, "unmute", "host", "1", "68001", ids[0])] * 2,
+            )
+        with pytest.raises(ValueError, match="not finished here"):
+            await store.finish(
+                [(ids[0], "done", None)],
+                clock.now(),
+                timers=[(due, "unmute", "host", "1", "68002", ids[1])],
+            )
+        await store.finish(
+            [(ids[0], "done", None), (ids[1], "failed", "boom")],
+            clock.now(),
+            timers=[(due, "unmute", "host", "1", "68001", ids[0])],
+            params={ids[1]: {"note": "x"}},
+        )
+        first, second = await store.query(AuditFilter(limit=None, oldest_first=True))
+        assert (first.status, second.status, second.error) == ("done", "failed", "boom")
+        assert second.params.get("note") == "x"
+        assert [t.action_id for t in await store.pending_timers()] == [ids[0]]
+
+
+async def test_a_database_of_the_first_schema_is_upgraded_in_place(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    path = tmp_path / "audit.db"
+    with sqlite3.connect(path) as db:
+        db.executescript(MIGRATIONS[0])
+        db.execute("PRAGMA user_version = 1")
+        db.execute(
+            "INSERT INTO actions (ts, streamer, rule, action, mode, status, updated)"
+            " VALUES ('2026-11-01T00:00:00Z', 'host', 'r', 'mute', 'enforce', 'pending', '')"
+        )
+    async with AuditStore.open(path) as store:
+        (entry,) = await store.pending()
+        await store.finish(
+            [(entry.id, "done", None)],
+            clock.now(),
+            timers=[(clock.now().timestamp() + 60, "unmute", "host", "1", "68001", entry.id)],
+        )
+        assert await store.pending() == []
+        assert len(await store.pending_timers()) == 1
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == VERSION
+
+
+async def test_a_transaction_waits_for_statements_on_their_way_and_holds_back_new_ones() -> None:
+    """Statements that stand alone share the connection's queue; a transaction (or a
+    change count) needs it to itself: it starts once those on their way are done, and
+    statements that come meanwhile wait until it ends."""
+    turns = store_module._Turns()
+    order: list[str] = []
+    release_first = anyio.Event()
+
+    async def shared(name: str, hold: anyio.Event | None = None) -> None:
+        async with turns.shared():
+            order.append(f"{name} in")
+            if hold is not None:
+                await hold.wait()
+            order.append(f"{name} out")
+
+    async def alone() -> None:
+        async with turns.alone():
+            order.append("tx in")
+            await anyio.sleep(0.01)
+            order.append("tx out")
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(shared, "first", release_first)
+        await anyio.wait_all_tasks_blocked()
+        tg.start_soon(shared, "second")  # shares the queue with the first
+        await anyio.wait_all_tasks_blocked()
+        tg.start_soon(alone)
+        await anyio.wait_all_tasks_blocked()
+        tg.start_soon(shared, "third")  # came while the transaction waited
+        await anyio.wait_all_tasks_blocked()
+        assert order == ["first in", "second in", "second out"]
+        release_first.set()
+    assert order == [
+        "first in",
+        "second in",
+        "second out",
+        "first out",
+        "tx in",
+        "tx out",
+        "third in",
+        "third out",
+    ]
 
 
 async def test_filters(tmp_path: Path, clock: FakeClock) -> None:
