@@ -35,7 +35,7 @@ from modbot.config import Settings
 from modbot.errors import ConfigError
 from modbot.euler.session import api_session, websocket_factory
 from modbot.euler.tokens import TokenSet
-from modbot.euler.watcher import Arrival, Watcher
+from modbot.euler.watcher import Arrival, Watcher, hand_on
 from modbot.euler.ws import EulerWebSocket
 from modbot.events import Event
 from modbot.files import check_state_dir
@@ -258,23 +258,42 @@ class Daemon:
         arrivals: MemoryObjectReceiveStream[Arrival],
         work: MemoryObjectSendStream[list[Work]],
     ) -> None:
+        """Decide every event, in slices of ``ENGINE_SLICE`` events between turns.
+
+        The executor and the sockets get their turn after each slice, so a decision
+        waits for a slice, not for a whole bundle; bundles already queued are taken
+        without a turn of the loop each (a quiet stream's bundle is one event).
+        """
         async with arrivals, work:
-            async for events, received in arrivals:
-                batch: list[Work] = []
-                for done, event in enumerate(events, 1):
+            batch: list[Work] = []
+            since_turn = 0
+            while True:
+                try:
+                    events, received = arrivals.receive_nowait()
+                except anyio.WouldBlock:
+                    if batch:
+                        await hand_on(work, batch)
+                        batch = []
+                    try:
+                        events, received = await arrivals.receive()
+                    except anyio.EndOfStream:
+                        break
+                    since_turn = 0
+                except anyio.EndOfStream:
+                    break
+                for event in events:
                     decisions = self._decide(event)
                     if decisions:
                         batch.append(Work(event, decisions, received, self.clock.monotonic()))
-                    if done % ENGINE_SLICE == 0 and done < len(events):
-                        # A big bundle is decided in slices: the executor and the
-                        # sockets get their turn in between, so a decision waits for
-                        # a slice, not for the whole bundle.
+                    since_turn += 1
+                    if since_turn >= ENGINE_SLICE:
                         if batch:
-                            await _hand_on(work, batch)
+                            await hand_on(work, batch)
                             batch = []
                         await anyio.lowlevel.checkpoint()
-                if batch:
-                    await _hand_on(work, batch)  # the next receive lets the executor run
+                        since_turn = 0
+            if batch:
+                await hand_on(work, batch)
 
     def _decide(self, event: Event) -> list[Decision]:
         """The engine's decisions for one event, logged; none if the event failed."""
@@ -421,16 +440,3 @@ class Daemon:
         self.granted = tokens.scopes
         if self.executor is not None:
             self.executor.update_scopes(tokens.scopes)
-
-
-async def _hand_on(work: MemoryObjectSendStream[list[Work]], batch: list[Work]) -> None:
-    """Give the executor a batch now; wait for room only when the stream is full.
-
-    ``send()`` yields to the loop before it delivers, so the executor would see the
-    batch a turn of the loop later (a few milliseconds under load); the engine loop
-    yields right after anyway.
-    """
-    try:
-        work.send_nowait(batch)
-    except anyio.WouldBlock:
-        await work.send(batch)

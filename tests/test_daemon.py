@@ -9,12 +9,15 @@ from pathlib import Path
 import anyio
 import pytest
 
+from modbot.actions.executor import Work
 from modbot.audit.query import AuditFilter
 from modbot.audit.store import AuditStore, default_db
 from modbot.config import Settings
-from modbot.daemon import Daemon
+from modbot.daemon import ENGINE_SLICE, Daemon
 from modbot.errors import ConfigError
+from modbot.euler.decode import Decoder
 from modbot.euler.oauth import TokenManager
+from modbot.euler.watcher import Arrival
 from modbot.fake import messages as m
 from modbot.fake.clock import FakeClock
 from modbot.fake.server import FakeEuler
@@ -174,3 +177,47 @@ async def test_missing_grant_or_streamers_is_a_clear_error(
         await Daemon(
             settings_for(fake, fake_server, tmp_path / "empty", streamers=[]), clock=clock
         ).run()
+
+
+async def test_the_engine_decides_in_slices_and_hands_each_slice_on_at_once(
+    fake: FakeEuler, fake_server: LoopbackServer, clock: FakeClock, state: Path
+) -> None:
+    """A big bundle is decided ENGINE_SLICE events between turns of the loop; queued
+    bundles are taken without a turn each; a slice's decisions are already with the
+    executor when the other tasks get their turn (not one turn later)."""
+    daemon = Daemon(settings_for(fake, fake_server, state), clock=clock, handle_signals=False)
+    assert await daemon.reload(initial=True)
+    decoder = Decoder("host_handle", room_id="7001")
+
+    def arrival(count: int, first: int) -> Arrival:
+        comments = [
+            m.chat("7001", m.Viewer(f"v{n}", str(6810000000000000000 + n)), "slurword", 1000)
+            for n in range(first, first + count)
+        ]
+        return Arrival(decoder.decode(m.bundle(comments, 1000)), 0.0)
+
+    arrivals_send, arrivals = anyio.create_memory_object_stream[Arrival](10)
+    work, work_recv = anyio.create_memory_object_stream[list[Work]](100)
+    for bundle in (arrival(20, 0), arrival(1, 20), arrival(1, 21), arrival(1, 22)):
+        arrivals_send.send_nowait(bundle)
+    arrivals_send.close()
+    seen: list[tuple[int, int]] = []  # (events decided, decisions with the executor)
+    handed = 0
+
+    async def watch() -> None:
+        nonlocal handed
+        while not seen or seen[-1][0] < 23:
+            await anyio.lowlevel.checkpoint()
+            while True:
+                try:
+                    handed += len(work_recv.receive_nowait())
+                except (anyio.WouldBlock, anyio.EndOfStream):
+                    break
+            seen.append((daemon.stats.events, handed))
+
+    async with work_recv, anyio.create_task_group() as tg:
+        tg.start_soon(watch)
+        tg.start_soon(daemon._engine_loop, arrivals, work)
+    progress = sorted({events for events, _ in seen})
+    assert progress == [ENGINE_SLICE, 2 * ENGINE_SLICE, 23]
+    assert all(decided == handed for decided, handed in seen)  # each event: one ban
