@@ -13,7 +13,8 @@ being sent, the engine's decision to the call being sent, and to the API's answe
 the target's decision-to-call as the decision's log line to the call reaching the fake
 (both stamped by this machine's clock), and by this bench alone (an event's send to
 its call reaching the fake: includes the WebSocket hop); decisions
-and calls per second, the daemon's peak RSS, its event-loop stalls over 50 ms, and the
+and calls per second, the daemon's CPU while under load (main thread and all
+threads), its peak RSS, its event-loop stalls over 50 ms, and the
 events delivered versus the events the daemon counted (nothing may vanish uncounted).
 """
 
@@ -36,8 +37,8 @@ from modbot.actions.executor import CallLatency
 from modbot.euler.oauth import TokenStore
 from modbot.euler.tokens import token_set_from_answer
 from modbot.fake import messages as m
-from modbot.fake.harness import NotifyListener, fake_and_portal, start_run, wait
-from modbot.fake.server import FakeEuler, RecordedCall
+from modbot.fake.harness import NotifyListener, call_target, fake_and_portal, start_run, wait
+from modbot.fake.server import FakeEuler
 
 REPO = Path(__file__).resolve().parent.parent
 SCOPES = [
@@ -207,7 +208,7 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0915
     to_fake = CallLatency.of(
         c.arrived - decided_at[key]
         for c in calls
-        if 200 <= c.status < 300 and (key := (_target(c), c.route)) in decided_at
+        if 200 <= c.status < 300 and (key := (call_target(c), c.route)) in decided_at
     )
     end_to_end = CallLatency.of(
         c.arrived - sent_at[c.params["comment_msg_id"]]
@@ -302,11 +303,6 @@ def _read_log(log: Path) -> tuple[dict[str, Any], dict[tuple[str, str], float]]:
                 stamp = datetime.fromisoformat(record["timestamp"]).timestamp()
                 decided_at.setdefault((record["user_id"], route), stamp)
     return stopped, decided_at
-
-
-def _target(call: RecordedCall) -> str:
-    """The viewer a mute (``user_id``) or a ban (``tiktok_user_id``) is for."""
-    return call.params.get("user_id") or call.params.get("tiktok_user_id", "")
 
 
 def main() -> int:

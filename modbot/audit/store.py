@@ -6,9 +6,9 @@ database open at once (WAL readers never block the writer, and writers wait up t
 a kill between the two leaves a ``pending`` row that the next start resolves.
 Writes come in batches (one statement for many rows), so a raid of thousands of
 decisions per second costs a few commits, not thousands. A statement that stands
-alone (a batch of intents, a batch of outcomes) does not wait for the one before it:
-several go to SQLite's thread at once and run there in order, so a decision's intent
-is not held up behind the previous batch's round trip.
+alone (a batch of intents, a batch of outcomes) does not wait for another's round trip
+to end: several go to SQLite's thread at once and run there in order, so the executor's
+intents are not held up behind the outcomes it is writing meanwhile.
 """
 
 from __future__ import annotations
@@ -290,7 +290,6 @@ class AuditStore:
         # beginning at once would nest, which SQLite refuses, and a statement sent
         # meanwhile would join the transaction).
         self._turns = _Turns()
-        self._returning = RETURNING
 
     @classmethod
     def open(cls, path: Path) -> AuditStore:
@@ -372,7 +371,7 @@ class AuditStore:
                     await db.execute("ROLLBACK")
                 raise
 
-    async def _write(self, sql: str, params: Sequence[Any]) -> list[sqlite3.Row]:
+    async def _write(self, sql: str, params: Sequence[Any]) -> Iterable[sqlite3.Row]:
         """Run one statement that stands alone, in one trip to SQLite's thread; its rows.
 
         It goes while other such statements are on their way (not inside a transaction).
@@ -382,7 +381,7 @@ class AuditStore:
         async with self._turns.shared():
             with anyio.CancelScope(shield=True):
                 rows = await self.db.execute_fetchall(sql, params)
-        return list(rows)
+        return rows
 
     async def _write_counted(self, sql: str, params: Sequence[Any]) -> int:
         """Run one writing statement, alone on the connection; the rows it changed.
@@ -408,9 +407,9 @@ class AuditStore:
         """Write entries atomically; the id of each (None: a duplicate delivery).
 
         A batch without undo links is one multi-row ``INSERT`` per 500 rows (one trip
-        to SQLite's thread each, atomic by itself, sent while other batches are on
-        their way); entries that undo another also link the original, row by row in
-        one transaction.
+        to SQLite's thread each, atomic by itself, sent while outcomes are on their
+        way); entries that undo another also link the original, row by row in one
+        transaction.
         """
         if not entries:
             return []
@@ -418,7 +417,7 @@ class AuditStore:
         rows = [_row(e, stamp) for e in entries]
         if all(e.undo_of is None for e in entries):
             ids: list[int | None] = []
-            if self._returning:
+            if RETURNING:
                 for chunk in _chunks(rows):
                     ids += _match(chunk, await self._write(*_many(_INSERT_MANY_RETURNING, chunk)))
                 return ids

@@ -209,7 +209,7 @@ class Watcher:
                             attempt = 0
                             log.info("stream.connected", streamer=stream.handle)
                         # A bundle's events travel together: one hand-off, not one each.
-                        events = list(decoder.decode(bundle))
+                        events = decoder.decode(bundle)
                         _report_malformed(stream, decoder)
                         if events:
                             stream.events += len(events)

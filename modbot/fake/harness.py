@@ -17,7 +17,7 @@ from typing import Any
 
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
-from modbot.fake.server import FakeEuler
+from modbot.fake.server import FakeEuler, RecordedCall
 from modbot.loopback import LoopbackServer, serve
 
 
@@ -62,12 +62,16 @@ def statuses(db: Path) -> list[tuple[str, str, str]]:
     return [(r["user_id"], r["status"], r["params"]) for r in audit_rows(db)]
 
 
+def call_target(call: RecordedCall) -> str:
+    """The viewer a moderation call is for: ``tiktok_user_id`` (ban) or ``user_id`` (mute)."""
+    return call.params.get("tiktok_user_id") or call.params.get("user_id", "")
+
+
 def user_calls(fake: FakeEuler, *routes: str) -> Counter[tuple[str, str]]:
     """How many successful calls each (route, viewer's user id) got at the fake."""
     found: Counter[tuple[str, str]] = Counter()
     for call in fake.calls_to(*routes, ok_only=True):
-        user = call.params.get("tiktok_user_id") or call.params.get("user_id", "")
-        found[call.route, user] += 1
+        found[call.route, call_target(call)] += 1
     return found
 
 
