@@ -788,7 +788,25 @@ def _run(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     settings = settings.model_copy(update=update)
     daemon = Daemon(settings, rule_paths=args.rule_paths)
     del out
-    return anyio.run(daemon.run, backend="asyncio")
+    try:
+        return anyio.run(daemon.run, backend="asyncio")
+    except BaseExceptionGroup as group:
+        error = lone_error(group)
+        if error is None:
+            raise
+        raise error from None
+
+
+def lone_error(group: BaseExceptionGroup[BaseException]) -> ModbotError | None:
+    """The modbot error that ended a task group, when nothing else did: it is reported
+    as one sentence, like any other; anything else keeps its traceback."""
+    found, rest = group.split(ModbotError)
+    if found is None or rest is not None:
+        return None
+    leaf: BaseException = found
+    while isinstance(leaf, BaseExceptionGroup):
+        leaf = leaf.exceptions[0]
+    return leaf if isinstance(leaf, ModbotError) else None
 
 
 def _audit_filters(parser: argparse.ArgumentParser) -> None:

@@ -29,7 +29,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from modbot.actions.executor import Executor, Work
 from modbot.actions.timers import Timers
-from modbot.audit.store import AuditStore, default_db
+from modbot.audit.store import AuditStore, Patience, default_db
 from modbot.clock import Clock, SystemClock
 from modbot.config import Settings
 from modbot.errors import ConfigError
@@ -142,7 +142,9 @@ class Daemon:
             self.granted = grant.scopes
             if not await self.reload(initial=True):
                 return 1
-            store = await stack.enter_async_context(AuditStore.open(default_db(settings.state_dir)))
+            store = await stack.enter_async_context(
+                AuditStore.open(default_db(settings.state_dir), patience=Patience())
+            )
             self.store = store
             executor = Executor(
                 client,
@@ -401,10 +403,13 @@ class Daemon:
             ws = self.watcher.statistics()
             live, streams = ws.live, ws.streams
         done = self.executor.statistics().done if self.executor else 0
-        return (
+        status = (
             f"{live}/{streams} streams live, {self.stats.events} events, "
             f"{self.stats.decisions} decisions, {done} actions done"
         )
+        if self.store is not None and self.store.failing:
+            status = f"audit writes failing ({self.store.failing}), waiting; " + status
+        return status
 
     # --- rules and grants ---------------------------------------------------------------
 

@@ -12,7 +12,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from modbot.cli import build_parser, main, requested_scopes
+from modbot.cli import build_parser, lone_error, main, requested_scopes
+from modbot.errors import AuditError
 from modbot.euler.oauth import TokenStore
 
 
@@ -199,3 +200,12 @@ class TestAuth:
         assert main(["auth", "logout", "--state-dir", str(tmp_path)]) == 1
         assert not store.path.exists()
         assert "could not revoke" in capsys.readouterr().err
+
+
+def test_a_modbot_error_that_ends_the_daemons_task_groups_is_reported_alone() -> None:
+    """`modbot run` reports it as one sentence; a group with anything else is left whole."""
+    error = AuditError("cannot write to the audit database x: database is corrupt")
+    nested = BaseExceptionGroup("outer", [ExceptionGroup("inner", [error])])
+    assert lone_error(nested) is error
+    assert lone_error(ExceptionGroup("both", [error, ValueError("bug")])) is None
+    assert lone_error(ExceptionGroup("bug", [ValueError("bug")])) is None

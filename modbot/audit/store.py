@@ -17,15 +17,16 @@ import contextlib
 import json
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import aiosqlite
 import anyio
+import structlog
 
 from modbot.audit.query import AuditFilter
 from modbot.audit.schema import MIGRATIONS, VERSION
@@ -39,6 +40,21 @@ BUSY_TIMEOUT_MS = 10_000
 RETURNING = sqlite3.sqlite_version_info >= (3, 35, 0)
 DB_NAME = "audit.db"
 MAX_TEXT_STORED = 2_000  # characters of the triggering message kept
+# Failures a write can wait out: the disk is full, the device fails to write, another
+# writer holds the database past the busy timeout, the file was made read-only.
+# Anything else (a corrupt file, a bug) is raised at once.
+_PASSING = frozenset(
+    {
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_LOCKED,
+        sqlite3.SQLITE_READONLY,
+    }
+)
+
+log = structlog.get_logger("modbot.audit")
+T = TypeVar("T")
 
 _COLUMNS = (
     "id, ts, streamer, room_id, user_id, unique_id, rule, rule_hash, action, params, mode,"
@@ -219,6 +235,30 @@ def _statements(script: str) -> Iterator[str]:
             statement = ""
 
 
+@dataclass(frozen=True)
+class Patience:
+    """How a write waits out a failure that can pass (see ``_PASSING``).
+
+    The daemon never acts on an intent it has not written, and never forgets an
+    outcome: its writes try again after ``first`` seconds, doubling up to ``longest``,
+    for as long as it takes, with an error logged at each try and a line when writes
+    resume. Meanwhile the pipeline fills up and stops reading the sockets; nothing is
+    dropped. Without patience (the commands a person runs) a failed write is an
+    :class:`AuditError` at once.
+    """
+
+    first: float = 1.0
+    longest: float = 30.0
+    sleep: Callable[[float], Awaitable[None]] = anyio.sleep
+
+
+def _passes(exc: sqlite3.Error) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return (
+        isinstance(exc, sqlite3.OperationalError) and code is not None and code & 0xFF in _PASSING
+    )
+
+
 class _Turns:
     """Whose turn it is on the connection.
 
@@ -283,8 +323,10 @@ def _row(e: NewEntry, stamp: str) -> tuple[Any, ...]:
 class AuditStore:
     """The audit database. Use ``async with AuditStore.open(path) as store``."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, patience: Patience | None = None) -> None:
         self.path = path
+        self.patience = patience
+        self.failing: str | None = None  # while writes wait out a failure: the error
         self._db: aiosqlite.Connection | None = None
         # One connection serves every task: a transaction has it to itself (two tasks
         # beginning at once would nest, which SQLite refuses, and a statement sent
@@ -292,8 +334,8 @@ class AuditStore:
         self._turns = _Turns()
 
     @classmethod
-    def open(cls, path: Path) -> AuditStore:
-        return cls(path)
+    def open(cls, path: Path, *, patience: Patience | None = None) -> AuditStore:
+        return cls(path, patience=patience)
 
     async def __aenter__(self) -> Self:
         await self.connect()
@@ -362,14 +404,52 @@ class AuditStore:
         """One write transaction: committed as a whole, or rolled back (also on cancel)."""
         db = self.db
         async with self._turns.alone():
-            await db.execute("BEGIN IMMEDIATE")
+            try:
+                await db.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise self._failed(exc) from None
             try:
                 yield
                 await db.execute("COMMIT")
-            except BaseException:
+            except BaseException as exc:
                 with anyio.CancelScope(shield=True), contextlib.suppress(sqlite3.Error):
                     await db.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.OperationalError):
+                    raise self._failed(exc) from None
                 raise
+
+    def _failed(self, exc: sqlite3.Error) -> AuditError:
+        return AuditError(f"cannot write to the audit database {self.path}: {exc}")
+
+    async def _patiently(self, attempt: Callable[[], Awaitable[T]]) -> T:
+        """``attempt()`` (one statement, atomic), again after a failure that can pass.
+
+        A statement that fails changes nothing, so trying it again writes it once.
+        """
+        waited, delay = 0.0, self.patience.first if self.patience else 0.0
+        while True:
+            try:
+                result = await attempt()
+            except sqlite3.OperationalError as exc:
+                if self.patience is None or not _passes(exc):
+                    raise self._failed(exc) from None
+                error = self.failing = str(exc)
+            else:
+                if waited:
+                    self.failing = None
+                    log.warning("audit.write_resumed", db=str(self.path), waited=round(waited, 1))
+                return result
+            log.error(
+                "audit.write_failed",
+                error=error,
+                db=str(self.path),
+                waited=round(waited, 1),
+                retry_in=delay,
+                message="no moderation call is made before its intent is written; trying again",
+            )
+            await self.patience.sleep(delay)
+            waited += delay
+            delay = min(delay * 2, self.patience.longest)
 
     async def _write(self, sql: str, params: Sequence[Any]) -> Iterable[sqlite3.Row]:
         """Run one statement that stands alone, in one trip to SQLite's thread; its rows.
@@ -378,10 +458,15 @@ class AuditStore:
         Once sent it runs whatever happens here, so a cancelled caller still waits for
         it: the connection is never handed over with a statement of ours still queued.
         """
-        async with self._turns.shared():
-            with anyio.CancelScope(shield=True):
-                rows = await self.db.execute_fetchall(sql, params)
-        return rows
+        db = self.db
+
+        async def attempt() -> Iterable[sqlite3.Row]:
+            async with self._turns.shared():
+                with anyio.CancelScope(shield=True):
+                    rows = await db.execute_fetchall(sql, params)
+            return rows
+
+        return await self._patiently(attempt)
 
     async def _write_counted(self, sql: str, params: Sequence[Any]) -> int:
         """Run one writing statement, alone on the connection; the rows it changed.
@@ -391,10 +476,14 @@ class AuditStore:
         would, without a second trip to close the cursor.
         """
         db = self.db
-        async with self._turns.alone():
-            before = db.total_changes
-            await db.execute_fetchall(sql, params)
-            return db.total_changes - before
+
+        async def attempt() -> int:
+            async with self._turns.alone():
+                before = db.total_changes
+                await db.execute_fetchall(sql, params)
+                return db.total_changes - before
+
+        return await self._patiently(attempt)
 
     async def close(self) -> None:
         if self._db is not None:
@@ -449,7 +538,8 @@ class AuditStore:
         """
         db = self.db
         before = db.total_changes
-        found_last = await db.execute_insert(*_many(_INSERT_MANY, rows))
+        sql, params = _many(_INSERT_MANY, rows)
+        found_last = await self._patiently(lambda: db.execute_insert(sql, params))
         inserted, last = db.total_changes - before, int(found_last[0]) if found_last else 0
         if inserted == len(rows):
             return list(range(last - inserted + 1, last + 1))

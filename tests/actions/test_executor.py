@@ -10,7 +10,7 @@ import anyio
 from modbot.actions.executor import Executor, Work
 from modbot.actions.timers import Timers
 from modbot.audit.query import AuditFilter
-from modbot.audit.store import AuditStore
+from modbot.audit.store import AuditStore, Patience
 from modbot.euler.client import EulerClient
 from modbot.fake.clock import FakeClock
 from modbot.fake.server import FakeEuler, Fault
@@ -210,6 +210,33 @@ async def test_a_rate_limited_route_pauses_alone(
     assert [s for _, s, _ in await entries(store)] == ["done", "done"]
     ban_at = fake.calls_to("ban")[0].at
     assert ban_at <= fake.calls_to("mute", ok_only=True)[0].at
+
+
+async def test_no_call_goes_out_before_its_intent_is_written_on_a_full_disk(
+    executor: Executor, store: AuditStore, fake: FakeEuler, clock: FakeClock
+) -> None:
+    """The disk fills before a raid's intents can be written: the executor waits (no
+    call made meanwhile), and once there is room every ban goes out once and is done."""
+    calls_while_full: list[int] = []
+
+    async def sleep(seconds: float) -> None:
+        del seconds
+        calls_while_full.append(len(fake.calls))
+        if len(calls_while_full) == 3:
+            await store.db.execute("PRAGMA max_page_count = 1073741823")
+
+    store.patience = Patience(sleep=sleep)
+    ((pages,),) = await store.db.execute_fetchall("PRAGMA page_count")
+    await store.db.execute(f"PRAGMA max_page_count = {pages}")
+    raid = [event(fake, clock, n, text="x" * 1_500) for n in range(1, 31)]
+    with anyio.fail_after(20):
+        await execute(executor, *(Work(e, [decision(e, "ban")]) for e in raid))
+    assert calls_while_full == [0, 0, 0]
+    assert len(fake.calls_to("ban", ok_only=True)) == 30
+    assert {c.params["tiktok_user_id"] for c in fake.calls_to("ban")} == {
+        e.user.user_id for e in raid if e.user
+    }
+    assert [s for _, s, _ in await entries(store)] == ["done"] * 30
 
 
 async def test_a_redelivered_message_is_not_acted_on_twice(

@@ -11,12 +11,13 @@ from pathlib import Path
 
 import anyio
 import pytest
+from structlog.testing import capture_logs
 
 from modbot.audit import store as store_module
 from modbot.audit import view
 from modbot.audit.query import AuditFilter, FilterError, parse_when
 from modbot.audit.schema import MIGRATIONS, VERSION
-from modbot.audit.store import AuditStore, NewEntry
+from modbot.audit.store import AuditStore, NewEntry, Patience
 from modbot.errors import AuditError, ConfigError
 from modbot.fake.clock import FakeClock
 
@@ -341,6 +342,77 @@ async def test_a_transaction_waits_for_statements_on_their_way_and_holds_back_ne
         "third in",
         "third out",
     ]
+
+
+async def fill_the_disk(store: AuditStore) -> None:
+    """The database may not grow past the pages it has: what a full disk does to it."""
+    ((pages,),) = await store.db.execute_fetchall("PRAGMA page_count")
+    await store.db.execute(f"PRAGMA max_page_count = {pages}")
+
+
+async def free_the_disk(store: AuditStore) -> None:
+    await store.db.execute("PRAGMA max_page_count = 1073741823")
+
+
+async def test_writes_wait_out_a_full_disk_and_each_goes_in_once(
+    tmp_path: Path, clock: FakeClock, returning: bool
+) -> None:
+    """With patience, a write that fails for want of space is tried again (1, 2, 4, 4 s)
+    until it goes in: every intent once, every outcome and timer once, logged."""
+    del returning
+    waits: list[tuple[float, str | None]] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append((seconds, store.failing))
+        if len(waits) == 4:
+            await free_the_disk(store)
+
+    patience = Patience(first=1.0, longest=4.0, sleep=sleep)
+    async with AuditStore.open(tmp_path / "a.db", patience=patience) as store:
+        await fill_the_disk(store)
+        rows = [new(clock, msg_id=str(i), msg_text="x" * 1_500) for i in range(40)]
+        with capture_logs() as logs:
+            ids = await store.add(rows, clock.now())
+        assert [w for w, _ in waits] == [1.0, 2.0, 4.0, 4.0]
+        assert all(failing and "full" in failing for _, failing in waits)
+        assert store.failing is None
+        assert [x["event"] for x in logs] == ["audit.write_failed"] * 4 + ["audit.write_resumed"]
+        assert logs[-1]["waited"] == 11.0
+        assert None not in ids
+        assert await store.count() == 40
+
+        waits.clear()
+        await fill_the_disk(store)
+        done = [(i, "done", None) for i in ids if i is not None]
+        patches = {i: {"note": "y" * 3_000} for i in ids if i is not None}
+        due = [(9e9, "unmute", "host", "1", "68001", ids[0] or 0)]
+        await store.finish(done, clock.now(), timers=due, params=patches)
+        assert len(waits) == 4
+        assert await store.count("done") == 40
+        assert len(await store.pending_timers()) == 1
+        assert (await store.get(ids[0] or 0)).params["note"] == "y" * 3_000  # type: ignore[union-attr]
+
+
+async def test_without_patience_a_full_disk_is_a_clear_error_and_writes_nothing(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    async with AuditStore.open(tmp_path / "a.db") as store:
+        await fill_the_disk(store)
+        rows = [new(clock, msg_id=str(i), msg_text="x" * 1_500) for i in range(40)]
+        with pytest.raises(AuditError, match=r"cannot write to the audit database .*a\.db: .*full"):
+            await store.add(rows, clock.now())
+        assert await store.count() == 0
+
+
+async def test_a_failure_that_cannot_pass_is_raised_at_once_even_with_patience(
+    tmp_path: Path,
+) -> None:
+    async def sleep(seconds: float) -> None:
+        raise AssertionError(seconds)
+
+    async with AuditStore.open(tmp_path / "a.db", patience=Patience(sleep=sleep)) as store:
+        with pytest.raises(AuditError, match="no such table"):
+            await store._write("INSERT INTO nowhere VALUES (1)", ())
 
 
 async def test_filters(tmp_path: Path, clock: FakeClock) -> None:
