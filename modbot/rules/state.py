@@ -161,11 +161,12 @@ class Clusters:
             if checked >= FUZZY_CANDIDATES:
                 break
             other = data[other_key]
-            if _stale(other[0], cutoff):
-                continue
+            times = other[0]
+            if not times or times[-1] <= cutoff:
+                continue  # stale (as _stale says; inline, this runs for every candidate)
             checked += 1
             other_length = len(other_key)
-            longest = max(length, other_length)
+            longest = length if length > other_length else other_length  # noqa: FURB136 (no call: runs for every candidate)
             if abs(length - other_length) > slack * longest:
                 continue  # the lengths alone rule it out
             exact = False
@@ -192,7 +193,8 @@ class Clusters:
 # Letter buckets for the fast bound: a-z, 0-9, space, and one for everything else.
 _ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789 "
 _FIELD = 64  # bits per bucket: counts up to 64 (a chat message is at most a few hundred)
-_UNARY = [((1 << n) - 1).to_bytes(_FIELD // 8, "little") for n in range(_FIELD + 1)]
+_RUNS = [(1 << n) - 1 for n in range(_FIELD + 1)]  # n in unary
+_SHIFTS = {c: i * _FIELD for i, c in enumerate(_ALPHABET)}  # where each bucket's field starts
 _OTHER = len(_ALPHABET) * _FIELD  # where the field of every other character starts
 
 
@@ -204,11 +206,19 @@ def _unary(text: str) -> int:
     several characters together ("everything else") can only raise the sum, so the
     bound never rejects a pair the exact one keeps; 0 means no fast bound.
     """
-    counts = [text.count(c) for c in _ALPHABET]
-    counts.append(len(text) - sum(counts))
-    if max(counts) > _FIELD:
+    value = 0
+    other = len(text)
+    for c in set(text):
+        shift = _SHIFTS.get(c)
+        if shift is not None:
+            n = text.count(c)
+            if n > _FIELD:
+                return 0
+            value |= _RUNS[n] << shift
+            other -= n
+    if other > _FIELD:
         return 0
-    return int.from_bytes(b"".join([_UNARY[n] for n in counts]), "little")
+    return value | _RUNS[other] << _OTHER
 
 
 def _letters(text: str) -> dict[str, int]:

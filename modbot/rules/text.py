@@ -25,6 +25,7 @@ from __future__ import annotations
 import bisect
 import functools
 import itertools
+import operator
 import re
 import string
 import unicodedata
@@ -159,6 +160,9 @@ _EDGE = ".,!?;:'\"()[]{}<>|~`^-_=+/\\…‘’“”«»¿¡"
 _JOINERS = set(".-_'’`~^+=:,/\\")
 _WORD_SPLIT = re.compile(r"[^\w]+")
 _DOUBLED = re.compile(r"(.)\1+", re.DOTALL)  # a run of one character
+# A run's character, as re.sub's replacement: a C function (a template like r"\1" is
+# expanded by Python code for every run).
+_FIRST = operator.itemgetter(1)
 
 
 def _strip_marks(text: str) -> str:
@@ -292,7 +296,7 @@ def _token_words(token: str, *, alt: bool) -> list[str]:
 
 def has_ambiguous(text: str) -> bool:
     """Whether the text has characters with two readings (1 ! | I, a leading @)."""
-    return "I" in text or "@" in text or any(c in AMBIGUOUS for c in text)
+    return "I" in text or "@" in text or not AMBIGUOUS.isdisjoint(text)
 
 
 def squeeze(word: str) -> tuple[str, tuple[int, ...]]:
@@ -359,31 +363,49 @@ class Hit:
     words: str  # the normalised words it matched
 
 
-@dataclass
 class _Canonical:
-    text: str
-    counts: tuple[int, ...]
-    words: list[str]
-    starts: list[int]  # where each word starts in ``text``
+    """A text's words as the automaton reads them: ``START`` words ``END``, squeezed at
+    ``standard``. The run lengths and word starts are worked out only for a text with
+    an automaton hit (most texts have none).
+    """
+
+    __slots__ = ("_counts", "_joined", "_starts", "level", "text", "words")
+
+    def __init__(self, found: Sequence[str], level: Level) -> None:
+        joined = f"{START}{SPACE.join(found)}{END}"
+        # Runs never cross a space (words are not empty) or the start and end marks, so
+        # squeezing the joined words squeezes each word.
+        squeezed = level == "standard" and _DOUBLED.search(joined) is not None
+        self.text = _DOUBLED.sub(_FIRST, joined) if squeezed else joined
+        self.words = list(found)
+        self.level = level
+        self._joined = joined
+        self._counts: tuple[int, ...] | None = None
+        self._starts: list[int] | None = None
+
+    @property
+    def counts(self) -> tuple[int, ...]:
+        """How many times each character of ``text`` stood in a row."""
+        if self._counts is None:
+            if len(self.text) == len(self._joined):
+                self._counts = (1,) * len(self.text)
+            else:
+                self._counts = _squeeze(self._joined)[1]
+        return self._counts
+
+    @property
+    def starts(self) -> list[int]:
+        """Where each word starts in ``text``."""
+        if self._starts is None:
+            words = self.text[1:-1].split(SPACE) if self.level == "standard" else self.words
+            self._starts = list(itertools.accumulate((len(w) + 1 for w in words[:-1]), initial=1))
+        return self._starts
 
     def covered(self, start: int, end: int) -> str:
         """The (unsqueezed) words that the span [start, end] touches."""
         first = bisect.bisect_right(self.starts, start) - 1
         last = bisect.bisect_right(self.starts, end) - 1
         return SPACE.join(self.words[max(first, 0) : last + 1])
-
-
-def _canonical(found: Sequence[str], level: Level) -> _Canonical:
-    text = f"{START}{SPACE.join(found)}{END}"
-    if level == "standard":
-        # Runs never cross a space (words are not empty) or the start and end marks,
-        # so squeezing the joined words squeezes each word.
-        text, counts = squeeze(text)
-        words: Sequence[str] = text[1:-1].split(SPACE)
-    else:
-        counts, words = (1,) * len(text), found
-    starts = itertools.accumulate((len(w) + 1 for w in words[:-1]), initial=1)
-    return _Canonical(text, counts, list(found), list(starts))
 
 
 @dataclass
@@ -451,8 +473,8 @@ class Matcher:
     def _find(self, found: list[str]) -> list[Hit]:
         if not found:
             return []
-        canon = _canonical(found, self.level)
-        text, counts = canon.text, canon.counts
+        canon = _Canonical(found, self.level)
+        text = canon.text
         last = len(text) - 1
         hits: list[Hit] = []
         if self._by_pattern:
@@ -460,6 +482,7 @@ class Matcher:
                 start = end - length + 1
                 before, after = text[start - 1], text[end + 1]
                 bounded = before in (SPACE, START) and after in (SPACE, END)
+                counts = canon.counts
                 for term_id, term_counts in entries:
                     if all(counts[start + i] >= n for i, n in enumerate(term_counts)):
                         hits.append(
@@ -773,4 +796,5 @@ _ASCII_UPPER = string.ascii_uppercase.encode()
 
 def similarity_key(text: str) -> str:
     """The text reduced for copy-paste comparison: standard words, squeezed, joined."""
-    return SPACE.join(squeeze(w)[0] for w in words(text, "standard"))
+    # Runs never cross a space between words: squeezing the joined words squeezes each.
+    return _DOUBLED.sub(_FIRST, SPACE.join(_words(text, "standard", False)))

@@ -215,7 +215,9 @@ def test_separated_letters_still_match(term: str, sep: str) -> None:
     assert any(h.word_bounded for h in m.find(f"look {spread} here")), spread
 
 
-def _canonical_general(found: Sequence[str], level: tx.Level) -> tx._Canonical:
+def _canonical_general(
+    found: Sequence[str], level: tx.Level
+) -> tuple[str, tuple[int, ...], list[str], list[int]]:
     """The canonical text word by word: the model the joined-and-squeezed one must match."""
     letters = [tx.START]
     counts = [1]
@@ -238,7 +240,7 @@ def _canonical_general(found: Sequence[str], level: tx.Level) -> tx._Canonical:
             length += len(word)
     letters.append(tx.END)
     counts.append(1)
-    return tx._Canonical("".join(letters), tuple(counts), list(found), starts)
+    return "".join(letters), tuple(counts), list(found), starts
 
 
 @settings(max_examples=500, deadline=None)
@@ -252,10 +254,16 @@ def test_the_fast_paths_of_normalisation_agree_with_the_general_ones(
     assert tx.basic(ascii_text) == tx._basic(ascii_text)
     for word in [*ascii_text.split(), *text.split(), ascii_text, text]:
         assert tx.squeeze(word) == tx._squeeze(word)
+    for t in (ascii_text, text):
+        found = tx.words(t, "standard")
+        assert tx.similarity_key(t) == " ".join(tx.squeeze(w)[0] for w in found)
     for level in tx.LEVELS:
         for found in (tx.words(text, level), tx.words(ascii_text, level)):
             if found:
-                assert tx._canonical(found, level) == _canonical_general(found, level)
+                canon = tx._Canonical(found, level)
+                assert (canon.text, canon.counts, canon.words, canon.starts) == (
+                    _canonical_general(found, level)
+                )
     for token in tx.fold(text).split() + tx.fold(ascii_text).split():
         if token.isalpha():
             assert tx._token_words(token, alt=False) == [token]
