@@ -45,7 +45,7 @@ class EvalContext:
     now: float
     matchers: Mapping[Level, Matcher]
     state: RoomRates
-    _hits: dict[tuple[Field, Level], list[Hit]] = field(default_factory=dict)
+    _hits: dict[tuple[Field, Level], Sequence[Hit]] = field(default_factory=dict)
     _measures: dict[Field, Measures] = field(default_factory=dict)
     _links: dict[Field, list[str]] = field(default_factory=dict)
 
@@ -54,12 +54,18 @@ class EvalContext:
             return self.event.text
         return self.event.user.nickname if self.event.user else ""
 
-    def hits(self, which: Field, level: Level) -> list[Hit]:
+    def hits(self, which: Field, level: Level) -> Sequence[Hit]:
         key = (which, level)
         found = self._hits.get(key)
         if found is None:
             text = self.text(which)
-            found = self.matchers[level].find(text) if text else []
+            matcher = self.matchers[level]
+            if not text:
+                found = ()
+            elif which == "text":
+                found = matcher.find(text)
+            else:
+                found = matcher.find_remembered(text)
             self._hits[key] = found
         return found
 

@@ -29,7 +29,7 @@ import operator
 import re
 import string
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Literal
@@ -154,11 +154,25 @@ LEET = {"4": "a", "@": "a", "3": "e", "0": "o", "5": "s", "$": "s", "7": "t"}
 AMBIGUOUS = {"1", "!", "|"}
 MASKS = {"*", "#"}
 MASK = "*"
+_LEETISH = frozenset(LEET) | AMBIGUOUS | MASKS  # characters _leet changes
+_LEET_AS = {  # str.translate tables of _leet, by the reading of the ambiguous characters
+    reading: str.maketrans(
+        {**LEET, **dict.fromkeys(AMBIGUOUS, reading), **dict.fromkeys(MASKS, MASK)}
+    )
+    for reading in ("i", "l")
+}
 # Punctuation stripped from the ends of a word (leet and mask characters stay).
 _EDGE = ".,!?;:'\"()[]{}<>|~`^-_=+/\\…‘’“”«»¿¡"
 # Characters that join the pieces of one word (f.r.e.e, f-r-e-e, don't).
 _JOINERS = set(".-_'’`~^+=:,/\\")
 _WORD_SPLIT = re.compile(r"[^\w]+")
+# What a word loses after leet: all but letters, digits (str.isalnum) and the mask. (In
+# a str pattern, \w is str.isalnum() or "_".)
+_NOT_KEPT = re.compile(r"[^\w*]|_")
+# Names up to this long have their hits remembered, the last REMEMBERED of them (a few
+# megabytes: most have no hit, and all of those share one empty tuple).
+REMEMBERED_LENGTH = 100
+REMEMBERED = 65_536
 _DOUBLED = re.compile(r"(.)\1+", re.DOTALL)  # a run of one character
 # A run's character, as re.sub's replacement: a C function (a template like r"\1" is
 # expanded by Python code for every run).
@@ -202,6 +216,8 @@ def _letterish(c: str) -> bool:
 
 def _glue_single_chars(tokens: list[str]) -> list[str]:
     """Runs of three or more one-character tokens become one word (``f r e e``)."""
+    if min(map(len, tokens), default=2) > 1:
+        return tokens  # no one-character token (most texts)
     out: list[str] = []
     run: list[str] = []
     for token in tokens:
@@ -237,19 +253,9 @@ def _split_token(token: str, *, alt: bool) -> list[str]:
 
 
 def _leet(word: str, ambiguous_as: str) -> str:
-    if not any(c.isalpha() for c in word):
+    if _LEETISH.isdisjoint(word) or not any(c.isalpha() for c in word):
         return word
-    out = []
-    for c in word:
-        if c in LEET:
-            out.append(LEET[c])
-        elif c in AMBIGUOUS:
-            out.append(ambiguous_as)
-        elif c in MASKS:
-            out.append(MASK)
-        else:
-            out.append(c)
-    return "".join(out)
+    return word.translate(_LEET_AS[ambiguous_as])
 
 
 def words(text: str, level: Level, *, alt: bool = False) -> list[str]:
@@ -288,7 +294,7 @@ def _token_words(token: str, *, alt: bool) -> list[str]:
     out: list[str] = []
     for word in _split_token(token, alt=alt):
         leet = _leet(word, "l" if alt else "i")
-        cleaned = "".join(c for c in leet if c.isalnum() or c == MASK)
+        cleaned = leet if leet.isalnum() else _NOT_KEPT.sub("", leet)
         if cleaned.strip(MASK):
             out.append(cleaned)
     return out
@@ -421,6 +427,9 @@ class Matcher:
     _masked: dict[int, list[tuple[str, int]]] = field(default_factory=dict)
     _ids: dict[str, int] = field(default_factory=dict)
     _frozen: bool = False
+    _remembered: Callable[[str], tuple[Hit, ...]] | None = field(
+        default=None, repr=False, compare=False
+    )
 
     def add(self, term: str) -> int | None:
         """Register a term; returns its id (the same id for the same normalised term)."""
@@ -458,17 +467,33 @@ class Matcher:
     def size(self) -> int:
         return len(self._ids)
 
-    def find(self, text: str) -> list[Hit]:
+    def find(self, text: str) -> tuple[Hit, ...]:
         """Every term hit in ``text`` (both readings of 1 ! | at ``standard``)."""
         if not self._ids:
-            return []
+            return ()
+        return self._find_all(text)
+
+    def find_remembered(self, text: str) -> tuple[Hit, ...]:
+        """``find``, remembering the hits of the last ``REMEMBERED`` short texts: for
+        names, which come back with every message of their viewer (a chat's texts would
+        push them out). A new matcher (a reload) starts with nothing remembered.
+        """
+        if not self._ids:
+            return ()
+        if len(text) > REMEMBERED_LENGTH:
+            return self._find_all(text)
+        if self._remembered is None:
+            self._remembered = functools.lru_cache(maxsize=REMEMBERED)(self._find_all)
+        return self._remembered(text)
+
+    def _find_all(self, text: str) -> tuple[Hit, ...]:
         hits = self._find(words(text, self.level))
         if self.level == "standard" and has_ambiguous(text):
             seen = {(h.term_id, h.words) for h in hits}
             for hit in self._find(words(text, self.level, alt=True)):
                 if (hit.term_id, hit.words) not in seen:
                     hits.append(hit)
-        return hits
+        return tuple(hits)
 
     def _find(self, found: list[str]) -> list[Hit]:
         if not found:

@@ -302,3 +302,59 @@ def test_the_fast_bound_gives_up_on_counts_beyond_its_fields() -> None:
 
     assert _unary("a" * 64) != 0
     assert _unary("a" * 65) == 0  # no fast bound: the exact one decides
+
+
+def test_remembered_hits_are_the_hits_and_only_short_names_are_kept() -> None:
+    m = tx.Matcher("standard")
+    m.add("idiot")
+    m.freeze()
+    for name in ["1d10t_fan", "id1ot", "viewer_42", "x" * tx.REMEMBERED_LENGTH + " idiot"]:
+        assert m.find_remembered(name) == m.find(name)
+        assert m.find_remembered(name) == m.find(name)  # the second answer is remembered
+    assert m._remembered is not None
+    info = m._remembered.cache_info()  # type: ignore[attr-defined]
+    assert (info.hits, info.currsize) == (3, 3)  # the long one is not kept
+    assert m.find_remembered("id1ot")
+
+
+def _leet_model(word: str, ambiguous_as: str) -> str:
+    if not any(c.isalpha() for c in word):
+        return word
+    out = []
+    for c in word:
+        if c in tx.LEET:
+            out.append(tx.LEET[c])
+        elif c in tx.AMBIGUOUS:
+            out.append(ambiguous_as)
+        elif c in tx.MASKS:
+            out.append(tx.MASK)
+        else:
+            out.append(c)
+    return "".join(out)
+
+
+def _glue_model(tokens: list[str]) -> list[str]:
+    out: list[str] = []
+    run: list[str] = []
+    for token in tokens:
+        if len(token) == 1 and tx._letterish(token):
+            run.append(token)
+            continue
+        out.extend(["".join(run)] if len(run) >= 3 else run)
+        run = []
+        out.append(token)
+    out.extend(["".join(run)] if len(run) >= 3 else run)
+    return out
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=st.sampled_from("ab1!|@4$*#_- é٣²ⅷ\u0301.x"), max_size=30), st.text())
+def test_leet_cleaning_and_gluing_agree_with_their_character_by_character_models(
+    word: str, anything: str
+) -> None:
+    for text in (word, anything):
+        for reading in ("i", "l"):
+            assert tx._leet(text, reading) == _leet_model(text, reading)
+        kept = "".join(c for c in text if c.isalnum() or c == tx.MASK)
+        assert tx._NOT_KEPT.sub("", text) == kept
+        assert tx._glue_single_chars(text.split()) == _glue_model(text.split())
