@@ -56,6 +56,11 @@ BULK_LIVE_CHECK_BATCH = 50
 _PLAN_WORDS = ("premium", "plan", "upgrade", "pricing", "scope", "permission", "not allowed")
 
 log = get_logger("modbot.euler")
+# Connections to the API: as many as the executor has calls in flight on its busiest
+# routes, all kept open between calls. (httpx's default, 100 with 20 kept, closed and
+# reopened connections in every burst, and its pool walks every connection, polling the
+# idle ones, each time a request starts or ends.)
+POOL = httpx.Limits(max_connections=32, max_keepalive_connections=32)
 
 
 class TokenProvider(Protocol):
@@ -186,6 +191,7 @@ class EulerClient:
             timeout=timeout,
             transport=transport,
             follow_redirects=False,
+            limits=POOL,
         )
 
     async def __aenter__(self) -> Self:

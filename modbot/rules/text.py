@@ -177,6 +177,9 @@ _DOUBLED = re.compile(r"(.)\1+", re.DOTALL)  # a run of one character
 # A run's character, as re.sub's replacement: a C function (a template like r"\1" is
 # expanded by Python code for every run).
 _FIRST = operator.itemgetter(1)
+_WHOLE = operator.itemgetter(0)
+# A run of a character that is not white space (\s is str.isspace in a str pattern).
+_DOUBLED_NOT_SPACE = re.compile(r"(\S)\1+")
 
 
 def _strip_marks(text: str) -> str:
@@ -802,7 +805,7 @@ def _measure_ascii(text: str) -> Measures:
     caps = (len(raw) - len(raw.translate(None, _ASCII_UPPER))) / letters if letters >= 5 else 0.0
     # Runs of two or more; otherwise 1 if there is anything but white space.
     longest = max(
-        (len(m.group(0)) for m in _DOUBLED.finditer(text.lower()) if not m.group(0).isspace()),
+        map(len, map(_WHOLE, _DOUBLED_NOT_SPACE.finditer(text.lower()))),
         default=0 if text.isspace() or not text else 1,
     )
     return Measures(
