@@ -10,6 +10,7 @@ kind of problem and skipped, so one bad message never costs the others.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -39,11 +40,20 @@ class Decoder:
 
     def decode(self, bundle: dict[str, Any]) -> list[Event]:
         """The events of one bundle, in order; problems are counted, never raised."""
+        return [event for part in self.parts(bundle, None) for event in part]
+
+    def parts(self, bundle: dict[str, Any], size: int | None) -> Iterator[list[Event]]:
+        """The events of one bundle, ``size`` messages at a time (all at once: None)."""
         messages = bundle.get("messages")
         if not isinstance(messages, list):
             self.malformed["bundle without messages"] += 1
-            return []
+            return
         self._bundle_ms = bundle.get("timestamp")
+        step = size or max(len(messages), 1)
+        for start in range(0, len(messages), step):
+            yield self._events(messages[start : start + step])
+
+    def _events(self, messages: list[object]) -> list[Event]:
         out: list[Event] = []
         for message in messages:
             try:

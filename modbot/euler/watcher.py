@@ -15,9 +15,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from typing import TYPE_CHECKING, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import anyio
+import anyio.lowlevel
 import structlog
 from anyio.abc import TaskGroup, TaskStatus
 from anyio.streams.memory import MemoryObjectSendStream
@@ -40,6 +41,9 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("modbot.watcher")
 
+# Messages of a bundle decoded between turns of the loop (a quiet stream's bundle is
+# one part; a raid's bundle of 300 messages is ten).
+DECODE_SLICE = 32
 RECONNECT_POLICY = RetryPolicy(max_attempts=1_000_000, base_delay=1.0, max_delay=60.0)
 
 
@@ -208,13 +212,7 @@ class Watcher:
                             stream.state = StreamState.CONNECTED
                             attempt = 0
                             log.info("stream.connected", streamer=stream.handle)
-                        # A bundle's events travel together: one hand-off, not one each.
-                        events = decoder.decode(bundle)
-                        _report_malformed(stream, decoder)
-                        if events:
-                            stream.events += len(events)
-                            await hand_on(sink, Arrival(events, received))
-                            ended = any(e.kind == "stream_end" for e in events)
+                        ended = await _pass_on(stream, decoder, bundle, Sink(sink, received))
                         if ended:
                             break
                 except SourceClosed as closed:
@@ -242,6 +240,34 @@ class Watcher:
                     delay = RECONNECT_POLICY.delay(attempt, retry_after=None, jitter=jitter)
                     log.info("stream.backoff", streamer=stream.handle, seconds=round(delay or 0, 1))
                     await anyio.sleep(delay or 60.0)
+
+
+class Sink(NamedTuple):
+    """Where a bundle's events go, and when the bundle arrived."""
+
+    stream: MemoryObjectSendStream[Arrival]
+    received: float
+
+
+async def _pass_on(stream: Stream, decoder: Decoder, bundle: dict[str, Any], sink: Sink) -> bool:
+    """Decode a bundle and hand its events on; whether the stream ended.
+
+    The events travel together, one hand-off for each ``DECODE_SLICE`` messages: a
+    raid's bundle of hundreds takes turns with the rest of the daemon (whose calls wait
+    for turns of the loop).
+    """
+    ended = False
+    for part, events in enumerate(decoder.parts(bundle, DECODE_SLICE)):
+        if part:
+            await anyio.lowlevel.checkpoint()
+        if events:
+            stream.events += len(events)
+            await hand_on(sink.stream, Arrival(events, sink.received))
+            ended = any(e.kind == "stream_end" for e in events)
+        if ended:
+            break
+    _report_malformed(stream, decoder)
+    return ended
 
 
 def _report_malformed(stream: Stream, decoder: Decoder) -> None:

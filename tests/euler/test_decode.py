@@ -152,3 +152,17 @@ def test_a_message_without_create_time_takes_the_bundle_time() -> None:
     del message["data"]["common"]["createTime"]
     (event,) = decoder().decode(m.bundle([message], NOW + 5000))
     assert event.ts == datetime.fromtimestamp((NOW + 5000) / 1000, UTC)
+
+
+def test_a_bundle_decodes_in_parts_as_it_does_whole() -> None:
+    viewer = m.Viewer("v", "6801")
+    messages = [m.chat("7001", viewer, f"t{i}", 1_790_000_000_000) for i in range(70)]
+    messages.insert(5, {"type": "WebcastChatMessage", "data": {}})  # malformed: counted
+    bundle = {"messages": messages}
+    whole, sliced = Decoder("host"), Decoder("host")
+    parts = list(sliced.parts(bundle, 32))
+    assert [len(p) for p in parts] == [31, 32, 7]
+    assert [e for p in parts for e in p] == whole.decode(bundle)
+    assert sliced.malformed == whole.malformed
+    assert sum(whole.malformed.values()) == 1
+    assert list(Decoder("host").parts({"messages": []}, 32)) == []
