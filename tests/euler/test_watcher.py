@@ -29,6 +29,7 @@ async def watching(
     tmp_path: Path,
 ):
     events: list[Event] = []
+    sizes: list[int] = []  # events per hand-off
     async with AuditStore.open(tmp_path / "audit.db") as store:
         watcher = Watcher(
             client,
@@ -44,16 +45,17 @@ async def watching(
             async with receive:
                 async for arrival in receive:
                     events.extend(arrival.events)
+                    sizes.append(len(arrival.events))
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(collect)
             await tg.start(watcher.run, send)
-            yield watcher, events
+            yield watcher, events, sizes
             tg.cancel_scope.cancel()
 
 
 async def test_a_live_streamer_is_connected_and_events_flow(watching, fake: FakeEuler) -> None:
-    watcher, events = watching
+    watcher, events, _ = watching
     await fake.wait_connected("host_handle")
     room = fake.streamer("host_handle")
     fake.emit("host_handle", [m.chat(room.room_id, m.Viewer("v", "6801"), "hi", fake.now_ms())])
@@ -64,47 +66,22 @@ async def test_a_live_streamer_is_connected_and_events_flow(watching, fake: Fake
     assert len(fake.calls_to("user_id")) == 1
 
 
-async def test_a_raids_bundle_is_handed_on_in_slices_in_order(
-    fake: FakeEuler, fake_server: LoopbackServer, client: EulerClient, clock: FakeClock, tmp_path
-) -> None:
+async def test_a_raids_bundle_is_handed_on_in_slices_in_order(watching, fake: FakeEuler) -> None:
     """A bundle of 70 messages goes on as 32 + 32 + 6 events (the loop turns between
     them), in order; a quiet stream's bundle is one hand-off."""
-    sizes: list[int] = []
-    texts: list[str] = []
-    async with AuditStore.open(tmp_path / "audit.db") as store:
-        watcher = Watcher(
-            client,
-            ["host_handle"],
-            lambda h: EulerWebSocket(fake_server.ws_url, unique_id=h, api_key=fake.api_key),
-            store=store,
-            clock_now=clock.now,
-            interval=0.2,
-        )
-        send, receive = anyio.create_memory_object_stream[Arrival](1000)
-
-        async def collect() -> None:
-            async with receive:
-                async for arrival in receive:
-                    sizes.append(len(arrival.events))
-                    texts.extend(e.text for e in arrival.events)
-
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(collect)
-            await tg.start(watcher.run, send)
-            await fake.wait_connected("host_handle")
-            room = fake.streamer("host_handle").room_id
-            viewer = m.Viewer("v", "6801")
-            raid = [m.chat(room, viewer, f"raid {i}", fake.now_ms()) for i in range(70)]
-            fake.emit("host_handle", raid)
-            fake.emit("host_handle", [m.chat(room, viewer, "quiet", fake.now_ms())])
-            await until(lambda: len(texts) == 71)
-            tg.cancel_scope.cancel()
+    _, events, sizes = watching
+    await fake.wait_connected("host_handle")
+    room = fake.streamer("host_handle").room_id
+    viewer = m.Viewer("v", "6801")
+    fake.emit("host_handle", [m.chat(room, viewer, f"raid {i}", fake.now_ms()) for i in range(70)])
+    fake.emit("host_handle", [m.chat(room, viewer, "quiet", fake.now_ms())])
+    await until(lambda: len(events) == 71)
     assert sizes == [32, 32, 6, 1]
-    assert texts == [f"raid {i}" for i in range(70)] + ["quiet"]
+    assert [e.text for e in events] == [f"raid {i}" for i in range(70)] + ["quiet"]
 
 
 async def test_offline_live_offline_live_is_followed(watching, fake: FakeEuler) -> None:
-    watcher, events = watching
+    watcher, events, _ = watching
     stream = watcher.streams["host_handle"]
     for _ in range(2):
         await fake.wait_connected("host_handle")
@@ -124,7 +101,7 @@ async def test_offline_live_offline_live_is_followed(watching, fake: FakeEuler) 
 async def test_every_close_code_takes_its_documented_path(
     watching, fake: FakeEuler, code: int
 ) -> None:
-    watcher, _ = watching
+    watcher, _, _ = watching
     stream = watcher.streams["host_handle"]
     await fake.wait_connected("host_handle")
     await until(lambda: stream.state is StreamState.CONNECTED)

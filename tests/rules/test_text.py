@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import pytest
@@ -334,16 +335,11 @@ def _leet_model(word: str, ambiguous_as: str) -> str:
 
 
 def _glue_model(tokens: list[str]) -> list[str]:
+    """Runs of three or more one-character letter tokens joined, by groups."""
     out: list[str] = []
-    run: list[str] = []
-    for token in tokens:
-        if len(token) == 1 and tx._letterish(token):
-            run.append(token)
-            continue
-        out.extend(["".join(run)] if len(run) >= 3 else run)
-        run = []
-        out.append(token)
-    out.extend(["".join(run)] if len(run) >= 3 else run)
+    for single, group in itertools.groupby(tokens, key=lambda t: len(t) == 1 and tx._letterish(t)):
+        run = list(group)
+        out.extend(["".join(run)] if single and len(run) >= 3 else run)
     return out
 
 
