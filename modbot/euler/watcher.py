@@ -250,7 +250,7 @@ class Sink(NamedTuple):
 
 
 async def _pass_on(stream: Stream, decoder: Decoder, bundle: dict[str, Any], sink: Sink) -> bool:
-    """Decode a bundle and hand its events on; whether the stream ended.
+    """Decode a bundle and hand all its events on; whether the stream ended.
 
     The events travel together, one hand-off for each ``DECODE_SLICE`` messages: a
     raid's bundle of hundreds takes turns with the rest of the daemon (whose calls wait
@@ -263,9 +263,7 @@ async def _pass_on(stream: Stream, decoder: Decoder, bundle: dict[str, Any], sin
         if events:
             stream.events += len(events)
             await hand_on(sink.stream, Arrival(events, sink.received))
-            ended = any(e.kind == "stream_end" for e in events)
-        if ended:
-            break
+            ended = ended or any(e.kind == "stream_end" for e in events)
     _report_malformed(stream, decoder)
     return ended
 

@@ -80,6 +80,23 @@ async def test_a_raids_bundle_is_handed_on_in_slices_in_order(watching, fake: Fa
     assert [e.text for e in events] == [f"raid {i}" for i in range(70)] + ["quiet"]
 
 
+async def test_a_bundle_that_ends_the_stream_is_handed_on_whole(watching, fake: FakeEuler) -> None:
+    """The stream's end early in a bundle: the messages after it still go on (all 40),
+    then the watcher goes back to waiting for the stream to be live."""
+    watcher, events, _ = watching
+    await fake.wait_connected("host_handle")
+    room = fake.streamer("host_handle").room_id
+    viewer = m.Viewer("v", "6801")
+    bundle = [m.chat(room, viewer, f"late {i}", fake.now_ms()) for i in range(39)]
+    bundle.insert(5, m.stream_end(room, fake.now_ms()))
+    fake.emit("host_handle", bundle)
+    await until(lambda: len(events) == 40)
+    assert [e.kind for e in events].count("stream_end") == 1
+    assert [e.text for e in events if e.kind == "comment"] == [f"late {i}" for i in range(39)]
+    stream = watcher.streams["host_handle"]
+    await until(lambda: stream.state is not StreamState.CONNECTED)
+
+
 async def test_offline_live_offline_live_is_followed(watching, fake: FakeEuler) -> None:
     watcher, events, _ = watching
     stream = watcher.streams["host_handle"]
