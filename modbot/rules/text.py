@@ -29,7 +29,8 @@ import operator
 import re
 import string
 import unicodedata
-from collections.abc import Callable, Iterable, Sequence
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Literal
@@ -430,8 +431,10 @@ class Matcher:
     _masked: dict[int, list[tuple[str, int]]] = field(default_factory=dict)
     _ids: dict[str, int] = field(default_factory=dict)
     _frozen: bool = False
-    _remembered: Callable[[str], tuple[Hit, ...]] | None = field(
-        default=None, repr=False, compare=False
+    # Plain strings and tuples (no reference back to the matcher): an old matcher goes
+    # as soon as a reload drops it, without waiting for the cycle collector.
+    _remembered: OrderedDict[str, tuple[Hit, ...]] = field(
+        default_factory=OrderedDict, repr=False, compare=False
     )
 
     def add(self, term: str) -> int | None:
@@ -485,9 +488,13 @@ class Matcher:
             return ()
         if len(text) > REMEMBERED_LENGTH:
             return self._find_all(text)
-        if self._remembered is None:
-            self._remembered = functools.lru_cache(maxsize=REMEMBERED)(self._find_all)
-        return self._remembered(text)
+        remembered = self._remembered
+        found = remembered.get(text)
+        if found is None:
+            found = remembered[text] = self._find_all(text)
+            if len(remembered) > REMEMBERED:
+                remembered.popitem(last=False)  # the one remembered longest ago
+        return found
 
     def _find_all(self, text: str) -> tuple[Hit, ...]:
         hits = self._find(words(text, self.level))

@@ -312,10 +312,19 @@ def test_remembered_hits_are_the_hits_and_only_short_names_are_kept() -> None:
     for name in ["1d10t_fan", "id1ot", "viewer_42", "x" * tx.REMEMBERED_LENGTH + " idiot"]:
         assert m.find_remembered(name) == m.find(name)
         assert m.find_remembered(name) == m.find(name)  # the second answer is remembered
-    assert m._remembered is not None
-    info = m._remembered.cache_info()  # type: ignore[attr-defined]
-    assert (info.hits, info.currsize) == (3, 3)  # the long one is not kept
+    assert list(m._remembered) == ["1d10t_fan", "id1ot", "viewer_42"]  # not the long one
     assert m.find_remembered("id1ot")
+
+
+def test_only_the_last_names_are_remembered(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tx, "REMEMBERED", 3)
+    m = tx.Matcher("standard")
+    m.add("idiot")
+    m.freeze()
+    for name in ["a1", "b2", "c3", "id1ot", "e5"]:
+        assert m.find_remembered(name) == m.find(name)
+    assert list(m._remembered) == ["c3", "id1ot", "e5"]
+    assert m.find_remembered("id1ot")[0].words == "idiot"
 
 
 def _leet_model(word: str, ambiguous_as: str) -> str:
