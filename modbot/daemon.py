@@ -32,7 +32,7 @@ from modbot.actions.timers import Timers
 from modbot.audit.store import AuditStore, Patience, default_db
 from modbot.clock import Clock, SystemClock
 from modbot.config import Settings
-from modbot.errors import ConfigError
+from modbot.errors import AuditError, ConfigError
 from modbot.euler.session import api_session, websocket_factory
 from modbot.euler.tokens import TokenSet
 from modbot.euler.watcher import Arrival, Watcher, hand_on
@@ -103,6 +103,7 @@ class Daemon:
         grace: float = GRACE,
         ws_factory: Callable[[str], EulerWebSocket] | None = None,
         on_decisions: Callable[[Event, list[Decision]], None] | None = None,
+        patience: Patience | None = None,
     ) -> None:
         self.settings = settings
         self.rule_paths = list(rule_paths or [settings.rules_dir])
@@ -110,6 +111,7 @@ class Daemon:
         self.notifier = notifier or Notifier()
         self.handle_signals = handle_signals
         self.grace = grace
+        self.patience = patience or Patience()  # how audit writes wait out a full disk
         self._ws_factory = ws_factory
         self._on_decisions = on_decisions
         self.engine = Engine()
@@ -143,7 +145,7 @@ class Daemon:
             if not await self.reload(initial=True):
                 return 1
             store = await stack.enter_async_context(
-                AuditStore.open(default_db(settings.state_dir), patience=Patience())
+                AuditStore.open(default_db(settings.state_dir), patience=self.patience)
             )
             self.store = store
             executor = Executor(
@@ -233,6 +235,8 @@ class Daemon:
                 sources.cancel_scope.cancel()
             with anyio.move_on_after(self.grace):
                 await pipeline_done.wait()
+            if self.store is not None and not pipeline_done.is_set():
+                self.store.stop_waiting()  # a full disk does not hold the shutdown up
             main.cancel_scope.cancel()
         with anyio.CancelScope(shield=True):
             await self._close_pending()
@@ -242,12 +246,31 @@ class Daemon:
         store = self.store
         if store is None:
             return
+        if store.failing:
+            log.error(
+                "stopped_with_audit_failing",
+                error=store.failing,
+                message="decisions made while audit writes failed were not recorded and not"
+                " acted on; their decision lines are in this log",
+            )
         left = await store.pending()
         if left:
-            await store.finish(
-                [(e.id, "failed", "interrupted by shutdown before the API answered") for e in left],
-                self.clock.now(),
-            )
+            closing = [
+                (e.id, "failed", "interrupted by shutdown before the API answered") for e in left
+            ]
+            error = None
+            try:
+                await store.finish(closing, self.clock.now())
+            except AuditError as exc:
+                error = str(exc)
+            if error is not None:
+                log.error(
+                    "stopped_with_pending",
+                    count=len(left),
+                    error=error,
+                    message="the next start resolves them",
+                )
+                return
             log.warning("stopped_with_calls_in_flight", count=len(left))
 
     def stop(self) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from modbot.actions.executor import Work
 from modbot.audit.query import AuditFilter
-from modbot.audit.store import AuditStore, default_db
+from modbot.audit.store import AuditStore, Patience, default_db
 from modbot.config import Settings
 from modbot.daemon import ENGINE_SLICE, Daemon
 from modbot.errors import ConfigError
@@ -123,6 +123,58 @@ async def test_a_bad_event_never_stops_the_daemon(
         fake.emit("host_handle", [m.chat(room.room_id, troll, "slurword", fake.now_ms())])
         await until(lambda: troll.user_id in room.bans)
         daemon.stop()
+
+
+async def fill_the_disk(daemon: Daemon) -> None:
+    """The audit database may not grow past its pages: what a full disk does to it."""
+    assert daemon.store is not None
+    ((pages,),) = await daemon.store.db.execute_fetchall("PRAGMA page_count")
+    await daemon.store.db.execute(f"PRAGMA max_page_count = {pages}")
+
+
+def patient_daemon(
+    fake: FakeEuler, server: LoopbackServer, state: Path, clock: FakeClock
+) -> Daemon:
+    return Daemon(
+        settings_for(fake, server, state),
+        clock=clock,
+        handle_signals=False,
+        grace=0.5,
+        patience=Patience(first=0.05, longest=0.05),
+    )
+
+
+def slurs(fake: FakeEuler, count: int) -> list[m.Viewer]:
+    """Trolls whose audit rows need pages (long texts)."""
+    room = fake.streamer("host_handle").room_id
+    trolls = [m.Viewer(f"troll{i}", f"68111111111111111{i:02d}") for i in range(count)]
+    text = "slurword " + "x" * 1_900
+    fake.emit("host_handle", [m.chat(room, t, text, fake.now_ms()) for t in trolls])
+    return trolls
+
+
+async def test_on_a_full_disk_no_call_goes_out_and_a_stop_still_stops(
+    fake: FakeEuler, fake_server: LoopbackServer, clock: FakeClock, state: Path, capsys
+) -> None:
+    """While the audit database cannot grow, the bans wait unwritten and uncalled; a stop
+    ends the run (exit 0) and says that those decisions were not recorded."""
+    daemon = patient_daemon(fake, fake_server, state, clock)
+    with anyio.fail_after(20):
+        async with anyio.create_task_group() as tg:
+
+            async def run() -> None:
+                assert await daemon.run() == 0
+
+            tg.start_soon(run)
+            await fake.wait_connected("host_handle")
+            await fill_the_disk(daemon)
+            slurs(fake, 10)
+            await until(lambda: daemon.store is not None and daemon.store.failing is not None)
+            await anyio.sleep(0.2)  # a few tries
+            assert fake.calls_to("ban") == []
+            daemon.stop()
+    assert fake.calls_to("ban") == []
+    assert "stopped_with_audit_failing" in capsys.readouterr().out
 
 
 async def test_dry_run_calls_nothing(

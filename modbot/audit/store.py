@@ -327,6 +327,7 @@ class AuditStore:
         self.path = path
         self.patience = patience
         self.failing: str | None = None  # while writes wait out a failure: the error
+        self._given_up = False
         self._db: aiosqlite.Connection | None = None
         # One connection serves every task: a transaction has it to itself (two tasks
         # beginning at once would nest, which SQLite refuses, and a statement sent
@@ -418,6 +419,14 @@ class AuditStore:
                     raise self._failed(exc) from None
                 raise
 
+    def stop_waiting(self) -> None:
+        """Writes stop waiting out failures: the next failed try is an :class:`AuditError`.
+
+        For a shutdown that cannot wait for the disk: what is not written stays pending,
+        and the next start resolves it as it does after a crash.
+        """
+        self._given_up = True
+
     def _failed(self, exc: sqlite3.Error) -> AuditError:
         return AuditError(f"cannot write to the audit database {self.path}: {exc}")
 
@@ -431,7 +440,7 @@ class AuditStore:
             try:
                 result = await attempt()
             except sqlite3.OperationalError as exc:
-                if self.patience is None or not _passes(exc):
+                if self.patience is None or not _passes(exc) or self._given_up:
                     raise self._failed(exc) from None
                 error = self.failing = str(exc)
             else:

@@ -404,6 +404,22 @@ async def test_without_patience_a_full_disk_is_a_clear_error_and_writes_nothing(
         assert await store.count() == 0
 
 
+async def test_a_write_stops_waiting_when_told_to(tmp_path: Path, clock: FakeClock) -> None:
+    """A shutdown that cannot wait for the disk: the waiting write ends with the error
+    at its next try, and writes nothing."""
+
+    async def sleep(seconds: float) -> None:
+        del seconds
+        store.stop_waiting()
+
+    async with AuditStore.open(tmp_path / "a.db", patience=Patience(sleep=sleep)) as store:
+        await fill_the_disk(store)
+        rows = [new(clock, msg_id=str(i), msg_text="x" * 1_500) for i in range(40)]
+        with pytest.raises(AuditError, match="full"):
+            await store.add(rows, clock.now())
+        assert await store.count() == 0
+
+
 async def test_a_failure_that_cannot_pass_is_raised_at_once_even_with_patience(
     tmp_path: Path,
 ) -> None:
