@@ -211,33 +211,40 @@ class Daemon:
             finally:
                 pipeline_done.set()
 
-        async with anyio.create_task_group() as main:
-            main.start_soon(pipeline)
-            await main.start(timers.run)
-            if self.handle_signals:
-                main.start_soon(self._signals)
-            main.start_soon(self._watch_rule_files)
-            main.start_soon(self._heartbeat)
-            main.start_soon(self._loop_lag)
-            async with anyio.create_task_group() as sources:
-                await sources.start(watcher.run, events_send)
-                self.notifier.ready(self._status())
-                self.started.set()
-                log.info(
-                    "ready",
-                    streamers=len(watcher.streams),
-                    rules=len(self.engine.ruleset.rules),
-                    dry_run=self.settings.dry_run,
-                )
-                await self.stopping.wait()
-                self.notifier.stopping()
-                log.info("stopping", grace=self.grace)
-                sources.cancel_scope.cancel()
-            with anyio.move_on_after(self.grace):
-                await pipeline_done.wait()
-            if self.store is not None and not pipeline_done.is_set():
-                self.store.stop_waiting()  # a full disk does not hold the shutdown up
-            main.cancel_scope.cancel()
+        gave_up = False
+        try:
+            async with anyio.create_task_group() as main:
+                main.start_soon(pipeline)
+                await main.start(timers.run)
+                if self.handle_signals:
+                    main.start_soon(self._signals)
+                main.start_soon(self._watch_rule_files)
+                main.start_soon(self._heartbeat)
+                main.start_soon(self._loop_lag)
+                async with anyio.create_task_group() as sources:
+                    await sources.start(watcher.run, events_send)
+                    self.notifier.ready(self._status())
+                    self.started.set()
+                    log.info(
+                        "ready",
+                        streamers=len(watcher.streams),
+                        rules=len(self.engine.ruleset.rules),
+                        dry_run=self.settings.dry_run,
+                    )
+                    await self.stopping.wait()
+                    self.notifier.stopping()
+                    log.info("stopping", grace=self.grace)
+                    sources.cancel_scope.cancel()
+                with anyio.move_on_after(self.grace):
+                    await pipeline_done.wait()
+                if self.store is not None and not pipeline_done.is_set():
+                    gave_up = True
+                    self.store.stop_waiting()  # a full disk does not hold the shutdown up
+                main.cancel_scope.cancel()
+        except* AuditError:
+            if not gave_up:
+                raise
+            # The writes that gave up at the stop: said by _close_pending below.
         with anyio.CancelScope(shield=True):
             await self._close_pending()
 
