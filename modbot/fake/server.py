@@ -138,6 +138,7 @@ class _Code:
 class _Connection:
     unique_id: str
     send: MemoryObjectSendStream[tuple[str, Any]]
+    closing: bool = False  # a close is queued: nothing pushed after it reaches the client
 
 
 class FakeEuler:
@@ -331,11 +332,14 @@ class FakeEuler:
         sent = 0
         for conn in list(self._connections):
             if conn.unique_id.lower() == unique_id.lower():
+                if conn.closing:
+                    continue  # it would be lost on the way: not delivered
                 try:
                     conn.send.send_nowait(item)
                     sent += 1
                 except (anyio.WouldBlock, anyio.BrokenResourceError, anyio.ClosedResourceError):
                     self.undelivered += 1
+                conn.closing = item[0] == "close"
         if not sent and item[0] == "bundle":
             self.undelivered += 1
         return sent

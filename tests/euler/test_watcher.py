@@ -97,6 +97,25 @@ async def test_a_bundle_that_ends_the_stream_is_handed_on_whole(watching, fake: 
     await until(lambda: stream.state is not StreamState.CONNECTED)
 
 
+async def test_the_fake_does_not_count_a_bundle_sent_after_a_close_as_delivered(
+    watching, fake: FakeEuler
+) -> None:
+    """A bundle queued behind a close never reaches the client: emit says 0 (the chaos
+    test counts what it delivered by emit's answer)."""
+    _, events, _ = watching
+    await fake.wait_connected("host_handle")
+    room = fake.streamer("host_handle").room_id
+    viewer = m.Viewer("v", "6801")
+    before = fake.undelivered
+    assert fake.drop("host_handle", 4500) == 1
+    assert fake.emit("host_handle", [m.chat(room, viewer, "lost", fake.now_ms())]) == 0
+    assert fake.undelivered == before + 1
+    await fake.wait_connected("host_handle")
+    await until(lambda: fake.emit("host_handle", [m.chat(room, viewer, "after", fake.now_ms())]))
+    await until(lambda: any(e.text == "after" for e in events))
+    assert not any(e.text == "lost" for e in events)
+
+
 async def test_offline_live_offline_live_is_followed(watching, fake: FakeEuler) -> None:
     watcher, events, _ = watching
     stream = watcher.streams["host_handle"]
