@@ -135,7 +135,15 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0915
             "NOTIFY_SOCKET": str(nfy / "notify"),
             "WATCHDOG_USEC": "200000",  # STATUS (with the event count) every 0.1 s
         }
-        proc = start_run(log, "--state-dir", str(state), "--rules", str(REPO / "rules"), env=env)
+        # Started in its work directory: `python -m` puts the current directory first on
+        # the path, and a checkout's modbot/ would stand in for the one installed.
+        proc = start_run(
+            log,
+            *("--state-dir", str(state), "--rules", str(REPO / "rules")),
+            env=env,
+            cwd=work,
+            python=args.python,
+        )
         connect_started = time.monotonic()
         wait(lambda: fake.connections() == args.streams, timeout=180)
         connect_s = time.monotonic() - connect_started
@@ -201,7 +209,7 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0915
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(60)
         calls = [c for c in fake.calls if c.route in ("ban", "mute", "chat", "toggle_comments")]
-    stopped, decided_at = _read_log(log)
+    stopped, decided_at, build = _read_log(log)
     # The decision's log line (written just before the engine hands it on) to the call
     # reaching the fake: both clocks are this machine's. Trolls and promo accounts are
     # new for each comment, so a user and a route name one decision.
@@ -222,7 +230,10 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0915
     )
     counted = int(stopped.get("events", -1))
     ok_calls = sum(1 for c in calls if 200 <= c.status < 300)
-    print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
+    print(
+        f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}; daemon: {build} "
+        f"({args.python or sys.executable})"
+    )
     print(f"streams: {args.streams} ({len(raids)} raids), all connected in {connect_s:.1f}s")
     print(
         f"offered: {args.rate:,} events/s for {args.seconds:.0f}s; generator behind schedule "
@@ -272,7 +283,7 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0915
         f"{stopped.get('errors', '?')}; exit code {code}"
     )
     print(
-        f"load: {args.streams} streams, {sustained:,.0f} events/s sustained "
+        f"load ({build}): {args.streams} streams, {sustained:,.0f} events/s sustained "
         f"(offered {args.rate:,}), decision-to-call p99 {to_fake.p99_ms} ms "
         f"(call sent {stopped.get('decision_to_call_p99_ms', '?')} ms; to the answer "
         f"{stopped.get('decision_to_answer_p99_ms', '?')} ms; arrival-to-call "
@@ -284,14 +295,17 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0915
     return 0 if code == 0 else 1
 
 
-def _read_log(log: Path) -> tuple[dict[str, Any], dict[tuple[str, str], float]]:
-    """The daemon's ``stopped`` record, and when each enforced decision was logged
-    (epoch seconds, by user id and route: ``mute``, ``ban``, ...)."""
+def _read_log(log: Path) -> tuple[dict[str, Any], dict[tuple[str, str], float], str]:
+    """The daemon's ``stopped`` record, when each enforced decision was logged (epoch
+    seconds, by user id and route: ``mute``, ``ban``, ...), and its build (``ready``)."""
     stopped: dict[str, Any] = {}
     decided_at: dict[tuple[str, str], float] = {}
+    build = "?"
     for line in log.read_text().splitlines():
         if '"stopped"' in line:
             stopped = json.loads(line)
+        elif '"ready"' in line and (record := json.loads(line)).get("event") == "ready":
+            build = str(record.get("build", "?"))
         elif '"decision"' in line:
             record = json.loads(line)
             if (
@@ -302,7 +316,7 @@ def _read_log(log: Path) -> tuple[dict[str, Any], dict[tuple[str, str], float]]:
                 route = str(record.get("action", "")).split(" ")[0]
                 stamp = datetime.fromisoformat(record["timestamp"]).timestamp()
                 decided_at.setdefault((record["user_id"], route), stamp)
-    return stopped, decided_at
+    return stopped, decided_at, build
 
 
 def main() -> int:
@@ -313,6 +327,11 @@ def main() -> int:
     parser.add_argument("--raid-rate", type=int, default=1000, help="events/s per raid stream")
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--actionable", type=float, default=0.02, help="share of bad comments")
+    parser.add_argument(
+        "--python",
+        help="the interpreter that runs `modbot run` (default: this one), e.g. the python of "
+        "an environment with the compiled build (MODBOT_COMPILE=1 pip install .)",
+    )
     # The fake server runs on a thread of this process while the generator builds the
     # next tick: with the default 5 ms switch interval its request handler would wait
     # for the interpreter lock, and stamp calls late (the instrument, not the daemon).

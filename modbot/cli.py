@@ -18,7 +18,7 @@ from typing import Any, TextIO
 
 import anyio
 
-from modbot.__about__ import __version__
+from modbot.__about__ import __version__, build
 from modbot.clock import SystemClock
 from modbot.config import Settings, load_settings
 from modbot.errors import ConfigError, ModbotError, OAuthError
@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[_global_options(suppress=False)],
         epilog="Run `modbot COMMAND --help` for the options of one command.",
     )
-    parser.add_argument("--version", action="version", version=f"modbot {__version__}")
+    parser.add_argument("--version", action="version", version=f"modbot {__version__} ({build()})")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     demo = commands.add_parser(

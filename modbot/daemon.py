@@ -27,6 +27,7 @@ import anyio
 import structlog
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from modbot.__about__ import build
 from modbot.actions.executor import Executor, Work
 from modbot.actions.timers import Timers
 from modbot.audit.store import AuditStore, Patience, default_db
@@ -230,6 +231,7 @@ class Daemon:
                         streamers=len(watcher.streams),
                         rules=len(self.engine.ruleset.rules),
                         dry_run=self.settings.dry_run,
+                        build=build(),
                     )
                     await self.stopping.wait()
                     self.notifier.stopping()

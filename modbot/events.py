@@ -169,7 +169,8 @@ def parse_id(value: object, what: str) -> str:
     raise EventError(f"{what} must be a numeric id, as a string")
 
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
+# chr(): mypyc (hatch_build.py) does not compile surrogates written in a literal.
+_SURROGATE = re.compile(f"[{chr(0xD800)}-{chr(0xDFFF)}]")
 
 
 def clean_text(value: str, limit: int) -> str:

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+import modbot.rules.engine
 from modbot.cli import build_parser, lone_error, main, requested_scopes
 from modbot.errors import AuditError
 from modbot.euler.oauth import TokenStore
@@ -58,6 +59,17 @@ class TestHelp:
             out = capsys.readouterr().out
             assert "usage: modbot" in out
             assert "--state-dir" in out
+
+    def test_version_says_how_the_hot_path_runs(self, capsys):
+        """`--version` names the build: pure Python here (the sources), compiled with
+        mypyc in CI's wheel (MODBOT_COMPILE=1, checked by .ci/run)."""
+        assert main(["--version"]) == 0
+        out = capsys.readouterr().out
+        assert out.startswith("modbot ")
+        expected = (
+            "compiled with mypyc" if modbot.rules.engine.__file__.endswith(".so") else "pure Python"
+        )
+        assert f"({expected})" in out
 
     def test_unknown_command_is_a_usage_error(self, capsys):
         """A wrong command exits 2 with argparse's one-line usage error."""

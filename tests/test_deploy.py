@@ -106,6 +106,7 @@ def _deploy_env(root: Path) -> dict[str, str]:
         "SKIP_USER": "1",
         "SKIP_SYSTEMCTL": "1",
         "PYTHON": sys.executable,
+        "COMPILE": "no",  # the compiled build is CI's wheel step; here it would only be slow
     }
 
 
@@ -182,6 +183,30 @@ def test_install_dry_run_changes_nothing(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "would run:" in done.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("compile_", "args", "said", "build"),
+    [
+        ("yes", (), "building the compiled package (mypyc)", "MODBOT_COMPILE=1"),
+        ("no", (), "building the pure-Python package", "MODBOT_COMPILE=0"),
+        ("yes", ("--pure",), "building the pure-Python package", "MODBOT_COMPILE=0"),
+    ],
+)
+def test_install_builds_compiled_or_pure_as_asked(
+    tmp_path: Path, compile_: str, args: tuple[str, ...], said: str, build: str
+) -> None:
+    """COMPILE=yes builds with MODBOT_COMPILE=1 (hatch_build.py), no and --pure without."""
+    done = _script("install.sh", {**_deploy_env(tmp_path), "COMPILE": compile_}, "--dry-run", *args)
+    assert done.returncode == 0, done.stderr
+    assert said in done.stdout
+    assert f"would run: env {build} " in done.stdout
+
+
+def test_install_refuses_an_unknown_compile_setting(tmp_path: Path) -> None:
+    done = _script("install.sh", {**_deploy_env(tmp_path), "COMPILE": "maybe"}, "--dry-run")
+    assert done.returncode == 2
+    assert "COMPILE must be auto, yes or no (not 'maybe')" in done.stderr
 
 
 def test_install_refuses_an_unknown_option(tmp_path: Path) -> None:

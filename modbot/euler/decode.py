@@ -36,7 +36,7 @@ class Decoder:
     owner_user_id: str = ""
     unknown: Counter[str] = field(default_factory=Counter)
     malformed: Counter[str] = field(default_factory=Counter)
-    _bundle_ms: object = None
+    _bundle_ms: int = 0  # the bundle's timestamp (0: none), the fallback of createTime
 
     def decode(self, bundle: dict[str, Any]) -> list[Event]:
         """The events of one bundle, in order; problems are counted, never raised."""
@@ -48,7 +48,7 @@ class Decoder:
         if not isinstance(messages, list):
             self.malformed["bundle without messages"] += 1
             return
-        self._bundle_ms = bundle.get("timestamp")
+        self._bundle_ms = _int(bundle.get("timestamp"))
         step = size or max(len(messages), 1)
         for start in range(0, len(messages), step):
             yield self._events(messages[start : start + step])

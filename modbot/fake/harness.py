@@ -108,13 +108,18 @@ class NotifyListener:
 
 
 def start_run(
-    log: Path, *args: str, env: Mapping[str, str] | None = None, cwd: Path | None = None
+    log: Path,
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    python: str | None = None,
 ) -> subprocess.Popen[bytes]:
-    """``modbot run ARGS`` as a subprocess (JSON logs appended to ``log``)."""
+    """``modbot run ARGS`` as a subprocess (JSON logs appended to ``log``), by this
+    interpreter or by ``python`` (another environment's, e.g. a compiled install)."""
     full_env = {**os.environ, "MODBOT_LOG_FORMAT": "json", **(env or {})}
     with log.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "modbot", "run", *args],
+            [python or sys.executable, "-m", "modbot", "run", *args],
             env=full_env,
             cwd=cwd,
             stdout=out,
