@@ -48,6 +48,7 @@ from modbot.euler.policy import (
     RouteBudget,
     retry_after_seconds,
 )
+from modbot.euler.pool import PoolShards
 from modbot.euler.routes import Route, route_table
 from modbot.euler.tokens import TokenSet, token_set_from_answer
 from modbot.log import get_logger, register_secret, scrub
@@ -57,10 +58,10 @@ _PLAN_WORDS = ("premium", "plan", "upgrade", "pricing", "scope", "permission", "
 
 log = get_logger("modbot.euler")
 # Connections to the API: as many as the executor has calls in flight on its busiest
-# routes, all kept open between calls. (httpx's default, 100 with 20 kept, closed and
-# reopened connections in every burst, and its pool walks every connection, polling the
-# idle ones, each time a request starts or ends.)
-POOL = httpx.Limits(max_connections=32, max_keepalive_connections=32)
+# routes (32), all kept open between calls (httpx's default, 100 with 20 kept, closed and
+# reopened connections in every burst), in pools of 8: each call walks and polls only
+# its own pool's connections (see modbot.euler.pool).
+POOL_SHARDS, POOL_PER_SHARD = 4, 8
 
 
 class TokenProvider(Protocol):
@@ -189,9 +190,8 @@ class EulerClient:
                 **({"x-api-key": api_key} if api_key else {}),
             },
             timeout=timeout,
-            transport=transport,
+            transport=transport or PoolShards(POOL_SHARDS, POOL_PER_SHARD),
             follow_redirects=False,
-            limits=POOL,
         )
 
     async def __aenter__(self) -> Self:
