@@ -218,6 +218,9 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0915
         for c in calls
         if 200 <= c.status < 300 and (key := (call_target(c), c.route)) in decided_at
     )
+    # The instrument's own delay: the fake's handler from a call's arrival to its answer
+    # (this process also runs the generator, so its answers can lag under load).
+    fake_answer = CallLatency.of(c.at - c.arrived for c in calls if c.arrived)
     end_to_end = CallLatency.of(
         c.arrived - sent_at[c.params["comment_msg_id"]]
         for c in calls
@@ -270,6 +273,10 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0915
         f"decided (the daemon's log line) -> call reached the fake (ban/mute, "
         f"{to_fake.calls} calls): p50 {to_fake.p50_ms} ms, p99 {to_fake.p99_ms} ms, "
         f"max {to_fake.max_ms} ms"
+    )
+    print(
+        f"the fake's own answer time (handler start -> answer, {fake_answer.calls} calls): "
+        f"p50 {fake_answer.p50_ms} ms, p99 {fake_answer.p99_ms} ms, max {fake_answer.max_ms} ms"
     )
     print(
         f"latency end to end, bench send -> call handled by the fake (ban/mute, "
