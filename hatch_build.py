@@ -5,10 +5,11 @@ its text matching and state, the watcher's hand-off, the intents) are compiled t
 extensions by mypyc, which ships with mypy: the annotations that ``mypy --strict``
 checks become native code. Decoding and deciding take about a third less CPU (README,
 Benchmarks). Without the variable, or for an editable install, the wheel is pure
-Python. Both behave the same; CI runs the tests of these modules (rules, euler,
-actions, fuzz, daemon) against the compiled wheel. One difference: a compiled function
-checks its argument and return types at run time, so a value that contradicts an
-annotation raises TypeError there (the fuzz tests are what keeps that from happening).
+Python. Both behave the same; CI runs the tests of these modules (rules, decoder,
+watcher, actions, fuzz, daemon) against the compiled wheel. One difference: a compiled
+function checks its argument and return types at run time, so a value that contradicts
+an annotation raises TypeError there (the fuzz tests are what keeps that from
+happening).
 
     MODBOT_COMPILE=1 pip install .        # needs a C compiler and the Python headers
 
