@@ -35,6 +35,27 @@ class TestRoutes:
         assert call.api_key_ok
         assert not call.sent_token
 
+    async def test_a_base_url_with_a_slash_or_a_path_prefix_joins_as_httpx_would(self, fake):
+        """The client sends to its transport directly: BASE + route path, one slash
+        between (a trailing slash on the setting is not doubled), query and headers."""
+        seen: list[httpx.Request] = []
+
+        async def record(request: httpx.Request) -> httpx.Response:
+            seen.append(request)
+            return httpx.Response(200, json={"code": 200, "numeric_user_id": "42"})
+
+        for base in ("http://euler.test/", "http://euler.test/prefix"):
+            transport = httpx.MockTransport(record)
+            async with EulerClient(base, fake.api_key, transport=transport) as api:
+                assert await api.user_id("host_handle") == "42"
+        assert [str(r.url) for r in seen] == [
+            "http://euler.test/webcast/anchors/host_handle/user_id",
+            "http://euler.test/prefix/webcast/anchors/host_handle/user_id",
+        ]
+        assert all(r.headers["x-api-key"] == fake.api_key for r in seen)
+        assert all(r.headers["user-agent"].startswith("modbot/") for r in seen)
+        assert all(r.extensions["timeout"]["read"] == 10.0 for r in seen)
+
     async def test_room_id_gives_live_flag_and_room(self, client, fake):
         """The room-id route tells whether the handle is live and in which room."""
         status = await client.room_id("host_handle")
