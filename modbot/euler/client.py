@@ -17,7 +17,8 @@ from __future__ import annotations
 import json
 import random
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, NoReturn, Protocol, Self
@@ -487,15 +488,15 @@ class EulerClient:
                     raise AuthExpired(msg, route=name)
                 token = await self._tokens.access_token()
                 headers["x-oauth-token"] = token
-            await self._within_budget(name)
             try:
-                response = await self._send(route.method, url, params, json_body, headers)
-                self._budgets[name].learn(
-                    response.headers,
-                    self._clock.monotonic(),
-                    epoch(self._clock),
-                    ok=response.is_success,
-                )
+                async with self._within_budget(name) as budget:
+                    response = await self._send(route.method, url, params, json_body, headers)
+                    budget.learn(
+                        response.headers,
+                        self._clock.monotonic(),
+                        epoch(self._clock),
+                        ok=response.is_success,
+                    )
                 return _read(route, response, epoch(self._clock), sent_token=with_token)
             except httpx.TimeoutException as exc:
                 error: ApiError = ApiUnavailable(f"the {name} call timed out", route=name)
@@ -563,15 +564,21 @@ class EulerClient:
             await response.aclose()
         return response
 
-    async def _within_budget(self, name: str) -> None:
-        """Wait until the route's advertised budget allows one more request."""
+    @asynccontextmanager
+    async def _within_budget(self, name: str) -> AsyncIterator[RouteBudget]:
+        """Wait until the route's advertised budget allows one more request, and count
+        the request until its answer (or its failure, or cancellation)."""
         budget = self._budgets[name]
         for _ in range(1000):  # each wait ends a window; the bound only guards a stuck clock
             wait = budget.delay(self._clock.monotonic())
             if wait <= 0:
                 break
             await self._sleep(wait)
-        budget.note_sent(self._clock.monotonic())
+        budget.note_sent()
+        try:
+            yield budget
+        finally:
+            budget.note_answered(self._clock.monotonic())
 
 
 def _raise_from(error: ApiError, cause: BaseException) -> NoReturn:

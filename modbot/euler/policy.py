@@ -55,17 +55,22 @@ class RouteBudget:
     """A route's request budget as the server advertises it, kept on our side.
 
     ``RateLimit-Policy: 6;w=1`` (six requests per second) is learned from any answer;
-    a request then waits until fewer than six were sent in the last window (with a
-    margin, so the server never sees more). ``RateLimit-Remaining: 0`` on a success
-    holds the route until ``RateLimit-Reset``. Times are monotonic seconds.
+    a request then waits until fewer than six are in flight or were answered in the
+    last window (with a margin). A request is counted from the moment it may go until
+    its answer, and then at its answer's time: it reached the server no later than
+    that, however long its bytes waited in a busy event loop, so the server never sees
+    more than the budget in any window. ``RateLimit-Remaining: 0`` on a success holds
+    the route until ``RateLimit-Reset``. Times are monotonic seconds.
     """
 
-    MARGIN = 1.1  # the window as we count it, for network and scheduling jitter
+    MARGIN = 1.1  # the window as we count it, for clock and scheduling jitter
+    POLL = 0.05  # seconds between looks while the whole budget is in flight
 
     def __init__(self) -> None:
         self.limit: int | None = None
         self.window = 1.0
-        self.sent: deque[float] = deque()
+        self.answered: deque[float] = deque()  # answer times within the window
+        self.in_flight = 0
         self.blocked_until = 0.0
 
     def learn(self, headers: Mapping[str, str], now: float, now_epoch: float, ok: bool) -> None:
@@ -89,17 +94,28 @@ class RouteBudget:
         wait = max(0.0, self.blocked_until - now)
         if self.limit is not None:
             span = self.window * self.MARGIN
-            while self.sent and now - self.sent[0] >= span:
-                self.sent.popleft()
-            if len(self.sent) >= self.limit:
-                wait = max(wait, self.sent[-self.limit] + span - now)
+            answered = self.answered
+            while answered and now - answered[0] >= span:
+                answered.popleft()
+            used = self.in_flight + len(answered)
+            if used >= self.limit:
+                if self.in_flight >= self.limit:
+                    wait = max(wait, self.POLL)  # only an answer frees a place
+                else:  # the oldest answers free places as they leave the window
+                    wait = max(wait, answered[used - self.limit] + span - now)
         return wait
 
-    def note_sent(self, now: float) -> None:
+    def note_sent(self) -> None:
+        """A request goes: it counts as in flight until ``note_answered``."""
+        self.in_flight += 1
+
+    def note_answered(self, now: float) -> None:
+        """One of the requests in flight was answered, or failed, at ``now``."""
+        self.in_flight = max(0, self.in_flight - 1)
         if self.limit is not None:
-            self.sent.append(now)
-            while len(self.sent) > self.limit:
-                self.sent.popleft()
+            self.answered.append(now)
+            while len(self.answered) > self.limit:
+                self.answered.popleft()
 
 
 def retry_after_seconds(headers: Mapping[str, str], now_epoch: float) -> float | None:

@@ -138,17 +138,34 @@ class TestRouteBudget:
         budget = RouteBudget()
         for t in range(100):
             assert budget.delay(t * 0.001) == 0
-            budget.note_sent(t * 0.001)
+            budget.note_sent()
 
     def test_policy_spaces_requests_over_the_window(self):
         budget = RouteBudget()
         budget.learn({"RateLimit-Policy": "3;w=2"}, 0.0, 1e9, ok=True)
         for t in (0.0, 0.1, 0.2):
             assert budget.delay(t) == 0
-            budget.note_sent(t)
+            budget.note_sent()
+            budget.note_answered(t)
         # A fourth waits until the first leaves the window (2 s, with the margin).
         assert budget.delay(0.3) == pytest.approx(2 * RouteBudget.MARGIN - 0.3)
         assert budget.delay(0.0 + 2 * RouteBudget.MARGIN) == 0
+
+    def test_a_request_counts_from_its_answer_and_while_in_flight(self):
+        """A request's bytes may leave late (a busy loop) or its answer take long: it
+        counts while in flight and then at its answer's time, so the server never sees
+        more than the budget in a window, however late the bytes left."""
+        budget = RouteBudget()
+        budget.learn({"RateLimit-Policy": "2;w=1"}, 0.0, 1e9, ok=True)
+        budget.note_sent()  # sent at 0.0, answered only at 0.8
+        budget.note_sent()  # sent at 0.0, still in flight
+        assert budget.delay(0.5) == RouteBudget.POLL  # the whole budget is in flight
+        budget.note_answered(0.8)
+        # One place is in flight, one answered at 0.8: free again 1.1 s after the answer.
+        assert budget.delay(0.9) == pytest.approx(0.8 + RouteBudget.MARGIN - 0.9)
+        budget.note_answered(1.0)
+        assert budget.delay(1.95) == 0  # the 0.8 answer left the window
+        assert budget.in_flight == 0
 
     def test_remaining_zero_on_success_holds_until_reset(self):
         budget = RouteBudget()
