@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,6 @@ COMPILED = (
     "modbot/actions/plan.py",
     "modbot/euler/watcher.py",
 )
-MYPY = "mypy==2.4.1"  # the version the lint group pins: mypyc is part of it
 MYPY_CONFIG = """\
 [mypy]
 strict = True
@@ -61,7 +61,13 @@ class CustomBuildHook(BuildHookInterface):  # type: ignore[type-arg]
     _work: Path | None = None
 
     def dependencies(self) -> list[str]:
-        return [MYPY, "setuptools>=70"] if wanted() else []
+        return [self._mypy(), "setuptools>=70"] if wanted() else []
+
+    def _mypy(self) -> str:
+        """The mypy the lint group pins (mypyc is part of it): one version for both."""
+        project = tomllib.loads((Path(self.root) / "pyproject.toml").read_text())
+        lint = project["dependency-groups"]["lint"]
+        return next(d for d in lint if isinstance(d, str) and d.startswith("mypy=="))
 
     def initialize(self, version: str, build_data: dict[str, Any]) -> None:
         if not wanted():

@@ -78,21 +78,22 @@ can_compile() {
 import os, sys, sysconfig
 sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))'
 }
+install_package() {  # $1: MODBOT_COMPILE (1 compiled, 0 pure; see hatch_build.py)
+    run env MODBOT_COMPILE="$1" "$PREFIX/bin/python" -m pip install --quiet --upgrade "$SOURCE"
+}
 case "$COMPILE" in
-    yes) say "building the compiled package (mypyc)"
-         run env MODBOT_COMPILE=1 "$PREFIX/bin/python" -m pip install --quiet --upgrade "$SOURCE" ;;
-    no) say "building the pure-Python package"
-        run env MODBOT_COMPILE=0 "$PREFIX/bin/python" -m pip install --quiet --upgrade "$SOURCE" ;;
+    yes) say "building the compiled package (mypyc)"; install_package 1 ;;
+    no) say "building the pure-Python package"; install_package 0 ;;
     auto)
         if can_compile; then
             say "building the compiled package (mypyc; COMPILE=no or --pure to skip)"
-            if ! run env MODBOT_COMPILE=1 "$PREFIX/bin/python" -m pip install --quiet --upgrade "$SOURCE"; then
+            if ! install_package 1; then
                 say "the compiled build failed (above); installing the pure-Python package"
-                run env MODBOT_COMPILE=0 "$PREFIX/bin/python" -m pip install --quiet --upgrade "$SOURCE"
+                install_package 0
             fi
         else
             say "no C compiler or Python headers (packages gcc and python3-dev): installing the pure-Python package"
-            run env MODBOT_COMPILE=0 "$PREFIX/bin/python" -m pip install --quiet --upgrade "$SOURCE"
+            install_package 0
         fi ;;
     *) echo "install.sh: COMPILE must be auto, yes or no (not '$COMPILE')" >&2; exit 2 ;;
 esac

@@ -235,12 +235,12 @@ def _text(value: object, limit: int) -> str:
     return clean_text(value, limit) if isinstance(value, str) else ""
 
 
-def _time(value: object, fallback: object = None) -> datetime:
+def _time(value: object, fallback: int = 0) -> datetime:
     """``common.createTime`` (milliseconds, string or number) as aware UTC.
 
-    A message without one takes the bundle's ``timestamp``.
+    A message without one takes the bundle's ``timestamp`` (read once per bundle).
     """
-    millis = _int(value) or _int(fallback)
+    millis = _int(value) or fallback
     if millis <= 0:
         raise BadMessage("message without a valid createTime")
     seconds = millis / 1000 if millis > 100_000_000_000 else millis

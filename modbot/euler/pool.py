@@ -22,7 +22,7 @@ import httpx
 class PoolShards(httpx.AsyncBaseTransport):
     """``shards`` connection pools of ``per_shard`` connections each, all kept open."""
 
-    def __init__(self, shards: int = 4, per_shard: int = 8) -> None:
+    def __init__(self, shards: int, per_shard: int) -> None:
         if shards < 1 or per_shard < 1:
             msg = "PoolShards needs at least one pool of at least one connection"
             raise ValueError(msg)
