@@ -172,7 +172,7 @@ class Clusters:
             exact = False
             if mine and other[1]:
                 both = mine & other[1]
-                if 2 * both.bit_count() < similarity * (length + other_length):
+                if _ratio(_popcount(both), length + other_length) < similarity:
                     continue  # even the bucketed letters cannot reach the threshold
                 exact = not both >> _OTHER  # no shared letter outside the buckets
             if not exact:
@@ -192,14 +192,21 @@ class Clusters:
 
 # Letter buckets for the fast bound: a-z, 0-9, space, and one for everything else.
 _ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789 "
-_FIELD = 64  # bits per bucket: counts up to 64 (a chat message is at most a few hundred)
-_RUNS = [(1 << n) - 1 for n in range(_FIELD + 1)]  # n in unary
-_SHIFTS = {c: i * _FIELD for i, c in enumerate(_ALPHABET)}  # where each bucket's field starts
+# Bits per bucket: counts up to 16, which a chat line of a few dozen characters stays
+# within. A wider field would make every AND and popcount longer (the ints have 38 of
+# them); a text with a count beyond it gets no fast bound and takes the exact one.
+_FIELD = 16
+# n in unary at each bucket's place, by character: one OR per distinct character.
+_UNITS = {
+    c: [((1 << n) - 1) << (i * _FIELD) for n in range(_FIELD + 1)] for i, c in enumerate(_ALPHABET)
+}
 _OTHER = len(_ALPHABET) * _FIELD  # where the field of every other character starts
+_OTHER_UNITS = [((1 << n) - 1) << _OTHER for n in range(_FIELD + 1)]
 
 
 def _unary(text: str) -> int:
-    """Letter counts in unary, one 64-bit field per bucket; 0 if a count does not fit.
+    """Letter counts in unary, one ``_FIELD``-bit field per bucket; 0 if a count does
+    not fit.
 
     The letters two texts share at most (difflib's ``quick_ratio`` numerator) is then
     ``(a & b).bit_count()``: the AND of two unary counts is their minimum. Bucketing
@@ -209,40 +216,71 @@ def _unary(text: str) -> int:
     value = 0
     other = len(text)
     for c in set(text):
-        shift = _SHIFTS.get(c)
-        if shift is not None:
+        units = _UNITS.get(c)
+        if units is not None:
             n = text.count(c)
             if n > _FIELD:
                 return 0
-            value |= _RUNS[n] << shift
+            value |= units[n]
             other -= n
     if other > _FIELD:
         return 0
-    return value | _RUNS[other] << _OTHER
+    return value | _OTHER_UNITS[other]
 
 
 def _letters(text: str) -> dict[str, int]:
     return {c: text.count(c) for c in set(text)}
 
 
+def _common_subsequence(a: str, b: str) -> int:
+    """The length of the longest common subsequence of ``a`` and ``b``.
+
+    Bit-parallel (Allison and Dix; Hyyrö): one bit per character of ``a``, a few integer
+    operations per character of ``b``. difflib's matching blocks are in order in both
+    texts, so they are a common subsequence: ``2 * LCS / total`` bounds its ratio from
+    above, far more tightly than the shared letters do for texts of the same words.
+    """
+    masks: dict[str, int] = {}
+    bit = 1
+    for c in a:
+        masks[c] = masks.get(c, 0) | bit
+        bit <<= 1
+    row = bit - 1  # all ones: no character of a matched yet
+    for c in b:
+        mask = masks.get(c, 0)
+        if mask:
+            matched = row & mask
+            row = ((row + matched) | (row - matched)) & (bit - 1)
+    return len(a) - _popcount(row)
+
+
+def _ratio(matches: int, total: int) -> float:
+    """difflib's ratio for ``matches`` (its own formula: a bound compares as it would)."""
+    return 2.0 * matches / total if total else 1.0
+
+
+_popcount = int.bit_count  # called as a function: no method lookup on every candidate
+
+
 def _similar(a: str, b: str, threshold: float, a_letters: dict[str, int] | None) -> bool:
     """Whether ``a`` and ``b`` reach ``threshold`` by difflib's ratio (2*matches/total).
 
-    With ``a_letters``, the shared letters bound the ratio from above first (difflib's
-    ``quick_ratio``): that rejects most pairs before the real comparison. None when
-    the caller's bound was already exact.
+    Cheap upper bounds of the ratio rule out most pairs before difflib runs: with
+    ``a_letters``, the shared letters (difflib's ``quick_ratio``; None when the caller's
+    bound was already exact), then the longest common subsequence.
     """
     total = len(a) + len(b)
     if not total:
         return True
-    if a_letters is None:
-        return SequenceMatcher(None, a, b, autojunk=False).ratio() >= threshold
-    b_letters = _letters(b)
-    small, large = (
-        (a_letters, b_letters) if len(a_letters) <= len(b_letters) else (b_letters, a_letters)
-    )
-    shared = sum(min(n, large[c]) for c, n in small.items() if c in large)
-    if 2 * shared / total < threshold:
+    if a_letters is not None:
+        b_letters = _letters(b)
+        small, large = (
+            (a_letters, b_letters) if len(a_letters) <= len(b_letters) else (b_letters, a_letters)
+        )
+        shared = sum(min(n, large[c]) for c, n in small.items() if c in large)
+        if _ratio(shared, total) < threshold:
+            return False
+    if _ratio(_common_subsequence(a, b), total) < threshold:
         return False
     return SequenceMatcher(None, a, b, autojunk=False).ratio() >= threshold
 
