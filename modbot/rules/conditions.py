@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from modbot.events import Event
@@ -37,17 +37,25 @@ class RoomRates(Protocol):
     def is_new(self, streamer: str, user_id: str) -> bool: ...
 
 
-@dataclass
 class EvalContext:
-    """One event under evaluation, with lazily computed views of its text."""
+    """One event under evaluation, with lazily computed views of its text.
 
-    event: Event
-    now: float
-    matchers: Mapping[Level, Matcher]
-    state: RoomRates
-    _hits: dict[tuple[Field, Level], Sequence[Hit]] = field(default_factory=dict)
-    _measures: dict[Field, Measures] = field(default_factory=dict)
-    _links: dict[Field, list[str]] = field(default_factory=dict)
+    A plain class (one is made for every event): a dataclass's generated ``__init__``
+    stays interpreted in the compiled build, this one is native.
+    """
+
+    __slots__ = ("_hits", "_links", "_measures", "event", "matchers", "now", "state")
+
+    def __init__(
+        self, event: Event, now: float, matchers: Mapping[Level, Matcher], state: RoomRates
+    ) -> None:
+        self.event = event
+        self.now = now
+        self.matchers = matchers
+        self.state = state
+        self._hits: dict[tuple[Field, Level], Sequence[Hit]] = {}
+        self._measures: dict[Field, Measures] = {}
+        self._links: dict[Field, list[str]] = {}
 
     def text(self, which: Field) -> str:
         if which == "text":

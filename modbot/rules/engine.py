@@ -180,21 +180,16 @@ class Engine:
             actions.append(rule.escalate.step(1))
         if suppressed is None and rule.cooldown:
             state.start_cooldown(rule.id, cooldown_key, t + rule.cooldown)
-        mute = next((a for a in [*rule.actions, *actions] if a.kind == "mute"), None)
-        fields = {
-            "user.unique_id": user.unique_id,
-            "user.nickname": user.nickname,
-            "rule.id": rule.id,
-            "duration": format_duration(mute.duration) if mute else "",
-            "streamer": event.streamer,
-        }
+        fields: dict[str, str] | None = None  # the template fields, made if a text needs them
         out = []
         for action in actions:
             text = None
-            if action.kind == "reply" and action.template is not None:
-                text = action.template.render(fields)
-            elif action.kind == "warn" and rule.warn is not None:
-                text = rule.warn.render(fields)
+            template = action.template if action.kind == "reply" else None
+            if action.kind == "warn":
+                template = rule.warn
+            if template is not None:
+                fields = fields or _fields(rule, event, user, actions)
+                text = template.render(fields)
             out.append(
                 Decision(
                     rule_id=rule.id,
@@ -214,6 +209,20 @@ class Engine:
                 )
             )
         return out
+
+
+def _fields(
+    rule: CompiledRule, event: Event, user: User, actions: list[ActionSpec]
+) -> dict[str, str]:
+    """What reply and warn templates may say (schema.TEMPLATE_FIELDS)."""
+    mute = next((a for a in actions if a.kind == "mute"), None)
+    return {
+        "user.unique_id": user.unique_id,
+        "user.nickname": user.nickname,
+        "rule.id": rule.id,
+        "duration": format_duration(mute.duration) if mute else "",
+        "streamer": event.streamer,
+    }
 
 
 def _candidates(ruleset: CompiledRuleset, ctx: EvalContext) -> list[CompiledRule]:
@@ -255,7 +264,7 @@ def merge(decisions: Sequence[Decision]) -> list[Decision]:
     if enforcements:
         winner = max(
             enforcements,
-            key=lambda d: severity(ActionSpec(d.action, duration=d.duration_s)),
+            key=lambda d: severity(d.action, d.duration_s),
         )
     seen_texts: set[str] = set()
     seen_toggles: set[tuple[bool | None, float | None]] = set()

@@ -6,6 +6,7 @@ accepted here and nowhere else; the engine sees seconds and enums.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -134,6 +135,7 @@ def parse_duration(value: object, *, allow_forever: bool = False) -> float | Non
     raise SchemaProblem(f"expected a duration like 30s, 10m, 2h or 1d{forever}, got {value!r}")
 
 
+@functools.lru_cache(maxsize=512)  # a ruleset has a handful of durations, said per firing
 def format_duration(seconds: float | None) -> str:
     """The short form of a duration (``10m``, ``1h30m``, ``forever``)."""
     if seconds is None:
@@ -306,10 +308,10 @@ def parse_action(value: object, *, in_steps: bool = False) -> ActionSpec:
 SEVERITY = {"ban": 3, "mute": 2}
 
 
-def severity(action: ActionSpec) -> tuple[int, float]:
+def severity(kind: str, duration: float | None) -> tuple[int, float]:
     """How severe an enforcement is: ban > longer mute > shorter mute (forever is longest)."""
-    if action.kind == "ban":
+    if kind == "ban":
         return (3, 0.0)
-    if action.kind == "mute":
-        return (2, float("inf") if action.duration is None else action.duration)
+    if kind == "mute":
+        return (2, float("inf") if duration is None else duration)
     return (0, 0.0)

@@ -33,7 +33,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Literal
+from typing import Final, Literal
 
 import ahocorasick
 
@@ -178,9 +178,6 @@ _DOUBLED = re.compile(r"(.)\1+", re.DOTALL)  # a run of one character
 # A run's character, as re.sub's replacement: a C function (a template like r"\1" is
 # expanded by Python code for every run).
 _FIRST = operator.itemgetter(1)
-_WHOLE = operator.itemgetter(0)
-# A run of a character that is not white space (\s is str.isspace in a str pattern).
-_DOUBLED_NOT_SPACE = re.compile(r"(\S)\1+")
 
 
 def _strip_marks(text: str) -> str:
@@ -755,16 +752,52 @@ def is_emoji(cluster: str) -> bool:
     )
 
 
-@dataclass(frozen=True, slots=True)
 class Measures:
-    """Numbers about a text that rules compare."""
+    """Numbers about a text that rules compare.
 
-    length: int
-    caps_ratio: float
-    repeated_chars: int
-    emoji_count: int
-    mentions: int
-    zalgo: bool
+    A plain class with final attributes rather than a frozen dataclass: one is made for
+    every comment, and the frozen dataclass's ``__init__`` (``object.__setattr__`` per
+    field) cost twenty times as much in the compiled build, where this one is native.
+    """
+
+    __slots__ = ("caps_ratio", "emoji_count", "length", "mentions", "repeated_chars", "zalgo")
+
+    def __init__(
+        self,
+        length: int,
+        caps_ratio: float,
+        repeated_chars: int,
+        emoji_count: int,
+        mentions: int,
+        zalgo: bool,
+    ) -> None:
+        self.length: Final = length
+        self.caps_ratio: Final = caps_ratio
+        self.repeated_chars: Final = repeated_chars
+        self.emoji_count: Final = emoji_count
+        self.mentions: Final = mentions
+        self.zalgo: Final = zalgo
+
+    def _figures(self) -> tuple[int, float, int, int, int, bool]:
+        return (
+            self.length,
+            self.caps_ratio,
+            self.repeated_chars,
+            self.emoji_count,
+            self.mentions,
+            self.zalgo,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Measures) and self._figures() == other._figures()
+
+    def __hash__(self) -> int:
+        return hash(self._figures())
+
+    def __repr__(self) -> str:
+        names = ("length", "caps_ratio", "repeated_chars", "emoji_count", "mentions", "zalgo")
+        pairs = ", ".join(f"{n}={v!r}" for n, v in zip(names, self._figures(), strict=True))
+        return f"Measures({pairs})"
 
 
 _MENTION = re.compile(r"(?<![\w@])@[\w.]{1,64}")
@@ -773,10 +806,15 @@ ZALGO_MARKS = 3
 
 def measure(text: str) -> Measures:
     """Length in graphemes, caps ratio, longest run, emoji, mentions, stacked marks."""
-    return _measure_ascii(text) if text.isascii() else _measure_unicode(text)
+    if text.isascii():
+        return _measure_ascii(text)
+    if _classes().extenders.search(text) is None:
+        return _measure_simple(text)
+    return _measure_unicode(text)
 
 
 def _measure_unicode(text: str) -> Measures:
+    """``measure`` for any text: by grapheme clusters."""
     clusters = graphemes(text)
     letters = [c for c in text if c.isalpha()]
     caps = sum(1 for c in letters if c.isupper()) / len(letters) if len(letters) >= 5 else 0.0
@@ -810,19 +848,102 @@ def _measure_ascii(text: str) -> Measures:
     raw = text.encode("ascii")
     letters = len(raw) - len(raw.translate(None, _ASCII_LETTERS))
     caps = (len(raw) - len(raw.translate(None, _ASCII_UPPER))) / letters if letters >= 5 else 0.0
-    # Runs of two or more; otherwise 1 if there is anything but white space.
-    longest = max(
-        map(len, map(_WHOLE, _DOUBLED_NOT_SPACE.finditer(text.lower()))),
-        default=0 if text.isspace() or not text else 1,
-    )
     return Measures(
         length=len(text),
         caps_ratio=caps,
-        repeated_chars=longest,
+        repeated_chars=_longest_run(text.lower()),
         emoji_count=0,
         mentions=len(_MENTION.findall(text)) if "@" in text else 0,
         zalgo=False,
     )
+
+
+def _measure_simple(text: str) -> Measures:
+    """``measure`` for a text whose every character is a cluster of its own (no marks,
+    joiners, variation selectors, skin tones, tags or flags: most chat with emoji)."""
+    letters = upper = 0
+    for c in text:
+        if c.isalpha():
+            letters += 1
+            if c.isupper():
+                upper += 1
+    folded = text.casefold()
+    if len(folded) == len(text):  # one character each: runs compare as in the clusters
+        longest = _longest_run(folded)
+    else:
+        longest = _measure_unicode(text).repeated_chars
+    return Measures(
+        length=len(text),
+        caps_ratio=upper / letters if letters >= 5 else 0.0,
+        repeated_chars=longest,
+        emoji_count=len(_classes().emoji.findall(text)),
+        mentions=len(_MENTION.findall(text)) if "@" in text else 0,
+        zalgo=False,
+    )
+
+
+def _longest_run(text: str) -> int:
+    """The longest run of one character other than white space (0 if there is none).
+
+    White space ends a run and is never one (``str.split`` splits where ``isspace``).
+    """
+    longest = 0
+    for word in text.split():
+        previous = -1
+        run = 0
+        for i in range(len(word)):
+            code = ord(word[i])
+            if code == previous:
+                run += 1
+            else:
+                previous = code
+                run = 1
+            if run > longest:  # noqa: PLR1730 (no call: runs for every character)
+                longest = run
+    return longest
+
+
+@dataclass(frozen=True, slots=True)
+class _CharClasses:
+    extenders: re.Pattern[str]  # characters that join the cluster before them (graphemes)
+    emoji: re.Pattern[str]  # one-character emoji (is_emoji)
+
+
+# Planes with combining marks and symbols (BMP, SMP, SSP): the others hold ideographs,
+# private use and nothing assigned (tests/rules/test_text.py scans them all to be sure).
+MARK_PLANES = ((0, 0x20000), (0xE0000, 0xE1000))
+
+
+@functools.cache
+def _classes() -> _CharClasses:
+    """Regex classes of the characters ``graphemes`` and ``is_emoji`` look for, made once
+    (the first non-ASCII text) from the interpreter's Unicode tables."""
+    extenders: list[int] = [ord(_ZWJ), *range(0xFE00, 0xFE10), *range(0x1F3FB, 0x1F400)]
+    extenders += [*range(0xE0020, 0xE0080), *range(0x1F1E6, 0x1F200)]  # tags, flags
+    emoji: list[int] = []
+    for low, high in MARK_PLANES:
+        for code in range(low, high):
+            category = unicodedata.category(chr(code))
+            if category in ("Mn", "Me", "Mc"):
+                extenders.append(code)
+            elif category == "So" and code >= 0x2190:
+                emoji.append(code)
+    return _CharClasses(re.compile(_char_class(extenders)), re.compile(_char_class(emoji)))
+
+
+def _char_class(codes: list[int]) -> str:
+    """A regex character class of these code points, as ranges."""
+    ranges: list[tuple[int, int]] = []
+    for code in sorted(set(codes)):
+        if ranges and ranges[-1][1] == code - 1:
+            ranges[-1] = (ranges[-1][0], code)
+        else:
+            ranges.append((code, code))
+    parts = [
+        re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}"
+        for a, b in ranges
+    ]
+    return f"[{''.join(parts)}]"
 
 
 _ASCII_LETTERS = string.ascii_letters.encode()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import unicodedata
 from collections.abc import Sequence
 
 import pytest
@@ -276,6 +277,32 @@ def test_the_fast_paths_of_normalisation_agree_with_the_general_ones(
 def test_the_ascii_fast_path_measures_like_the_general_one(text: str) -> None:
     assert tx._measure_ascii(text) == tx._measure_unicode(text)
     assert tx.graphemes(text) == list(text)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    st.text(
+        alphabet=st.one_of(
+            st.characters(),
+            st.sampled_from("aAßΣσς İ\u0301\u200d\ufe0f👍🏽🇧🇷❤😂 \t\x1c@ÉéＡ"),
+        ),
+        max_size=40,
+    )
+)
+def test_every_fast_path_measures_like_the_clusters(text: str) -> None:
+    """ASCII, and text whose characters are each a cluster, skip the cluster walk: the
+    figures are the same."""
+    assert tx.measure(text) == tx._measure_unicode(text)
+
+
+def test_marks_and_symbols_are_only_in_the_planes_the_classes_scan() -> None:
+    """The fast path's classes cover the planes with marks and symbols; this scans the
+    rest of Unicode (as this interpreter knows it) to keep that true."""
+    scanned = [range(low, high) for low, high in tx.MARK_PLANES]
+    for code in range(0x110000):
+        if any(code in r for r in scanned):
+            continue
+        assert unicodedata.category(chr(code)) not in ("Mn", "Me", "Mc", "So"), hex(code)
 
 
 @settings(max_examples=500, deadline=None)
