@@ -333,6 +333,13 @@ def test_the_fast_letter_bound_never_undercuts_the_exact_one(a: str, b: str) -> 
 
 
 @settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=st.sampled_from("aab  é中\x02\x03👍"), max_size=30))
+def test_squeezing_cuts_every_run_to_one_character(text: str) -> None:
+    expected = "".join(c for i, c in enumerate(text) if i == 0 or text[i - 1] != c)
+    assert tx.squeezed(text) == expected
+
+
+@settings(max_examples=500, deadline=None)
 @given(
     a=st.text(alphabet=st.sampled_from("ab c!é中"), max_size=80),
     b=st.text(alphabet=st.sampled_from("ab c!é中"), max_size=80),
@@ -385,6 +392,21 @@ def test_only_the_last_names_are_remembered(monkeypatch: pytest.MonkeyPatch) -> 
         assert m.find_remembered(name) == m.find(name)
     assert list(m._remembered) == ["c3", "id1ot", "e5"]
     assert m.find_remembered("id1ot")[0].words == "idiot"
+
+
+def test_the_last_texts_are_kept_and_give_the_same_hits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A raid repeats one text: its hits are found once. Long texts are never kept."""
+    monkeypatch.setattr(tx, "RECENT", 3)
+    fresh = tx.Matcher("standard")
+    m = tx.Matcher("standard")
+    for matcher in (fresh, m):
+        matcher.add("free coins")
+        matcher.freeze()
+    texts = ["FREE COINS here", "hi", "fr33 c0ins", "yo", "x" * tx.RECENT_LENGTH + " free coins"]
+    for text in [*texts, *texts]:
+        assert m.find(text) == fresh._find_all(text)
+    assert list(m._recent) == ["hi", "fr33 c0ins", "yo"]  # the oldest went first each time
+    assert m.find("fr33 c0ins")[0].words == "free coins"
 
 
 def _leet_model(word: str, ambiguous_as: str) -> str:
