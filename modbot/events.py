@@ -177,7 +177,13 @@ def clean_text(value: str, limit: int) -> str:
     """Viewer text as kept: at most ``limit`` characters, lone surrogates (which JSON's
     ``\\ud800`` escapes can smuggle in and UTF-8 cannot store) replaced by U+FFFD."""
     value = value[:limit]
-    return _SURROGATE.sub("\ufffd", value) if not value.isascii() else value
+    if value.isascii():
+        return value
+    try:
+        value.encode()  # in C, and only a lone surrogate fails it
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", value)
+    return value
 
 
 def _str(data: dict[str, Any], key: str, limit: int = 200) -> str:

@@ -74,12 +74,12 @@ class Decoder:
         if not isinstance(kind, str) or not isinstance(data, dict):
             raise BadMessage("message without type or data")
         if kind == "roomInfo":
-            self.room_id = _id(data.get("roomId") or data.get("id"), "roomInfo.roomId")
+            self.room_id = _id(data.get("roomId") or data.get("id"), "", "roomInfo.roomId")
             owner = data.get("owner")
             owner_id = data.get("ownerUserId") or (
                 owner.get("userId") if isinstance(owner, dict) else None
             )
-            self.owner_user_id = _id(owner_id, "roomInfo.ownerUserId") if owner_id else ""
+            self.owner_user_id = _id(owner_id, "", "roomInfo.ownerUserId") if owner_id else ""
             return None
         handler = _HANDLERS.get(kind)
         if handler is None:
@@ -90,25 +90,41 @@ class Decoder:
 
     # --- per type -----------------------------------------------------------------------
 
-    def _base(self, kind: EventKind, data: dict[str, Any], **fields: Any) -> Event:
+    def _base(
+        self,
+        kind: EventKind,
+        data: dict[str, Any],
+        *,
+        user: User | None = None,
+        text: str = "",
+        language: str = "",
+        gift: Gift | None = None,
+        count: int = 0,
+        viewers: int = 0,
+    ) -> Event:
         common = data.get("common")
         if not isinstance(common, dict):
             raise BadMessage(f"{kind} message without common")
-        room = _id(common.get("roomId"), f"{kind} common.roomId") or self.room_id
+        room = _id(common.get("roomId"), kind, "common.roomId") or self.room_id
         return Event(
-            kind=kind,
-            ts=_time(common.get("createTime"), self._bundle_ms),
-            streamer=self.streamer,
-            room_id=room,
-            msg_id=_id(common.get("msgId"), f"{kind} common.msgId"),
-            **fields,
+            kind,
+            _time(common.get("createTime"), self._bundle_ms),
+            self.streamer,
+            room,
+            _id(common.get("msgId"), kind, "common.msgId"),
+            user,
+            text,
+            language,
+            gift,
+            count,
+            viewers,
         )
 
     def _user(self, data: dict[str, Any], identity: object = None) -> User:
         raw = data.get("user")
         if not isinstance(raw, dict):
             raise BadMessage("message without user")
-        user_id = _id(raw.get("userId"), "user.userId")
+        user_id = _id(raw.get("userId"), "", "user.userId")
         if not user_id:
             raise BadMessage("user without userId")
         ident = _obj(identity)
@@ -213,10 +229,16 @@ def _obj(value: object) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _id(value: object, what: str) -> str:
-    """A numeric id kept exact (strings as they are; ints never through float)."""
+def _id(value: object, kind: str, name: str) -> str:
+    """A numeric id kept exact (strings as they are; ints never through float).
+
+    ``kind`` and ``name`` say which field it is (``"comment"``, ``"common.msgId"``) when
+    it is not an id; the sentence is put together only then.
+    """
+    if isinstance(value, str) and value.isdigit():
+        return value  # the usual case, before anything else is made
     try:
-        return parse_id(value, what)
+        return parse_id(value, f"{kind} {name}" if kind else name)
     except EventError as exc:
         raise BadMessage(str(exc)) from None
 
