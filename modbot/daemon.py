@@ -54,6 +54,7 @@ RULE_POLL = 2.0
 STATUS_EVERY = 5.0
 SWITCH_INTERVAL = 0.0002  # seconds (see run())
 FULL_GC_SPACING = 10  # see run()
+YOUNG_GC = 20_000  # see run()
 ENGINE_SLICE = 8  # events decided between two turns of the other tasks
 LAG_PROBE = 0.05  # how often the event loop's lateness is measured
 STALL = 0.05  # a lateness above this is a stall (logged, counted)
@@ -170,10 +171,14 @@ class Daemon:
             # maps among them (tens of milliseconds under load). With start-up frozen
             # and the engine's entries untracked, the old generation is small, so
             # CPython's rule (collect when a quarter as much again is pending) would
-            # run one every few seconds: ask for ten times fewer.
+            # run one every few seconds: ask for ten times fewer. The young generation
+            # is collected after YOUNG_GC containers rather than 700: every event makes
+            # and drops dozens, and hundreds of small collections a second cost a
+            # twentieth of the loop while finding next to nothing (reference counting
+            # frees them first).
             young, middle, old = gc.get_threshold()
             stack.callback(gc.set_threshold, young, middle, old)
-            gc.set_threshold(young, middle, old * FULL_GC_SPACING)
+            gc.set_threshold(max(young, YOUNG_GC), middle, old * FULL_GC_SPACING)
             # SQLite works in its own thread and needs the interpreter lock to take each
             # batch and hand it back; while the engine is busy, each take waits for the
             # switch interval (5 ms by default). A shorter one keeps audit writes, and
