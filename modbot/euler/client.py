@@ -42,6 +42,7 @@ from modbot.errors import (
     RequestRejected,
     ServerError,
 )
+from modbot.euler.http1 import Http1Pool
 from modbot.euler.policy import (
     API_MUTE_DURATIONS,
     PERMANENT,
@@ -49,7 +50,6 @@ from modbot.euler.policy import (
     RouteBudget,
     retry_after_seconds,
 )
-from modbot.euler.pool import PoolShards
 from modbot.euler.routes import Route, route_table
 from modbot.euler.tokens import TokenSet, token_set_from_answer
 from modbot.log import get_logger, register_secret, scrub
@@ -60,9 +60,8 @@ _PLAN_WORDS = ("premium", "plan", "upgrade", "pricing", "scope", "permission", "
 log = get_logger("modbot.euler")
 # Connections to the API: as many as the executor has calls in flight on its busiest
 # routes (32), all kept open between calls (httpx's default, 100 with 20 kept, closed and
-# reopened connections in every burst), in pools of 8: each call walks and polls only
-# its own pool's connections (see modbot.euler.pool).
-POOL_SHARDS, POOL_PER_SHARD = 4, 8
+# reopened connections in every burst); see modbot.euler.http1.
+MAX_CONNECTIONS = 32
 
 
 class TokenProvider(Protocol):
@@ -193,7 +192,7 @@ class EulerClient:
             **({"x-api-key": api_key} if api_key else {}),
         }
         self._timeout = httpx.Timeout(timeout).as_dict()
-        self._http: httpx.AsyncBaseTransport = transport or PoolShards(POOL_SHARDS, POOL_PER_SHARD)
+        self._http: httpx.AsyncBaseTransport = transport or Http1Pool(MAX_CONNECTIONS)
 
     async def __aenter__(self) -> Self:
         await self._http.__aenter__()
