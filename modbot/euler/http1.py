@@ -21,6 +21,7 @@ that much of HTTP/1.1, behind httpx's transport interface, so the client still b
 from __future__ import annotations
 
 import contextlib
+import math
 import select
 import ssl
 import time
@@ -73,11 +74,14 @@ class Http1Pool(httpx.AsyncBaseTransport):
             raise httpx.UnsupportedProtocol(msg, request=request)
         key = (scheme, url.host, url.port or (443 if scheme == "https" else 80))
         try:
-            with anyio.fail_after(timeouts["pool"]):
-                await self._slots.acquire()
-        except TimeoutError:
-            msg = "no connection slot came free in time"
-            raise httpx.PoolTimeout(msg, request=request) from None
+            self._slots.acquire_nowait()  # a slot is free (no timer needed)
+        except anyio.WouldBlock:
+            try:
+                with anyio.fail_after(timeouts["pool"]):
+                    await self._slots.acquire()
+            except TimeoutError:
+                msg = "no connection slot came free in time"
+                raise httpx.PoolTimeout(msg, request=request) from None
         try:
             conn = await self._reuse(key) or await self._connect(key, request, timeouts["connect"])
             try:
@@ -198,20 +202,35 @@ class _Connection:
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes, bool]:
         """Send ``request`` and read its answer: (status, headers, body, keep-alive)."""
         data = _request_bytes(request)
-        try:
-            with anyio.fail_after(timeouts["write"]):
+        reading = False
+        # One timer for both phases (each costs the loop): the write's deadline, then
+        # the read's from the moment the request is out.
+        with anyio.CancelScope(deadline=_deadline(timeouts["write"])) as timer:
+            try:
                 await self.stream.send(data)
-        except TimeoutError:
-            raise httpx.WriteTimeout("sending the request took too long", request=request) from None
-        except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError, ssl.SSLError) as exc:
-            raise httpx.WriteError(f"sending the request failed: {exc}", request=request) from exc
-        try:
-            with anyio.fail_after(timeouts["read"]):
+            except (
+                OSError,
+                anyio.BrokenResourceError,
+                anyio.ClosedResourceError,
+                ssl.SSLError,
+            ) as exc:
+                msg = f"sending the request failed: {exc}"
+                raise httpx.WriteError(msg, request=request) from exc
+            reading = True
+            timer.deadline = _deadline(timeouts["read"])
+            try:
                 return await self._answer(request)
-        except TimeoutError:
-            raise httpx.ReadTimeout("the answer took too long", request=request) from None
-        except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError, ssl.SSLError) as exc:
-            raise httpx.ReadError(f"reading the answer failed: {exc}", request=request) from exc
+            except (
+                OSError,
+                anyio.BrokenResourceError,
+                anyio.ClosedResourceError,
+                ssl.SSLError,
+            ) as exc:
+                msg = f"reading the answer failed: {exc}"
+                raise httpx.ReadError(msg, request=request) from exc
+        if reading:
+            raise httpx.ReadTimeout("the answer took too long", request=request)
+        raise httpx.WriteTimeout("sending the request took too long", request=request)
 
     async def _answer(
         self, request: httpx.Request
@@ -314,6 +333,10 @@ class _Connection:
                 body, self._buffer = self._buffer, b""
                 return body
             self._buffer += chunk
+
+
+def _deadline(seconds: float | None) -> float:
+    return math.inf if seconds is None else anyio.current_time() + seconds
 
 
 def _timeouts(request: httpx.Request) -> dict[str, float | None]:
