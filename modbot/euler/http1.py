@@ -38,6 +38,8 @@ MAX_BODY = 16 * 1024 * 1024
 IDLE_SECONDS = 30.0  # an idle connection older than this is closed, not reused
 _READ = 65536
 _NO_BODY_STATUS = frozenset({204, 304})
+# What a socket or TLS stream raises when it breaks under a send or a receive.
+_BROKEN = (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError, ssl.SSLError)
 
 Key = tuple[str, str, int]
 
@@ -172,7 +174,8 @@ class _Connection:
         self._buffer = b""
         self.last_used = time.monotonic()
         try:
-            self._socket: Any = stream.extra(anyio.abc.SocketAttribute.raw_socket)  # noqa: S610 (anyio, not Django)
+            raw = anyio.abc.SocketAttribute.raw_socket
+            self._socket: Any = stream.extra(raw)  # noqa: S610 (anyio's, not Django's)
         except anyio.TypedAttributeLookupError:
             self._socket = None
 
@@ -208,24 +211,14 @@ class _Connection:
         with anyio.CancelScope(deadline=_deadline(timeouts["write"])) as timer:
             try:
                 await self.stream.send(data)
-            except (
-                OSError,
-                anyio.BrokenResourceError,
-                anyio.ClosedResourceError,
-                ssl.SSLError,
-            ) as exc:
+            except _BROKEN as exc:
                 msg = f"sending the request failed: {exc}"
                 raise httpx.WriteError(msg, request=request) from exc
             reading = True
             timer.deadline = _deadline(timeouts["read"])
             try:
                 return await self._answer(request)
-            except (
-                OSError,
-                anyio.BrokenResourceError,
-                anyio.ClosedResourceError,
-                ssl.SSLError,
-            ) as exc:
+            except _BROKEN as exc:
                 msg = f"reading the answer failed: {exc}"
                 raise httpx.ReadError(msg, request=request) from exc
         if reading:
@@ -236,7 +229,7 @@ class _Connection:
         self, request: httpx.Request
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes, bool]:
         while True:
-            head = await self._head(request)
+            head = await self._upto(b"\r\n\r\n", "the answer's headers are", request)
             version, status, headers = _parse_head(head, request)
             if not 100 <= status < 200:
                 break  # informational answers (100 Continue, 103) come before the real one
@@ -267,17 +260,20 @@ class _Connection:
             raise httpx.RemoteProtocolError(msg, request=request) from None
         self._buffer += chunk
 
-    async def _head(self, request: httpx.Request) -> bytes:
+    async def _upto(self, marker: bytes, what: str, request: httpx.Request) -> bytes:
+        """The buffered bytes before ``marker`` (which is dropped): the head before the
+        empty line, or one line of the chunked framing."""
         while True:
-            end = self._buffer.find(b"\r\n\r\n")
+            end = self._buffer.find(marker)
             if end >= 0:
-                head, self._buffer = self._buffer[:end], self._buffer[end + 4 :]
-                return head
+                found, self._buffer = self._buffer[:end], self._buffer[end + len(marker) :]
+                return found
             if len(self._buffer) > MAX_HEAD:
-                raise httpx.RemoteProtocolError(
-                    "the answer's headers are too long", request=request
-                )
+                raise httpx.RemoteProtocolError(f"{what} too long", request=request)
             await self._fill(request)
+
+    async def _framing(self, request: httpx.Request) -> bytes:
+        return await self._upto(b"\r\n", "a chunk's framing line is", request)
 
     async def _exactly(self, size: int, request: httpx.Request) -> bytes:
         if size > MAX_BODY:
@@ -289,21 +285,11 @@ class _Connection:
         body, self._buffer = self._buffer[:size], self._buffer[size:]
         return body
 
-    async def _line(self, request: httpx.Request) -> bytes:
-        while True:
-            end = self._buffer.find(b"\r\n")
-            if end >= 0:
-                line, self._buffer = self._buffer[:end], self._buffer[end + 2 :]
-                return line
-            if len(self._buffer) > MAX_HEAD:
-                raise httpx.RemoteProtocolError("a chunk header is too long", request=request)
-            await self._fill(request)
-
     async def _chunked(self, request: httpx.Request) -> bytes:
         parts: list[bytes] = []
         total = 0
         while True:
-            size_text = (await self._line(request)).split(b";", 1)[0].strip()
+            size_text = (await self._framing(request)).split(b";", 1)[0].strip()
             try:
                 size = int(size_text, 16)
             except ValueError:
@@ -313,14 +299,14 @@ class _Connection:
             if size < 0:
                 raise httpx.RemoteProtocolError("a chunk without a valid size", request=request)
             if size == 0:
-                while await self._line(request):  # trailers, up to the empty line
+                while await self._framing(request):  # trailers, up to the empty line
                     pass
                 return b"".join(parts)
             total += size
             if total > MAX_BODY:
                 raise httpx.RemoteProtocolError("the answer is too long", request=request)
             parts.append(await self._exactly(size, request))
-            if await self._line(request):
+            if await self._framing(request):
                 raise httpx.RemoteProtocolError("a chunk longer than its size", request=request)
 
     async def _until_end(self, request: httpx.Request) -> bytes:

@@ -29,7 +29,6 @@ import operator
 import re
 import string
 import unicodedata
-from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -452,9 +451,7 @@ class Matcher:
     _frozen: bool = False
     # Plain strings and tuples (no reference back to the matcher): an old matcher goes
     # as soon as a reload drops it, without waiting for the cycle collector.
-    _remembered: OrderedDict[str, tuple[Hit, ...]] = field(
-        default_factory=OrderedDict, repr=False, compare=False
-    )
+    _remembered: dict[str, tuple[Hit, ...]] = field(default_factory=dict, repr=False, compare=False)
     _recent: dict[str, tuple[Hit, ...]] = field(default_factory=dict, repr=False, compare=False)
 
     def add(self, term: str) -> int | None:
@@ -498,33 +495,29 @@ class Matcher:
 
         The answers for the last ``RECENT`` texts are kept (the oldest goes first).
         """
-        if not self._ids:
-            return ()
-        if len(text) > RECENT_LENGTH:
-            return self._find_all(text)
-        recent = self._recent
-        found = recent.get(text)
-        if found is None:
-            found = recent[text] = self._find_all(text)
-            if len(recent) > RECENT:
-                del recent[next(iter(recent))]
-        return found
+        return self._kept(self._recent, RECENT, RECENT_LENGTH, text)
 
     def find_remembered(self, text: str) -> tuple[Hit, ...]:
         """``find``, remembering the hits of the last ``REMEMBERED`` short texts: for
         names, which come back with every message of their viewer (a chat's texts would
         push them out). A new matcher (a reload) starts with nothing remembered.
         """
+        return self._kept(self._remembered, REMEMBERED, REMEMBERED_LENGTH, text)
+
+    def _kept(
+        self, kept: dict[str, tuple[Hit, ...]], cap: int, longest: int, text: str
+    ) -> tuple[Hit, ...]:
+        """The hits of ``text``, from ``kept`` if they are there; texts up to ``longest``
+        long are added, and the one added first goes when there are more than ``cap``."""
         if not self._ids:
             return ()
-        if len(text) > REMEMBERED_LENGTH:
+        if len(text) > longest:
             return self._find_all(text)
-        remembered = self._remembered
-        found = remembered.get(text)
+        found = kept.get(text)
         if found is None:
-            found = remembered[text] = self._find_all(text)
-            if len(remembered) > REMEMBERED:
-                remembered.popitem(last=False)  # the one remembered longest ago
+            found = kept[text] = self._find_all(text)
+            if len(kept) > cap:
+                del kept[next(iter(kept))]
         return found
 
     def _find_all(self, text: str) -> tuple[Hit, ...]:
