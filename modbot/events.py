@@ -156,17 +156,23 @@ def parse_ts(value: object) -> datetime:
     return parsed.astimezone(UTC)
 
 
-def parse_id(value: object, what: str) -> str:
-    """A numeric id as an exact string ('' when missing); EventError when it is not one."""
+def parse_id(value: object, what: str, kind: str = "") -> str:
+    """A numeric id as an exact string ('' when missing); EventError when it is not one.
+
+    ``what`` names the field in the error, after ``kind`` if there is one (``comment
+    common.msgId``): the decoder calls this for every message, and the name is put
+    together only when there is an error.
+    """
+    if isinstance(value, str) and value.isdigit():
+        return value  # the usual case first
     if value is None or value == "":
         return ""
+    field = f"{kind} {what}" if kind else what
     if isinstance(value, bool):
-        raise EventError(f"{what} must be a numeric id")
+        raise EventError(f"{field} must be a numeric id")
     if isinstance(value, int):
         return str(value)
-    if isinstance(value, str) and value.isdigit():
-        return value
-    raise EventError(f"{what} must be a numeric id, as a string")
+    raise EventError(f"{field} must be a numeric id, as a string")
 
 
 # chr(): mypyc (hatch_build.py) does not compile surrogates written in a literal.

@@ -230,15 +230,9 @@ def _obj(value: object) -> dict[str, Any]:
 
 
 def _id(value: object, kind: str, name: str) -> str:
-    """A numeric id kept exact (strings as they are; ints never through float).
-
-    ``kind`` and ``name`` say which field it is (``"comment"``, ``"common.msgId"``) when
-    it is not an id; the sentence is put together only then.
-    """
-    if isinstance(value, str) and value.isdigit():
-        return value  # the usual case, before anything else is made
+    """A numeric id kept exact (strings as they are; ints never through float)."""
     try:
-        return parse_id(value, f"{kind} {name}" if kind else name)
+        return parse_id(value, name, kind)
     except EventError as exc:
         raise BadMessage(str(exc)) from None
 

@@ -26,8 +26,7 @@ import select
 import ssl
 import time
 from collections.abc import Iterable
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -38,8 +37,8 @@ MAX_BODY = 16 * 1024 * 1024
 IDLE_SECONDS = 30.0  # an idle connection older than this is closed, not reused
 _READ = 65536
 _NO_BODY_STATUS = frozenset({204, 304})
-# What a socket or TLS stream raises when it breaks under a send or a receive.
-_BROKEN = (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError, ssl.SSLError)
+# What a socket or TLS stream raises when it breaks (ssl.SSLError is an OSError).
+_BROKEN = (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError)
 
 Key = tuple[str, str, int]
 
@@ -139,22 +138,11 @@ class Http1Pool(httpx.AsyncBaseTransport):
         except TimeoutError:
             msg = f"connecting to {host}:{port} took longer than {timeout}s"
             raise httpx.ConnectTimeout(msg, request=request) from None
-        except (OSError, ssl.SSLError, anyio.BrokenResourceError) as exc:
+        except _BROKEN as exc:
             raise httpx.ConnectError(
                 f"cannot connect to {host}:{port}: {exc}", request=request
             ) from exc
         return _Connection(stream)
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None = None,
-        exc: BaseException | None = None,
-        tb: TracebackType | None = None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         self._closed = True
@@ -196,7 +184,7 @@ class _Connection:
         with (
             anyio.CancelScope(shield=True),
             anyio.move_on_after(1),
-            contextlib.suppress(OSError, anyio.BrokenResourceError, ssl.SSLError),
+            contextlib.suppress(*_BROKEN),
         ):
             await self.stream.aclose()
 

@@ -310,8 +310,6 @@ SEVERITY = {"ban": 3, "mute": 2}
 
 def severity(kind: str, duration: float | None) -> tuple[int, float]:
     """How severe an enforcement is: ban > longer mute > shorter mute (forever is longest)."""
-    if kind == "ban":
-        return (3, 0.0)
     if kind == "mute":
-        return (2, float("inf") if duration is None else duration)
-    return (0, 0.0)
+        return (SEVERITY[kind], float("inf") if duration is None else duration)
+    return (SEVERITY.get(kind, 0), 0.0)

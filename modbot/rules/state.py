@@ -196,12 +196,17 @@ _ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789 "
 # within. A wider field would make every AND and popcount longer (the ints have 38 of
 # them); a text with a count beyond it gets no fast bound and takes the exact one.
 _FIELD = 16
-# n in unary at each bucket's place, by character: one OR per distinct character.
-_UNITS = {
-    c: [((1 << n) - 1) << (i * _FIELD) for n in range(_FIELD + 1)] for i, c in enumerate(_ALPHABET)
-}
+
+
+def _units(bucket: int) -> list[int]:
+    """0 to ``_FIELD`` in unary at the place of the ``bucket``-th field."""
+    return [((1 << n) - 1) << (bucket * _FIELD) for n in range(_FIELD + 1)]
+
+
+# The counts at each bucket's place, by character: one OR per distinct character.
+_UNITS = {c: _units(i) for i, c in enumerate(_ALPHABET)}
 _OTHER = len(_ALPHABET) * _FIELD  # where the field of every other character starts
-_OTHER_UNITS = [((1 << n) - 1) << _OTHER for n in range(_FIELD + 1)]
+_OTHER_UNITS = _units(len(_ALPHABET))
 
 
 def _unary(text: str) -> int:

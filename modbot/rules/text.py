@@ -315,24 +315,29 @@ def has_ambiguous(text: str) -> bool:
 
 def squeeze(word: str) -> tuple[str, tuple[int, ...]]:
     """Run-length form of a word: ``heeello`` -> (``helo``, (1, 3, 2, 1))."""
-    if _DOUBLED.search(word) is None:
+    if not _has_run(word):
         return word, (1,) * len(word)  # no letter repeats (most words)
     return _squeeze(word)
 
 
 def squeezed(text: str) -> str:
-    """``text`` with every run of one character cut to one (``text`` if it has none).
+    """``text`` with every run of one character cut to one (``text`` if it has none)."""
+    return _DOUBLED.sub(_FIRST, text) if _has_run(text) else text
 
-    Most texts have no run: the scan for the first one is a loop over code points, which
-    the compiled build runs in a tenth of the time the regex search takes.
+
+def _has_run(text: str) -> bool:
+    """Whether a character follows itself somewhere in ``text``.
+
+    A loop over code points: the compiled build runs it in a tenth of the time the
+    regex search takes (most texts have no run, so the search would read them whole).
     """
     previous = -1
     for i in range(len(text)):
         code = ord(text[i])
         if code == previous:
-            return _DOUBLED.sub(_FIRST, text)
+            return True
         previous = code
-    return text
+    return False
 
 
 def _squeeze(word: str) -> tuple[str, tuple[int, ...]]:
@@ -741,14 +746,19 @@ def domain_allowed(domain: str, allow: Iterable[str]) -> bool:
 _ZWJ = "\u200d"
 
 
+# Code points that join the cluster before them besides marks and the joiner: variation
+# selectors, skin tones, tags. Regional indicators pair up into flags.
+_JOINING = ((0xFE00, 0xFE0F), (0x1F3FB, 0x1F3FF), (0xE0020, 0xE007F))
+_FLAGS = (0x1F1E6, 0x1F1FF)
+_MARKS = ("Mn", "Me", "Mc")
+
+
 def _extends(c: str, previous: str) -> bool:
     code = ord(c)
     return (
-        unicodedata.category(c) in ("Mn", "Me", "Mc")
+        unicodedata.category(c) in _MARKS
         or _ZWJ in (c, previous)
-        or 0xFE00 <= code <= 0xFE0F
-        or 0x1F3FB <= code <= 0x1F3FF
-        or 0xE0020 <= code <= 0xE007F
+        or any(low <= code <= high for low, high in _JOINING)
     )
 
 
@@ -760,7 +770,7 @@ def graphemes(text: str) -> list[str]:
     previous = ""
     pending_flag = False
     for c in text:
-        regional = 0x1F1E6 <= ord(c) <= 0x1F1FF
+        regional = _FLAGS[0] <= ord(c) <= _FLAGS[1]
         if clusters and (_extends(c, previous) or (regional and pending_flag)):
             clusters[-1] += c
             pending_flag = False if regional else pending_flag
@@ -774,9 +784,12 @@ def graphemes(text: str) -> list[str]:
 def is_emoji(cluster: str) -> bool:
     """Whether a grapheme cluster is an emoji."""
     return any(
-        (unicodedata.category(c) == "So" and ord(c) >= 0x2190) or 0x1F1E6 <= ord(c) <= 0x1F1FF
+        (unicodedata.category(c) == "So" and ord(c) >= 0x2190) or _FLAGS[0] <= ord(c) <= _FLAGS[1]
         for c in cluster
     )
+
+
+_FIGURES = ("length", "caps_ratio", "repeated_chars", "emoji_count", "mentions", "zalgo")
 
 
 class Measures:
@@ -805,15 +818,8 @@ class Measures:
         self.mentions: Final = mentions
         self.zalgo: Final = zalgo
 
-    def _figures(self) -> tuple[int, float, int, int, int, bool]:
-        return (
-            self.length,
-            self.caps_ratio,
-            self.repeated_chars,
-            self.emoji_count,
-            self.mentions,
-            self.zalgo,
-        )
+    def _figures(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in _FIGURES)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Measures) and self._figures() == other._figures()
@@ -822,8 +828,7 @@ class Measures:
         return hash(self._figures())
 
     def __repr__(self) -> str:
-        names = ("length", "caps_ratio", "repeated_chars", "emoji_count", "mentions", "zalgo")
-        pairs = ", ".join(f"{n}={v!r}" for n, v in zip(names, self._figures(), strict=True))
+        pairs = ", ".join(f"{n}={getattr(self, n)!r}" for n in _FIGURES)
         return f"Measures({pairs})"
 
 
@@ -866,7 +871,7 @@ def _measure_unicode(text: str) -> Measures:
         caps_ratio=caps,
         repeated_chars=longest,
         emoji_count=sum(1 for c in clusters if is_emoji(c)),
-        mentions=len(_MENTION.findall(text)),
+        mentions=_mentions(text),
         zalgo=zalgo,
     )
 
@@ -881,7 +886,7 @@ def _measure_ascii(text: str) -> Measures:
         caps_ratio=caps,
         repeated_chars=_longest_run(text.lower()),
         emoji_count=0,
-        mentions=len(_MENTION.findall(text)) if "@" in text else 0,
+        mentions=_mentions(text),
         zalgo=False,
     )
 
@@ -905,9 +910,13 @@ def _measure_simple(text: str) -> Measures:
         caps_ratio=upper / letters if letters >= 5 else 0.0,
         repeated_chars=longest,
         emoji_count=len(_classes().emoji.findall(text)),
-        mentions=len(_MENTION.findall(text)) if "@" in text else 0,
+        mentions=_mentions(text),
         zalgo=False,
     )
+
+
+def _mentions(text: str) -> int:
+    return len(_MENTION.findall(text)) if "@" in text else 0  # every mention has an @
 
 
 def _longest_run(text: str) -> int:
@@ -946,13 +955,14 @@ MARK_PLANES = ((0, 0x20000), (0xE0000, 0xE1000))
 def _classes() -> _CharClasses:
     """Regex classes of the characters ``graphemes`` and ``is_emoji`` look for, made once
     (the first non-ASCII text) from the interpreter's Unicode tables."""
-    extenders: list[int] = [ord(_ZWJ), *range(0xFE00, 0xFE10), *range(0x1F3FB, 0x1F400)]
-    extenders += [*range(0xE0020, 0xE0080), *range(0x1F1E6, 0x1F200)]  # tags, flags
+    extenders = [ord(_ZWJ)]
+    for low, high in (*_JOINING, _FLAGS):
+        extenders += range(low, high + 1)
     emoji: list[int] = []
     for low, high in MARK_PLANES:
         for code in range(low, high):
             category = unicodedata.category(chr(code))
-            if category in ("Mn", "Me", "Mc"):
+            if category in _MARKS:
                 extenders.append(code)
             elif category == "So" and code >= 0x2190:
                 emoji.append(code)
