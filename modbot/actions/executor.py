@@ -8,8 +8,10 @@ event) the executor:
    window so one burst never sends the same mute or ban twice, one chat message per
    room per ``reply_interval`` (TikTok drops bursts), comments never turned off while
    already off, and ``--dry-run``;
-2. writes every intent to the audit store (``pending`` when a call is to be made) in
-   one statement per batch, before any call;
+2. writes the intents that call the API to the audit store (``pending``) in one
+   statement per batch, before their calls; the others (observed, skipped, logged:
+   most of a raid's decisions) go to a writer of their own, so the write a call waits
+   for stays small;
 3. makes the calls concurrently (bounded in total and per route); a ``RateLimited``
    answer pauses that route only, then the call is tried again;
 4. writes the outcomes (``done`` or ``failed`` with the error) in batches, together
@@ -26,7 +28,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import anyio
 import structlog
@@ -34,7 +36,7 @@ from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from modbot.actions.plan import Intent, intent_for
-from modbot.audit.store import AuditStore, Entry
+from modbot.audit.store import AuditStore, Entry, NewEntry
 from modbot.clock import Clock, epoch
 from modbot.errors import (
     ApiError,
@@ -43,11 +45,13 @@ from modbot.errors import (
     RateLimited,
 )
 from modbot.euler.client import EulerClient
+from modbot.euler.watcher import hand_on
 from modbot.events import Event
 from modbot.log import scrub
 from modbot.rules.engine import Decision
 
 log = structlog.get_logger("modbot.executor")
+T = TypeVar("T")
 
 ROUTES = {
     "mute": "mute",
@@ -218,36 +222,53 @@ class Executor:
         frequent, and at 5,000 events/s the daemon used 9% more CPU and fell behind.)
         """
         send, outcomes = anyio.create_memory_object_stream[_Outcome](10_000)
+        keep, records = anyio.create_memory_object_stream[list[NewEntry]](1_000)
         async with anyio.create_task_group() as writers:
             writers.start_soon(self._write_outcomes, outcomes)
-            async with send, anyio.create_task_group() as calls:
+            writers.start_soon(self._write_records, records)
+            async with send, keep, anyio.create_task_group() as calls:
                 self._outcomes = send
                 task_status.started()
                 async with receive:
                     async for first in receive:
-                        batch = list(first)
-                        while len(batch) < self.batch_max:
-                            try:
-                                batch.extend(receive.receive_nowait())
-                            except (anyio.WouldBlock, anyio.EndOfStream):
-                                break
-                        await self._intake(batch, calls)
+                        works = _more(receive, [first], self.batch_max)
+                        await self._intake([w for ws in works for w in ws], calls, keep)
             self._outcomes = None
 
-    async def _intake(self, batch: list[Work], calls: anyio.abc.TaskGroup) -> None:
-        intents = [self.gate(intent_for(d, w.event)) for w in batch for d in w.decisions]
-        if not intents:
-            return
-        stamps = [Stamps(w.received, w.decided) for w in batch for _ in w.decisions]
-        ids = await self.store.add([i.entry() for i in intents], self.clock.now())
-        for intent, entry_id, stamp in zip(intents, ids, stamps, strict=True):
-            self._count(intent)
-            if entry_id is None:
-                continue  # delivered before (a reconnect replayed the message)
-            if intent.calls_api:
+    async def _intake(
+        self,
+        batch: list[Work],
+        calls: anyio.abc.TaskGroup,
+        records: MemoryObjectSendStream[list[NewEntry]],
+    ) -> None:
+        """Write the intents of a batch and start their calls.
+
+        Only the intents that call the API are written before going on: their calls
+        wait for them. The others (observed, skipped, logged; most of a raid's
+        decisions) go to a writer of their own, which SQLite's thread serves after.
+        """
+        now = self.clock.now()
+        calling: list[tuple[Intent, Stamps]] = []
+        others: list[NewEntry] = []
+        for w in batch:
+            stamp = Stamps(w.received, w.decided)
+            for d in w.decisions:
+                intent = self.gate(intent_for(d, w.event))
+                self._count(intent)
+                if intent.calls_api:
+                    calling.append((intent, stamp))
+                else:
+                    others.append(intent.entry())
+        if calling:
+            ids = await self.store.add([i.entry() for i, _ in calling], now)
+            for (intent, stamp), entry_id in zip(calling, ids, strict=True):
+                if entry_id is None:
+                    continue  # delivered before (a reconnect replayed the message)
                 await self._in_flight.acquire()
                 self._running += 1
                 calls.start_soon(self._perform_and_report, intent, entry_id, stamp)
+        if others:
+            await hand_on(records, others)
 
     def _count(self, intent: Intent) -> None:
         self._counts["decided"] += 1
@@ -258,14 +279,18 @@ class Executor:
     async def _write_outcomes(self, outcomes: MemoryObjectReceiveStream[_Outcome]) -> None:
         async with outcomes:
             async for first in outcomes:
-                batch = [first]
-                while len(batch) < self.batch_max:
-                    try:
-                        batch.append(outcomes.receive_nowait())
-                    except (anyio.WouldBlock, anyio.EndOfStream):
-                        break
+                batch = _more(outcomes, [first], self.batch_max)
                 with anyio.CancelScope(shield=True):
                     await self._record(batch)
+
+    async def _write_records(self, records: MemoryObjectReceiveStream[list[NewEntry]]) -> None:
+        """Write the intents that call nothing: what queued up meanwhile goes together."""
+        async with records:
+            async for first in records:
+                lists = _more(records, [first], self.batch_max)
+                entries = [e for entries in lists for e in entries]
+                with anyio.CancelScope(shield=True):
+                    await self.store.record(entries, self.clock.now())
 
     async def _record(self, batch: list[_Outcome]) -> None:
         await self.store.finish(
@@ -500,6 +525,16 @@ class Executor:
             await self._record([outcome])
             retried += 1
         return retried, given_up
+
+
+def _more(receive: MemoryObjectReceiveStream[T], batch: list[T], most: int) -> list[T]:
+    """``batch`` and what has queued up on ``receive`` behind it, ``most`` items in all."""
+    while len(batch) < most:
+        try:
+            batch.append(receive.receive_nowait())
+        except (anyio.WouldBlock, anyio.EndOfStream):
+            break
+    return batch
 
 
 def intent_from_entry(entry: Entry) -> Intent:

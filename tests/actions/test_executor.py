@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import anyio
+import pytest
 
 from modbot.actions.executor import Executor, Work
 from modbot.actions.timers import Timers
 from modbot.audit.query import AuditFilter
-from modbot.audit.store import AuditStore, Patience
+from modbot.audit.store import AuditStore, NewEntry, Patience
 from modbot.euler.client import EulerClient
 from modbot.fake.clock import FakeClock
 from modbot.fake.server import FakeEuler, Fault
@@ -139,12 +142,55 @@ async def test_an_action_without_its_scope_only_observes(
     await execute(executor, Work(e, [decision(e, "ban"), decision(e, "mute", duration_s=5.0)]))
     assert fake.calls_to("ban") == []
     assert len(fake.calls_to("mute")) == 1
-    rows = await store.query(AuditFilter(limit=None, oldest_first=True))
+    rows = sorted(await store.query(AuditFilter(limit=None)), key=lambda r: r.action)
     assert [(r.action, r.mode, r.status) for r in rows] == [
         ("ban", "observe", "observed"),
         ("mute", "enforce", "done"),
     ]
     assert "no scope webcast:ban" in rows[0].detail
+
+
+async def test_a_call_waits_only_for_its_own_intent_to_be_written(
+    client: EulerClient,
+    store: AuditStore,
+    fake: FakeEuler,
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The write before the calls holds the intents that call the API; the observed
+    and skipped ones of the same batch are written by the executor's own writer, and
+    all of them are in the audit log when it stops."""
+    writes: list[tuple[str, list[str]]] = []
+    add, record = store.add, store.record
+
+    async def spy_add(entries: Sequence[NewEntry], now: datetime) -> list[int | None]:
+        writes.append(("add", [e.status for e in entries]))
+        return await add(entries, now)
+
+    async def spy_record(entries: Sequence[NewEntry], now: datetime) -> None:
+        writes.append(("record", [e.status for e in entries]))
+        await record(entries, now)
+
+    monkeypatch.setattr(store, "add", spy_add)
+    monkeypatch.setattr(store, "record", spy_record)
+    executor = Executor(client, store, clock)
+    work = []
+    for n in range(1, 31):
+        e = event(fake, clock, n)
+        decisions = [decision(e, "ban", rule="watch", mode="observe")]
+        if n % 10 == 0:
+            decisions.append(decision(e, "mute", duration_s=5.0))
+        work.append(Work(e, decisions))
+    await execute(executor, *work)
+    assert len(fake.calls_to("mute")) == 3
+    assert {status for kind, statuses in writes if kind == "add" for status in statuses} == {
+        "pending"
+    }
+    recorded = [s for kind, statuses in writes if kind == "record" for s in statuses]
+    assert recorded == ["observed"] * 30
+    assert await store.count("observed") == 30
+    assert await store.count("done") == 3
+    assert await store.count() == 33
 
 
 async def test_dry_run_records_and_calls_nothing(

@@ -154,6 +154,26 @@ async def test_a_large_batch_with_duplicates_maps_every_row(
         assert len({i for i in ids if i is not None}) == sum(1 for i in ids if i is not None)
 
 
+async def test_record_writes_every_row_once_without_ids(tmp_path: Path, clock: FakeClock) -> None:
+    """The writes no call waits for: several statements' worth, duplicates of stored rows
+    and of earlier rows left out, rows without a message id all kept, undo links made."""
+    async with AuditStore.open(tmp_path / "a.db") as store:
+        await store.record([], clock.now())
+        await store.record([new(clock, msg_id="5", status="observed")], clock.now())
+        batch = [new(clock, msg_id=str(n % 700), status="observed") for n in range(1_200)]
+        batch += [new(clock, status="skipped"), new(clock, status="skipped")]
+        await store.record(batch, clock.now())
+        assert await store.count("observed") == 700
+        assert await store.count("skipped") == 2
+        rows = await store.query(AuditFilter(limit=None, oldest_first=True))
+        assert [r.msg_id for r in rows[:3]] == ["5", "0", "1"]
+        # An entry that undoes another links it, as add() does.
+        await store.record([new(clock, action="unmute", undo_of=rows[0].id)], clock.now())
+        original = await store.get(rows[0].id)
+        assert original is not None
+        assert original.undone_by is not None
+
+
 async def test_finish_sets_status_error_params_and_timers(tmp_path: Path, clock: FakeClock) -> None:
     async with AuditStore.open(tmp_path / "a.db") as store:
         (entry_id,) = await store.add([new(clock, params={"duration_s": 600})], clock.now())
