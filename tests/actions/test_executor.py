@@ -193,6 +193,68 @@ async def test_a_call_waits_only_for_its_own_intent_to_be_written(
     assert await store.count() == 33
 
 
+async def test_a_batch_does_not_wait_for_the_write_of_the_one_before(
+    client: EulerClient,
+    store: AuditStore,
+    fake: FakeEuler,
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """While one batch's intents are being written, the next batch is taken in, written
+    and called; the first batch's call follows once its write is done."""
+    add = store.add
+    first_write_held = anyio.Event()
+    release = anyio.Event()
+
+    async def held_add(entries: Sequence[NewEntry], now: datetime) -> list[int | None]:
+        if not first_write_held.is_set():
+            first_write_held.set()
+            await release.wait()
+        return await add(entries, now)
+
+    monkeypatch.setattr(store, "add", held_add)
+    mute_arrived = anyio.Event()
+
+    def on_request(route: str, _token: str | None) -> None:
+        if route == "mute":
+            mute_arrived.set()
+
+    fake.request_hooks.append(on_request)
+    executor = Executor(client, store, clock)
+    one, two = event(fake, clock, 1), event(fake, clock, 2)
+    send, receive = anyio.create_memory_object_stream[list[Work]](10)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(executor.run, receive)
+        await send.send([Work(one, [decision(one, "mute", duration_s=5.0)])])
+        await first_write_held.wait()
+        await send.send([Work(two, [decision(two, "mute", duration_s=5.0)])])
+        with anyio.fail_after(10):
+            await mute_arrived.wait()  # while the first batch's write is still held
+        release.set()
+        await send.aclose()
+    assert one.user is not None
+    assert two.user is not None
+    users = [c.params["user_id"] for c in fake.calls_to("mute")]
+    assert users == [two.user.user_id, one.user.user_id]
+    assert await store.count("done") == 2
+
+
+async def test_more_calls_in_a_batch_than_may_be_in_flight(
+    client: EulerClient, store: AuditStore, fake: FakeEuler, clock: FakeClock
+) -> None:
+    """A batch with more calls than in-flight slots is written and called in parts."""
+    executor = Executor(client, store, clock, max_in_flight=2)
+    work = []
+    for n in range(1, 8):
+        e = event(fake, clock, n)
+        work.append(Work(e, [decision(e, "mute", duration_s=5.0)]))
+    with anyio.fail_after(30):
+        await execute(executor, *work)
+    assert len(fake.calls_to("mute")) == 7
+    assert await store.count("done") == 7
+    assert executor.statistics().in_flight == 0
+
+
 async def test_dry_run_records_and_calls_nothing(
     client: EulerClient, store: AuditStore, fake: FakeEuler, clock: FakeClock
 ) -> None:
