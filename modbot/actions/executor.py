@@ -242,11 +242,12 @@ class Executor:
         calls: anyio.abc.TaskGroup,
         records: MemoryObjectSendStream[list[NewEntry]],
     ) -> None:
-        """Write the intents of a batch and start their calls.
+        """Gate the intents of a batch and hand them on to be written.
 
-        Only the intents that call the API are written before going on: their calls
-        wait for them. The others (observed, skipped, logged; most of a raid's
-        decisions) go to a writer of their own, which SQLite's thread serves after.
+        The intents that call the API go to a task that writes them and then makes
+        their calls (intake does not wait for it). The others (observed, skipped,
+        logged: most of a raid's decisions) go to a writer of their own; no call waits
+        for them.
         """
         now = self.clock.now()
         calling: list[tuple[Intent, Stamps]] = []
