@@ -9,9 +9,9 @@ event) the executor:
    room per ``reply_interval`` (TikTok drops bursts), comments never turned off while
    already off, and ``--dry-run``;
 2. writes the intents that call the API to the audit store (``pending``) in one
-   statement per batch, before their calls; the others (observed, skipped, logged:
-   most of a raid's decisions) go to a writer of their own, so the write a call waits
-   for stays small;
+   statement per batch, before their calls and without waiting for the batch before;
+   the others (observed, skipped, logged: most of a raid's decisions) go to a writer
+   of their own, so the write a call waits for stays small;
 3. makes the calls concurrently (bounded in total and per route); a ``RateLimited``
    answer pauses that route only, then the call is tried again;
 4. writes the outcomes (``done`` or ``failed`` with the error) in batches, together
