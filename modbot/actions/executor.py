@@ -170,6 +170,7 @@ class Executor:
         self._warned: set[tuple[str, str]] = set()
         self._denied: set[str] = set()  # scopes the API refused despite the grant
         self._outcomes: MemoryObjectSendStream[_Outcome] | None = None
+        self._records: MemoryObjectSendStream[list[NewEntry]] | None = None
         self._counts = dict.fromkeys(
             ("decided", "called", "done", "failed", "skipped", "observed"), 0
         )
@@ -228,20 +229,15 @@ class Executor:
             writers.start_soon(self._write_outcomes, outcomes)
             writers.start_soon(self._write_records, records)
             async with send, keep, anyio.create_task_group() as calls:
-                self._outcomes = send
+                self._outcomes, self._records = send, keep
                 task_status.started()
                 async with receive:
                     async for first in receive:
                         works = _more(receive, [first], self.batch_max)
-                        await self._intake([w for ws in works for w in ws], calls, keep)
-            self._outcomes = None
+                        await self._intake([w for ws in works for w in ws], calls)
+            self._outcomes = self._records = None
 
-    async def _intake(
-        self,
-        batch: list[Work],
-        calls: anyio.abc.TaskGroup,
-        records: MemoryObjectSendStream[list[NewEntry]],
-    ) -> None:
+    async def _intake(self, batch: list[Work], calls: anyio.abc.TaskGroup) -> None:
         """Gate the intents of a batch and hand them on to be written.
 
         The intents that call the API go to a task that writes them and then makes
@@ -262,8 +258,7 @@ class Executor:
                 else:
                     others.append(intent.entry())
         if not calling:
-            if others:
-                await hand_on(records, others)
+            await self._keep(others)
             return
         step = self._max_in_flight
         for start in range(0, len(calling), step):
@@ -272,21 +267,27 @@ class Executor:
                 await self._in_flight.acquire()
             self._running += len(chunk)
             after = others if start + step >= len(calling) else []
-            calls.start_soon(self._write_and_perform, chunk, now, calls, (records, after))
+            calls.start_soon(self._write_and_perform, chunk, after, now, calls)
+
+    async def _keep(self, entries: list[NewEntry]) -> None:
+        """Hand intents that call nothing to their writer."""
+        if entries:
+            assert self._records is not None
+            await hand_on(self._records, entries)
 
     async def _write_and_perform(
         self,
         calling: list[tuple[Intent, Stamps]],
+        others: list[NewEntry],
         now: datetime,
         calls: anyio.abc.TaskGroup,
-        then: tuple[MemoryObjectSendStream[list[NewEntry]], list[NewEntry]],
     ) -> None:
         """Write intents (their in-flight slots taken), then make their calls.
 
         Intake goes on meanwhile: a decision does not wait for the write of the batch
         before its own. The last call is made in this task, the others in tasks of their
         own (a new task starts a turn of the loop later). The same batch's intents that
-        call nothing (``then``) go to their writer once the calls' rows are in, so a
+        call nothing (``others``) go to their writer once the calls' rows are in, so a
         skipped repeat's row never comes before the row of the call it repeats.
         """
         try:
@@ -298,9 +299,7 @@ class Executor:
         self._finished(len(calling) - len(new))  # delivered before (a reconnect replayed it)
         for args in new[:-1]:
             calls.start_soon(self._perform_and_report, *args)
-        records, others = then
-        if others:
-            await hand_on(records, others)
+        await self._keep(others)
         if new:
             await self._perform_and_report(*new[-1])
 
