@@ -44,9 +44,17 @@ from anyio.abc import SocketAttribute, SocketStream, TaskGroup
 
 from modbot.actions.executor import CallLatency
 from modbot.euler.oauth import TokenStore
+from modbot.euler.routes import DEFAULT_ROUTES
 from modbot.euler.tokens import token_set_from_answer
 from modbot.fake import messages as m
-from modbot.fake.harness import NotifyListener, call_target, fake_and_portal, start_run, wait
+from modbot.fake.harness import (
+    NotifyListener,
+    call_target,
+    fake_and_portal,
+    start_run,
+    target_of,
+    wait,
+)
 from modbot.fake.server import FakeEuler
 
 REPO = Path(__file__).resolve().parent.parent
@@ -170,6 +178,13 @@ async def _proxy(upstream: int, port: Connection, out: Path) -> None:
                 break
 
 
+# The routes whose arrival is measured, as (name, method, path pattern) of the client's table.
+_MEASURED = [
+    (r.name, r.method, re.compile(re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(r.path))))
+    for r in (DEFAULT_ROUTES["ban"], DEFAULT_ROUTES["mute"])
+]
+
+
 def _arrivals(stamps: Path) -> dict[tuple[str, str], float]:
     """When each ban and mute reached the stamping proxy, by (viewer's user id, route)."""
     arrived: dict[tuple[str, str], float] = {}
@@ -178,14 +193,10 @@ def _arrivals(stamps: Path) -> dict[tuple[str, str], float]:
         return arrived
     for at, method, target in json.loads(stamps.read_text()):
         path, _, query = target.partition("?")
-        route = {"/moderation/mutes": "mute", "/moderation/bans": "ban"}.get(
-            path[path.rfind("/moderation/") :]
-        )
-        if method != "PUT" or route is None:
-            continue
-        params = dict(urllib.parse.parse_qsl(query))
-        user = params.get("tiktok_user_id") or params.get("user_id", "")
-        arrived.setdefault((user, route), at)
+        for route, route_method, pattern in _MEASURED:
+            if method == route_method and pattern.fullmatch(path):
+                user = target_of(dict(urllib.parse.parse_qsl(query)))
+                arrived.setdefault((user, route), at)
     return arrived
 
 

@@ -64,7 +64,12 @@ def statuses(db: Path) -> list[tuple[str, str, str]]:
 
 def call_target(call: RecordedCall) -> str:
     """The viewer a moderation call is for: ``tiktok_user_id`` (ban) or ``user_id`` (mute)."""
-    return call.params.get("tiktok_user_id") or call.params.get("user_id", "")
+    return target_of(call.params)
+
+
+def target_of(params: Mapping[str, Any]) -> str:
+    """The viewer named by a moderation call's parameters (see :func:`call_target`)."""
+    return str(params.get("tiktok_user_id") or params.get("user_id", ""))
 
 
 def user_calls(fake: FakeEuler, *routes: str) -> Counter[tuple[str, str]]:
