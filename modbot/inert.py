@@ -81,3 +81,17 @@ def spoken(text: str, limit: int) -> str:
     """Viewer text to put in a chat message: invisible characters gone, spaces squeezed."""
     cleaned = " ".join(INVISIBLE.sub(" ", cap_marks(text)).split())
     return shorten(cleaned, limit)
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    if code <= 0xFF:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+
+def escaped(text: str, keep: str = "") -> str:
+    """``text`` whole, each invisible character written as its escape (``\\x1b``,
+    ``\\u202e``), except the characters of ``keep``: for log lines, whose reader wants to
+    see exactly what a viewer sent, and whose terminal must act on none of it."""
+    return INVISIBLE.sub(lambda m: m.group() if m.group() in keep else _escape(m.group()), text)

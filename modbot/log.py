@@ -5,8 +5,14 @@ a readable console format otherwise. ``redact_secrets`` runs after exceptions ar
 rendered and before any renderer, so a secret cannot reach a log line by any path:
 keys that name secrets are masked wherever they nest, and every registered secret
 value (the API key, client secret, access and refresh tokens) is cut out of every
-string, tracebacks included. The standard library's loggers (httpx, uvicorn,
+string, tracebacks included; at a depth it does not follow, a value is replaced, not
+passed on (it fails closed). The standard library's loggers (httpx, uvicorn,
 websockets) are routed through the same pipeline.
+
+The console renderer prints strings as they are, so for it ``make_inert`` writes every
+invisible character of every value (ESC and CSI, OSC, C1, bidirectional overrides, NUL,
+line separators) as its escape: a viewer's nickname cannot retitle, clear or reorder an
+operator's terminal. The JSON renderer escapes all of them already (``ensure_ascii``).
 """
 
 from __future__ import annotations
@@ -23,7 +29,11 @@ import structlog
 from pydantic import SecretStr
 from structlog.typing import EventDict, Processor, WrappedLogger
 
+from modbot.inert import escaped
+
 REDACTED = "[redacted]"
+TOO_DEEP = "[redacted: too deep]"
+MAX_DEPTH = 20  # nesting _redact follows; anything deeper is replaced whole
 
 _SECRET_KEY = re.compile(
     r"((access|refresh)[_-]?token|api[_-]?key|client[_-]?secret|secret|password|"
@@ -57,11 +67,13 @@ class _SecretRegistry:
         with self._lock:
             self._values = frozenset()
 
-    def scrub(self, text: str) -> str:
+    def scrub(self, text: str, limit: int | None = None) -> str:
         for value in self._values:
             if value in text:
                 text = text.replace(value, REDACTED)
-        return _URL_SECRET.sub(lambda m: f"{m.group(1)}={REDACTED}", text)
+        text = _URL_SECRET.sub(lambda m: f"{m.group(1)}={REDACTED}", text)
+        # Cut only now: a secret cut in two by an earlier cut would no longer match.
+        return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"
 
 
 SECRETS = _SecretRegistry()
@@ -72,14 +84,17 @@ def register_secret(*values: str | SecretStr | None) -> None:
     SECRETS.add(*values)
 
 
-def scrub(text: str) -> str:
-    """``text`` with every registered secret and URL credential replaced."""
-    return SECRETS.scrub(text)
+def scrub(text: str, limit: int | None = None) -> str:
+    """``text`` with every registered secret and URL credential replaced, then cut to
+    ``limit`` characters (the last an ellipsis) when given. Scrub the whole text this way
+    rather than cut it first: a secret cut short is no longer found, and its first
+    characters would be kept."""
+    return SECRETS.scrub(text, limit)
 
 
 def _redact(value: Any, depth: int = 0) -> Any:
-    if depth > 20:
-        return value
+    if depth > MAX_DEPTH:
+        return TOO_DEEP
     if isinstance(value, str):
         return SECRETS.scrub(value)
     if isinstance(value, SecretStr):
@@ -100,6 +115,26 @@ def redact_secrets(_logger: WrappedLogger, _name: str, event_dict: EventDict) ->
     """Mask secret-named keys at any depth and cut registered secret values from strings."""
     redacted: EventDict = _redact(event_dict)
     return redacted
+
+
+def _inert(value: Any, keep: str = "") -> Any:
+    if isinstance(value, str):
+        return escaped(value, keep)
+    if isinstance(value, dict):
+        return {_inert(k): _inert(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_inert(v) for v in value]
+    return value
+
+
+def make_inert(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
+    """For the console renderer: every invisible character of every key and value as its
+    escape (a traceback keeps its line breaks). Runs after ``redact_secrets``, so every
+    value is already a string, number, list or dict."""
+    return {
+        _inert(k): _inert(v, "\n" if k in ("exception", "stack") else "")
+        for k, v in event_dict.items()
+    }
 
 
 def _under_systemd() -> bool:
@@ -129,6 +164,8 @@ def processors(*, json_output: bool) -> list[Processor]:
     else:
         shared.append(structlog.processors.format_exc_info)
     shared.append(redact_secrets)
+    if not json_output:
+        shared.append(make_inert)
     return shared
 
 
