@@ -128,9 +128,9 @@ for unit in modbot.service modbot@.service; do
 done
 say "modbotctl in $BIN_DIR (modbot commands as the service: auth, audit, undo)"
 run install -d -m 0755 "$BIN_DIR"
-sed -e "s#^PREFIX=.*#PREFIX=$PREFIX#" -e "s#^CONFIG_DIR=.*#CONFIG_DIR=$CONFIG_DIR#" \
-    -e "s#^SERVICE_USER=.*#SERVICE_USER=$SERVICE_USER#" "$SOURCE/deploy/modbotctl" \
-    > "$WORK/modbotctl"
+# modbotctl takes the user, credentials and sandbox from the installed unit.
+sed -e "s#^PREFIX=.*#PREFIX=$PREFIX#" -e "s#^UNIT_DIR=.*#UNIT_DIR=$UNIT_DIR#" \
+    "$SOURCE/deploy/modbotctl" > "$WORK/modbotctl"
 run install -m 0755 "$WORK/modbotctl" "$BIN_DIR/modbotctl"
 if [ "${SKIP_SYSTEMCTL:-0}" != 1 ] && command -v systemctl >/dev/null; then
     run systemctl daemon-reload
