@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from modbot.events import format_ts
+from modbot.inert import shown
 
 STATUSES = ("pending", "done", "failed", "skipped", "observed")
 ACTIONS = ("mute", "ban", "reply", "comments", "log", "warn", "unmute", "unban")
@@ -23,14 +24,18 @@ class FilterError(ValueError):
 def parse_when(value: str, now: datetime) -> datetime:
     """``10m``/``2h``/``1d`` ago, or an ISO 8601 time (UTC when it has no offset)."""
     ago = _AGO.match(value)
-    if ago:
-        return now - timedelta(seconds=float(ago.group(1)) * _UNITS[ago.group(2)])
     try:
+        if ago:
+            return now - timedelta(seconds=float(ago.group(1)) * _UNITS[ago.group(2)])
         parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
-        msg = f"{value!r} is neither a duration like 10m, 2h, 1d nor an ISO 8601 time"
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except OverflowError:
+        # A timedelta past 999,999,999 days, or a time before year 1 or after 9999.
+        msg = f"{shown(value, 40)!r} is out of range: it must fall between the years 1 and 9999"
         raise FilterError(msg) from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except ValueError:
+        msg = f"{shown(value, 40)!r} is neither a duration like 10m, 2h, 1d nor an ISO 8601 time"
+        raise FilterError(msg) from None
 
 
 @dataclass(frozen=True)

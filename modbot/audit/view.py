@@ -1,9 +1,12 @@
 """Audit entries for people (a table) and scripts (JSON lines, CSV) (pure).
 
-Viewer-controlled text (handles, messages, reply texts) is shown inert: control
-characters, ANSI escapes and newlines become visible placeholders, long text is cut,
-so nothing a viewer wrote can move the cursor, recolour or forge lines in a terminal.
-CSV cells that a spreadsheet would run as a formula are prefixed with a quote.
+Viewer-controlled text (handles, messages, reply texts) is shown inert with
+:func:`modbot.inert.shown`: every invisible character (controls and ANSI escapes,
+newlines and line separators, bidirectional overrides, isolates and marks, zero-width
+characters, the byte-order mark, tag characters) becomes a visible placeholder and long
+text is cut, so nothing a viewer wrote can move the cursor, recolour, reorder or forge
+lines in a terminal. In CSV the same characters become spaces, and cells that a
+spreadsheet would run as a formula are prefixed with a quote.
 """
 
 from __future__ import annotations
@@ -11,14 +14,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
-import unicodedata
 from collections.abc import Iterable, Sequence
 
 from modbot.audit.store import Entry
+from modbot.inert import INVISIBLE, shown
 from modbot.rules.schema import format_duration
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069]")
 CSV_FIELDS = (
     "id",
     "ts",
@@ -40,23 +41,6 @@ CSV_FIELDS = (
 )
 
 
-def inert(text: str, limit: int = 60) -> str:
-    """One safe line: controls shown as ``?``, combining-mark stacks cut, length capped."""
-    cleaned = _CONTROL.sub("?", text)
-    out: list[str] = []
-    marks = 0
-    for c in cleaned:
-        if unicodedata.combining(c):
-            marks += 1
-            if marks > 2:
-                continue
-        else:
-            marks = 0
-        out.append(c)
-    line = "".join(out)
-    return line if len(line) <= limit else line[: limit - 1] + "…"
-
-
 def what(entry: Entry) -> str:
     """The action in a few words: ``mute 10m``, ``comments off 2m``, ``reply '...'``."""
     p = entry.params
@@ -68,7 +52,7 @@ def what(entry: Entry) -> str:
         extra = f" {format_duration(float(p['for_s']))}" if p.get("for_s") else ""
         return f"comments {state}{extra}"
     if entry.action in ("reply", "warn") and p.get("text"):
-        return f"{entry.action} {inert(str(p['text']), 30)!r}"
+        return f"{entry.action} {shown(str(p['text']), 30)!r}"
     return entry.action
 
 
@@ -82,18 +66,18 @@ def table(entries: Sequence[Entry]) -> str:
             if e.undone_by
             else (f"undo of #{e.undo_of}" if e.undo_of else "")
         )
-        status = e.status if not e.error else f"{e.status}: {inert(e.error, 40)}"
+        status = shown(e.status, 12) + (f": {shown(e.error, 40)}" if e.error else "")
         rows.append(
             (
                 str(e.id),
-                e.ts.replace("T", " ").removesuffix("Z")[:19],
-                inert(e.streamer, 20),
-                inert("@" + e.unique_id if e.unique_id else e.user_id, 24),
-                inert(e.rule, 24),
-                inert(what(e), 40) + (" (observe)" if e.mode == "observe" else ""),
+                shown(e.ts.replace("T", " ").removesuffix("Z")[:19], 19),
+                shown(e.streamer, 20),
+                shown("@" + e.unique_id if e.unique_id else e.user_id, 24),
+                shown(e.rule, 24),
+                shown(what(e), 40) + (" (observe)" if e.mode == "observe" else ""),
                 status,
                 link,
-                inert(e.msg_text, 50),
+                shown(e.msg_text, 50),
             )
         )
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
@@ -121,7 +105,7 @@ def csv_text(entries: Iterable[Entry]) -> str:
 def _cell(value: object) -> str:
     if value is None:
         return ""
-    text = _CONTROL.sub(" ", str(value))
+    text = INVISIBLE.sub(" ", str(value))
     return (
         "'" + text
         if text[:1] in ("=", "+", "-", "@", "\t") and not text.lstrip("-").isdigit()
