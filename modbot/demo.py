@@ -41,9 +41,9 @@ from modbot.events import Event
 from modbot.fake.scenario import ScenarioRunner, load_scenario
 from modbot.fake.server import FakeEuler
 from modbot.files import write_private
+from modbot.inert import shown
 from modbot.loopback import LoopbackServer, serve
 from modbot.rules.engine import Decision
-from modbot.rules.schema import inert
 
 SETTLE = 2.0  # seconds after the last scripted event for the last calls to finish
 MARKER = "demo.json"
@@ -93,8 +93,8 @@ async def run_demo(
                 verdict = "acting"
             progress.clear()
             print(
-                f"{time.monotonic() - started:5.1f}s  @{inert(who, 20):<20} "
-                f"{inert(event.text, 40)!r:<44} {d.rule_id:<16} {d.describe()} [{verdict}]",
+                f"{time.monotonic() - started:5.1f}s  @{shown(who, 20):<20} "
+                f"{shown(event.text, 40)!r:<44} {d.rule_id:<16} {d.describe()} [{verdict}]",
                 file=out,
                 flush=True,
             )

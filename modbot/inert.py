@@ -45,6 +45,20 @@ _BLANK_LOOKING = re.compile(f"[\\s{INVISIBLE_CLASS}\u2800\u3000]+")
 MAX_MARKS = 2  # combining marks kept on one base character (zalgo is cut to this)
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def encodable(text: str) -> str:
+    """``text`` with lone surrogates (which UTF-8 cannot hold) as U+FFFD; the rest kept."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text)
+    return text
+
+
 def is_blank(text: str) -> bool:
     """Whether ``text`` shows nothing: empty, spaces, invisible characters, blank look-alikes."""
     return _BLANK_LOOKING.fullmatch(text) is not None or not text
@@ -78,9 +92,13 @@ def shown(text: str, limit: int = 60) -> str:
 
 
 def spoken(text: str, limit: int) -> str:
-    """Viewer text to put in a chat message: invisible characters gone, spaces squeezed."""
-    cleaned = " ".join(INVISIBLE.sub(" ", cap_marks(text)).split())
-    return shorten(cleaned, limit)
+    """Viewer text to put in a chat message: invisible characters gone, spaces squeezed.
+
+    Line breaks and other separators become one space; the rest of the invisible
+    characters are removed, not spaced (``sl<ZWSP>ur`` is ``slur``, as the rules read it).
+    """
+    words = (INVISIBLE.sub("", word) for word in cap_marks(text).split())
+    return shorten(" ".join(word for word in words if word), limit)
 
 
 def _escape(char: str) -> str:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, NamedTuple, TypeVar
@@ -35,7 +35,7 @@ import structlog
 from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from modbot.actions.plan import Intent, intent_for
+from modbot.actions.plan import CALLS, Intent, intent_for
 from modbot.audit.store import AuditStore, Entry, NewEntry
 from modbot.clock import Clock, epoch
 from modbot.errors import (
@@ -47,6 +47,7 @@ from modbot.errors import (
 from modbot.euler.client import EulerClient
 from modbot.euler.watcher import hand_on
 from modbot.events import Event
+from modbot.inert import is_blank, shown
 from modbot.log import scrub
 from modbot.rules.engine import Decision
 
@@ -62,9 +63,12 @@ ROUTES = {
     "warn": "chat",
     "comments": "toggle_comments",
 }
+CHAT = frozenset({"reply", "warn"})  # the actions that speak from the streamer's account
 RATE_LIMIT_ATTEMPTS = 5
 RECOVER_MAX_AGE = {"reply": 60.0, "warn": 60.0}  # a late chat message confuses more than it helps
 RECOVER_DEFAULT_AGE = 600.0
+RECOVER_CALL_LIMIT = 30.0  # one replay at start-up: then it failed, and start-up goes on
+ERROR_LIMIT = 500  # characters of an error kept in the audit row
 
 
 class AlreadyRecorded(RuntimeError):
@@ -116,6 +120,7 @@ class ExecutorStatistics(NamedTuple):
     failed: int
     skipped: int
     observed: int
+    errors: int  # decisions that could not be made into an intent (logged with the event)
     in_flight: int
     paused_routes: int
 
@@ -146,6 +151,7 @@ class Executor:
         max_in_flight: int = 64,
         per_route: int = 8,
         batch_max: int = 500,
+        speech: Callable[[str], str | None] | None = None,
     ) -> None:
         self.client = client
         self.store = store
@@ -155,6 +161,9 @@ class Executor:
         self.reply_interval = reply_interval
         self.dedup_window = dedup_window
         self.batch_max = batch_max
+        # Why a chat message must not be said (the rules' own text checks); without
+        # it, only a blank message is held back.
+        self.speech = speech or _only_blank
         # fast_acquire: taking a free slot does not yield to the loop. Under load every
         # turn of the loop is a few milliseconds, and a call went through two such
         # slots (in flight, route) before it was sent.
@@ -172,7 +181,7 @@ class Executor:
         self._outcomes: MemoryObjectSendStream[_Outcome] | None = None
         self._records: MemoryObjectSendStream[list[NewEntry]] | None = None
         self._counts = dict.fromkeys(
-            ("decided", "called", "done", "failed", "skipped", "observed"), 0
+            ("decided", "called", "done", "failed", "skipped", "observed", "errors"), 0
         )
         self._running = 0
         # Delays of first tries: arrival -> sent, decision -> sent, decision -> answer.
@@ -246,17 +255,25 @@ class Executor:
         for them.
         """
         now = self.clock.now()
-        calling: list[tuple[Intent, Stamps]] = []
+        calling: list[tuple[Intent, Stamps, NewEntry]] = []
         others: list[NewEntry] = []
         for w in batch:
             stamp = Stamps(w.received, w.decided)
             for d in w.decisions:
-                intent = self.gate(intent_for(d, w.event))
+                try:
+                    intent = self.gate(intent_for(d, w.event))
+                    entry = intent.entry()
+                except Exception:  # one decision never stops the others
+                    self._counts["errors"] += 1
+                    log.exception(
+                        "intent.failed", rule=d.rule_id, action=d.action, msg_id=w.event.msg_id
+                    )
+                    continue
                 self._count(intent)
                 if intent.calls_api:
-                    calling.append((intent, stamp))
+                    calling.append((intent, stamp, entry))
                 else:
-                    others.append(intent.entry())
+                    others.append(entry)
         if not calling:
             await self._keep(others)
             return
@@ -277,7 +294,7 @@ class Executor:
 
     async def _write_and_perform(
         self,
-        calling: list[tuple[Intent, Stamps]],
+        calling: list[tuple[Intent, Stamps, NewEntry]],
         others: list[NewEntry],
         now: datetime,
         calls: anyio.abc.TaskGroup,
@@ -291,11 +308,11 @@ class Executor:
         skipped repeat's row never comes before the row of the call it repeats.
         """
         try:
-            ids = await self.store.add([i.entry() for i, _ in calling], now)
+            ids = await self.store.add([entry for _, _, entry in calling], now)
         except BaseException:
             self._finished(len(calling))
             raise
-        new = [(i, e, s) for (i, s), e in zip(calling, ids, strict=True) if e is not None]
+        new = [(i, e, s) for (i, s, _), e in zip(calling, ids, strict=True) if e is not None]
         self._finished(len(calling) - len(new))  # delivered before (a reconnect replayed it)
         for args in new[:-1]:
             calls.start_soon(self._perform_and_report, *args)
@@ -351,9 +368,12 @@ class Executor:
     # --- gating -------------------------------------------------------------------------
 
     def gate(self, intent: Intent) -> Intent:
-        """Apply observe-by-scope, de-duplication, reply pacing and comment state."""
+        """Apply the speech check, observe-by-scope, de-duplication, reply pacing and
+        comment state."""
         if not intent.calls_api:
-            return intent
+            return _unknown_skipped(intent)
+        if intent.action in CHAT and (problem := self.speech(intent.text or "")) is not None:
+            return intent.skipped(f"not said: {problem}")
         scope = intent.scope
         if scope is not None and (
             scope in self._denied or (self.granted is not None and scope not in self.granted)
@@ -376,7 +396,7 @@ class Executor:
         if self.dry_run:
             return replace(intent, mode="observe", detail=f"{intent.detail}; dry run")
         now = epoch(self.clock)
-        if intent.action in ("reply", "warn"):
+        if intent.action in CHAT:
             last = self._last_reply.get(intent.room_id)
             if last is not None and now - last < self.reply_interval:
                 return intent.skipped(
@@ -407,12 +427,23 @@ class Executor:
     async def perform(
         self, intent: Intent, entry_id: int, *, stamps: Stamps | None = None
     ) -> _Outcome:
-        """Make the call of one recorded intent; the outcome to write (never raises ApiError).
+        """Make the call of one recorded intent; the outcome to write (never raises).
 
-        ``stamps`` say when the event arrived and was decided: the first try's delays go
-        into :meth:`latency`.
+        Whatever goes wrong, the intent ends ``failed`` with the error's class and
+        message, and the next intent goes on. ``stamps`` say when the event arrived and
+        was decided: the first try's delays go into :meth:`latency`.
         """
-        route = ROUTES[intent.action]
+        try:
+            return await self._perform(intent, entry_id, stamps)
+        except Exception as exc:  # one intent never stops the others
+            self._counts["failed"] += 1
+            log.exception("action.crashed", action=intent.action, rule=intent.rule, entry=entry_id)
+            return _Outcome(entry_id, "failed", failure(exc), [])
+
+    async def _perform(self, intent: Intent, entry_id: int, stamps: Stamps | None) -> _Outcome:
+        route = ROUTES.get(intent.action)
+        if route is None:
+            return _Outcome(entry_id, "failed", f"{intent.action} is not an API call", [])
         if self.client is None:
             return _Outcome(entry_id, "failed", "no API client (offline)", [])
         self._counts["called"] += 1
@@ -446,10 +477,17 @@ class Executor:
                 error = scrub(str(exc))
                 retryable = exc.retryable
                 break
+            except Exception as exc:  # one call never stops the others: it failed, and why
+                error = failure(exc)
+                log.exception(
+                    "action.crashed", action=intent.action, rule=intent.rule, entry=entry_id
+                )
+                break
             else:
                 self._counts["done"] += 1
                 return _Outcome(entry_id, "done", None, self._timers_for(intent, entry_id))
         self._counts["failed"] += 1
+        error = shown(error, ERROR_LIMIT) if error is not None else None
         if intent.action == "comments":
             self._comments_off.pop(intent.room_id, None)  # unknown now
         log.warning(
@@ -543,26 +581,69 @@ class Executor:
 
         Returns (retried, given up). Mutes, bans and comment toggles are retried within
         ten minutes of their decision; chat messages within a minute. The others are
-        marked ``failed`` with why.
+        marked ``failed`` with why. Each row is replayed at most once, whatever happens
+        to the replay (the row notes the try before the call), and for at most
+        ``RECOVER_CALL_LIMIT`` seconds: no row can hold start-up, or crash it twice.
         """
         retried = given_up = 0
         now = self.clock.now()
         for entry in await self.store.pending():
-            age = (now - datetime.fromisoformat(entry.ts)).total_seconds()
-            limit = RECOVER_MAX_AGE.get(entry.action, RECOVER_DEFAULT_AGE)
-            if entry.action not in ROUTES or age > limit:
-                why = (
-                    f"interrupted by a restart and {age:.0f}s old when modbot came back "
-                    f"(retried only within {limit:.0f}s)"
-                )
+            why = self._not_replayed(entry, now)
+            intent = None
+            if why is None:
+                try:
+                    intent = intent_from_entry(entry)
+                except Exception as exc:  # noqa: BLE001 (a row no modbot wrote: said in the row)
+                    why = f"could not be replayed after a restart: {failure(exc)}"
+            if intent is None:
                 await self.store.finish([(entry.id, "failed", why)], now)
                 given_up += 1
                 continue
-            outcome = await self.perform(intent_from_entry(entry), entry.id)
+            await self.store.patch_params(entry.id, {"replayed_at_start": True}, now)
+            late = f"its replay after a restart took over {RECOVER_CALL_LIMIT:g}s"
+            outcome = _Outcome(entry.id, "failed", late, [])
+            with anyio.move_on_after(RECOVER_CALL_LIMIT):
+                outcome = await self.perform(intent, entry.id)
             outcome.params = {"recovered_after_restart": True}
-            await self._record([outcome])
+            with anyio.CancelScope(shield=True):
+                await self._record([outcome])
             retried += 1
         return retried, given_up
+
+    @staticmethod
+    def _not_replayed(entry: Entry, now: datetime) -> str | None:
+        """Why a pending row is not called again at start-up (None: it is)."""
+        if entry.params.get("replayed_at_start"):
+            return "interrupted again while it was replayed after a restart; not tried a third time"
+        try:
+            age = (now - datetime.fromisoformat(entry.ts)).total_seconds()
+        except (TypeError, ValueError):
+            return f"its time {shown(str(entry.ts), 40)!r} cannot be read; not replayed"
+        limit = RECOVER_MAX_AGE.get(entry.action, RECOVER_DEFAULT_AGE)
+        if entry.action not in ROUTES or age > limit:
+            return (
+                f"interrupted by a restart and {age:.0f}s old when modbot came back "
+                f"(retried only within {limit:.0f}s)"
+            )
+        return None
+
+
+def _unknown_skipped(intent: Intent) -> Intent:
+    """An intent that calls nothing, skipped if its action is none modbot knows."""
+    if intent.action not in CALLS and intent.action != "log" and intent.skip is None:
+        return intent.skipped(f"{intent.action!r} is not an action modbot knows")
+    return intent
+
+
+def _only_blank(text: str) -> str | None:
+    return "the message is empty" if is_blank(text) else None
+
+
+def failure(exc: BaseException) -> str:
+    """What went wrong, for the audit row: the error's class and its message, cleaned."""
+    message = scrub(str(exc))
+    name = type(exc).__name__
+    return shown(f"{name}: {message}" if message else name, ERROR_LIMIT)
 
 
 def _more(receive: MemoryObjectReceiveStream[T], batch: list[T], most: int) -> list[T]:

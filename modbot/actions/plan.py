@@ -16,6 +16,7 @@ from modbot.audit.store import Entry, NewEntry
 from modbot.euler.policy import plan_mute
 from modbot.euler.scopes import ACTION_SCOPES
 from modbot.events import Event
+from modbot.inert import encodable
 from modbot.rules.engine import Decision
 
 CALLS = frozenset({"mute", "ban", "reply", "warn", "comments", "unmute", "unban"})
@@ -74,7 +75,7 @@ class Intent:
             if self.unmute_after is not None:
                 out["unmute_after_s"] = self.unmute_after
         if self.text is not None:
-            out["text"] = self.text
+            out["text"] = encodable(self.text)
         if self.action == "comments":
             out["enabled"] = self.enabled
             if self.for_s:
@@ -103,12 +104,14 @@ class Intent:
             status=self.status_before_call(),
             room_id=self.room_id,
             user_id=self.user_id,
-            unique_id=self.unique_id,
+            unique_id=encodable(self.unique_id),
             rule_hash=self.rule_hash,
             params=self.params(),
-            detail=self.detail if self.skip is None else f"{self.detail}; not done: {self.skip}",
+            detail=encodable(
+                self.detail if self.skip is None else f"{self.detail}; not done: {self.skip}"
+            ),
             msg_id=self.msg_id,
-            msg_text=self.msg_text,
+            msg_text=encodable(self.msg_text),
             undo_of=self.undo_of,
             reason=self.reason,
         )

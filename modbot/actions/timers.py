@@ -13,10 +13,11 @@ import anyio
 import structlog
 from anyio.abc import TaskStatus
 
-from modbot.actions.executor import Executor
+from modbot.actions.executor import Executor, failure
 from modbot.actions.plan import Intent
 from modbot.audit.store import AuditStore, Timer
 from modbot.clock import Clock, epoch
+from modbot.errors import AuditError
 from modbot.events import format_ts
 
 log = structlog.get_logger("modbot.timers")
@@ -54,7 +55,13 @@ class Timers:
         """Carry out every timer due now; how many were carried out."""
         count = 0
         for timer in await self.store.due_timers(epoch(self.clock)):
-            await self._fire(timer)
+            try:
+                await self._fire(timer)
+            except AuditError:
+                raise  # the store waits out a failing disk itself; this is the stop
+            except Exception as exc:  # one timer never stops the others
+                log.exception("timer.crashed", kind=timer.kind, action=timer.action_id)
+                await self.store.end_timer(timer.id, "failed", failure(exc))
             count += 1
         return count
 

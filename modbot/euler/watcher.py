@@ -190,6 +190,9 @@ class Watcher:
         except ApiError as exc:
             log.warning("live_check.failed", error=str(exc))
             return
+        except Exception:  # tried again at the next check: the streams go on meanwhile
+            log.exception("live_check.crashed")
+            return
         for user_id, status in live.items():
             found = waiting.get(user_id)
             if found is not None and status.is_live:
@@ -212,7 +215,7 @@ class Watcher:
                             stream.state = StreamState.CONNECTED
                             attempt = 0
                             log.info("stream.connected", streamer=stream.handle)
-                        ended = await _pass_on(stream, decoder, bundle, Sink(sink, received))
+                        ended = await _take(stream, decoder, bundle, Sink(sink, received))
                         if ended:
                             break
                 except SourceClosed as closed:
@@ -222,6 +225,9 @@ class Watcher:
                     nxt, why = Next.STOP, str(exc)
                 except ApiUnavailable as exc:
                     nxt, why = Next.BACKOFF, str(exc)
+                except Exception as exc:  # the socket broke in a way nobody foresaw: reconnect
+                    log.exception("stream.crashed", streamer=stream.handle)
+                    nxt, why = Next.BACKOFF, type(exc).__name__
                 if ended:
                     nxt, why = Next.WAIT_LIVE, "the stream ended"
                 if nxt is Next.WAIT_LIVE:
@@ -266,6 +272,18 @@ async def _pass_on(stream: Stream, decoder: Decoder, bundle: dict[str, Any], sin
             ended = ended or any(e.kind == "stream_end" for e in events)
     _report_malformed(stream, decoder)
     return ended
+
+
+async def _take(stream: Stream, decoder: Decoder, bundle: dict[str, Any], sink: Sink) -> bool:
+    """``_pass_on``, and a bundle the decoder fails on counted as malformed (logged once)."""
+    try:
+        return await _pass_on(stream, decoder, bundle, sink)
+    except Exception:  # one bundle never stops its stream, or the others
+        kind = "bundle"
+        if kind not in stream.malformed:
+            log.exception("event.malformed", streamer=stream.handle, kind=kind)
+        stream.malformed[kind] = stream.malformed.get(kind, 0) + 1
+        return False
 
 
 def _report_malformed(stream: Stream, decoder: Decoder) -> None:

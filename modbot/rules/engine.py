@@ -24,6 +24,7 @@ from modbot.rules.compile import CompiledRule, CompiledRuleset, empty_ruleset, l
 from modbot.rules.conditions import EvalContext
 from modbot.rules.diagnostics import Diagnostic, errors
 from modbot.rules.schema import ActionSpec, format_duration, severity
+from modbot.rules.speech import SpeechCheck
 from modbot.rules.state import EngineState
 from modbot.rules.text import similarity_key
 
@@ -86,6 +87,7 @@ class Engine:
         self.state = state or EngineState()
         self._events = 0
         self._decisions = 0
+        self._speech: SpeechCheck | None = None
 
     @property
     def ruleset(self) -> CompiledRuleset:
@@ -113,6 +115,14 @@ class Engine:
         return EngineStatistics(
             self._events, self._decisions, len(self._ruleset.rules), self.state.entries()
         )
+
+    def speech_problem(self, text: str) -> str | None:
+        """Why the bot must not say ``text`` under the current rules (None: it may)."""
+        ruleset = self._ruleset
+        speech = self._speech
+        if speech is None or speech.ruleset is not ruleset:
+            speech = self._speech = SpeechCheck(ruleset)
+        return speech.problem(text)
 
     def evaluate(self, event: Event, now: datetime) -> list[Decision]:
         """The decisions for one event at time ``now``."""

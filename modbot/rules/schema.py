@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from modbot.events import EVENT_KINDS
+from modbot.inert import shorten, spoken
 
 VERSION = 1
 
@@ -175,7 +176,6 @@ TEMPLATE_FIELDS = ("user.unique_id", "user.nickname", "rule.id", "duration", "st
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
 FIELD_LIMIT = 64
 REPLY_LIMIT = 150
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,22 +185,29 @@ class Template:
     source: str
     parts: tuple[tuple[Literal["text", "field"], str], ...]
 
+    @property
+    def fields(self) -> frozenset[str]:
+        """The fields the text fills in."""
+        return frozenset(value for kind, value in self.parts if kind == "field")
+
+    @property
+    def literal(self) -> str:
+        """The text without its fields (what the rule author wrote)."""
+        return "".join(value for kind, value in self.parts if kind == "text")
+
     def render(self, values: Mapping[str, str]) -> str:
-        """The text with fields filled in; viewer-controlled values are made inert."""
+        """The text with fields filled in; viewer-controlled values are made inert.
+
+        A field loses every invisible and bidirectional control character
+        (:mod:`modbot.inert`) and is cut to ``FIELD_LIMIT`` characters.
+        """
         out = []
         for kind, value in self.parts:
             if kind == "text":
                 out.append(value)
             else:
-                out.append(inert(values.get(value, "")))
-        text = "".join(out)
-        return text if len(text) <= REPLY_LIMIT else text[: REPLY_LIMIT - 1] + "…"
-
-
-def inert(value: str, limit: int = FIELD_LIMIT) -> str:
-    """Viewer text as plain text: control characters and newlines removed, length capped."""
-    cleaned = _CONTROL.sub(" ", value).strip()
-    return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
+                out.append(spoken(values.get(value, ""), FIELD_LIMIT))
+        return shorten("".join(out), REPLY_LIMIT)
 
 
 def parse_template(value: object) -> Template:

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import gc
 import random
-from difflib import SequenceMatcher
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from modbot.events import Gift
 from modbot.rules.engine import Decision, Engine, merge
-from modbot.rules.state import FUZZY_CANDIDATES, Clusters, EngineState, Lru
+from modbot.rules.state import EngineState, Lru
 
 from .util import comment, engine, fired, ruleset, run, user
 
@@ -493,7 +490,8 @@ def test_templates_insert_viewer_text_inert() -> None:
     )
     (reply, _) = run(e, comment("bad", who=nasty))
     assert reply.text is not None
-    assert reply.text.startswith("{user.unique_id} {0.__class__} [31m")
+    # A line break is a space; ESC and other invisible characters are removed.
+    assert reply.text.startswith("{user.unique_id} {0.__class__}[31m")
     assert "\n" not in reply.text
     assert "\x1b" not in reply.text
     assert "(x) got 10m from r in host" in reply.text
@@ -594,60 +592,6 @@ def test_the_state_of_a_busy_room_is_invisible_to_the_garbage_collector() -> Non
     assert len(times) > 500
     assert len(clusters) > 500
     entries = times + clusters
-    linked = [c for c in clusters if c[2]]
+    linked = [c for c in clusters if c[1]]
     assert linked  # some texts were near-identical: their link sets are the exception
     assert [v for v in entries if gc.is_tracked(v)] == linked
-
-
-@settings(max_examples=200, deadline=None)
-@given(
-    texts=st.lists(
-        st.text(alphabet=st.sampled_from("ab c!é中"), min_size=0, max_size=12), max_size=60
-    ),
-    similarity=st.sampled_from([0.5, 0.7, 0.85]),
-)
-def test_copy_paste_links_are_what_difflib_alone_would_link(
-    texts: list[str], similarity: float
-) -> None:
-    """The fast bounds (lengths, unary letter counts, exact or counted letters) only
-    skip comparisons difflib would lose: the counts match a model that asks difflib
-    about every candidate."""
-    clusters = Clusters(cap=1000)
-    order: list[str] = []  # the model: most recently used last
-    counts: dict[str, int] = {}
-    links: dict[str, set[str]] = {}
-    for now, text in enumerate(texts):
-        if text not in counts:
-            links[text] = set()
-            for other in list(reversed(order))[:FUZZY_CANDIDATES]:
-                longest = max(len(text), len(other))
-                if abs(len(text) - len(other)) > (1 - similarity) * longest:
-                    continue
-                total = len(text) + len(other)
-                ratio = SequenceMatcher(None, text, other, autojunk=False).ratio() if total else 1
-                if ratio >= similarity:
-                    links[text].add(other)
-                    links[other].add(text)
-            counts[text] = 0
-        else:
-            order.remove(text)
-        order.append(text)
-        counts[text] += 1
-        expected = counts[text] + sum(counts[k] for k in links[text])
-        assert clusters.add(text, float(now), 1e6, similarity, keep=1000) == expected
-
-
-def test_a_cluster_keeps_only_the_count_its_rule_needs() -> None:
-    clusters = Clusters(cap=10)
-    totals = [clusters.add("same text", float(t), 30.0, 0.85, keep=4) for t in range(100)]
-    assert totals[:5] == [1, 2, 3, 4, 4]  # capped: the rule fires at 4 all the same
-    assert len(clusters.clusters.data["same text"][0]) == 4
-    assert clusters.add("same text", 140.0, 30.0, 0.85, keep=4) == 1  # the old ones expired
-
-
-def test_texts_kept_before_a_reload_lowered_the_similarity_are_still_compared() -> None:
-    """A cluster made under similarity 1.0 has no letter counts: its bound rules nothing
-    out, so a variant after the reload still links to it."""
-    clusters = Clusters(cap=10)
-    assert clusters.add("follow @raider now", 0.0, 30.0, 1.0, keep=8) == 1
-    assert clusters.add("follow @raider now!", 1.0, 30.0, 0.85, keep=8) == 2

@@ -1,0 +1,76 @@
+"""What the bot may say: the rules' own text checks, applied to its outgoing messages (pure).
+
+A reply or warning speaks from the streamer's account, and templates put viewer text
+into it (``{user.nickname}`` is any 64 characters the viewer chose). So before any chat
+message is sent, whether a rule's reply, a warning or one sent by hand, it must pass
+the checks the rules apply to viewers: a message that holds a link, or a term or pattern
+that an enforcing rule acts on (``text.words``, ``text.contains``, ``text.regex`` and
+the rest, on the comment or the nickname), is not said. The checks are the compiled
+rules' own predicates, run on the message as if a viewer had written it, so the bot
+never says what it would punish.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+from modbot.events import Event, User
+from modbot.inert import is_blank
+from modbot.rules import conditions as c
+from modbot.rules.compile import CompiledRuleset
+from modbot.rules.text import find_links
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class _NoRates:
+    """Speech has no room state: rate conditions are not text checks."""
+
+    def comment_rate(self, room: str, now: float) -> float:  # noqa: ARG002 (the protocol's)
+        return 0.0
+
+    def is_new(self, streamer: str, user_id: str) -> bool:  # noqa: ARG002 (the protocol's)
+        return False
+
+
+def text_checks(condition: c.Predicate) -> Iterator[c.Predicate]:
+    """The checks of a rule's condition that look at text (not under ``not:``)."""
+    if isinstance(condition, c.AllOf | c.AnyOf):
+        for part in condition.parts:
+            yield from text_checks(part)
+    elif isinstance(condition, c.Terms | c.Regex | c.Links):
+        yield condition
+
+
+class SpeechCheck:
+    """The text checks of a ruleset's enforcing rules, for the bot's own messages."""
+
+    def __init__(self, ruleset: CompiledRuleset) -> None:
+        self.ruleset = ruleset
+        self.matchers = ruleset.matchers
+        self.checks = tuple(
+            (rule.id, check)
+            for rule in ruleset.rules
+            if rule.mode == "enforce"
+            for check in text_checks(rule.condition)
+        )
+
+    def problem(self, text: str) -> str | None:
+        """Why ``text`` must not be said (None: it may be)."""
+        if is_blank(text):
+            return "the message is empty (a template's fields rendered blank)"
+        links = find_links(text)
+        if links:
+            return f"the message holds a link ({links[0]})"
+        if not self.checks:
+            return None
+        said = Event(
+            "comment", _EPOCH, "", user=User("", "", text[:64]), text=text, extra={"said": True}
+        )
+        ctx = c.EvalContext(said, 0.0, self.matchers, _NoRates())
+        for rule_id, check in self.checks:
+            reason = check(ctx)
+            if reason is not None:
+                return f"the message would trip rule {rule_id!r} ({reason})"
+        return None
