@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,9 +22,11 @@ from modbot.euler.scopes import ACTION_SCOPES
 from modbot.rules import conditions as c
 from modbot.rules.diagnostics import Diagnostic, Pos, did_you_mean, errors
 from modbot.rules.loader import (
+    FileRefused,
     LoadedFile,
     YList,
     YMap,
+    one_line,
     parse,
     read_file,
     read_list_file,
@@ -205,18 +208,13 @@ def load_ruleset(
 
     Returns the ruleset (None when there is any error) and every diagnostic, warnings
     included. ``granted_scopes`` (when known) adds a warning for each action the
-    current OAuth grant does not allow.
+    current OAuth grant does not allow. An unexpected exception while compiling is an
+    error diagnostic too (with its class and message), never raised.
     """
     files, problems = rule_files(list(paths))
     loaded = [read_file(p) for p in files]
-    compiler = _Compiler(granted_scopes)
-    ruleset = compiler.compile(loaded)
-    diagnostics = sorted(
-        set(problems + compiler.diagnostics + [d for f in loaded for d in f.diagnostics])
-    )
-    if errors(diagnostics):
-        return None, diagnostics
-    return ruleset, diagnostics
+    where = str(files[0] if files else paths[0] if paths else ".")
+    return _compile(loaded, granted_scopes, problems, where)
 
 
 def compile_texts(
@@ -227,9 +225,27 @@ def compile_texts(
     for name, text in texts.items():
         data, problems = parse(text, name)
         loaded.append(LoadedFile(Path(name), data, problems))
+    return _compile(loaded, granted_scopes, [], next(iter(texts), "."))
+
+
+def _compile(
+    loaded: list[LoadedFile],
+    granted_scopes: frozenset[str] | None,
+    problems: list[Diagnostic],
+    where: str,
+) -> tuple[CompiledRuleset | None, list[Diagnostic]]:
     compiler = _Compiler(granted_scopes)
-    ruleset = compiler.compile(loaded)
-    diagnostics = sorted(set(compiler.diagnostics + [d for f in loaded for d in f.diagnostics]))
+    try:
+        ruleset = compiler.compile(loaded)
+    except Exception as exc:  # noqa: BLE001 (a bug of the compiler: refused rules)
+        message = f"the rules could not be compiled: {one_line(exc)}"
+        return None, sorted({*problems, Diagnostic(where, 1, 1, "error", message)})
+    found = [d for f in loaded for d in f.diagnostics]
+    # A value the loader refused (a number too long, not finite) is None to the
+    # compiler: what it says about that None at the same place would only repeat it.
+    refused = {(d.file, d.line, d.col) for d in errors(found)}
+    later = [d for d in compiler.diagnostics if (d.file, d.line, d.col) not in refused]
+    diagnostics = sorted(set(problems + later + found))
     if errors(diagnostics):
         return None, diagnostics
     return ruleset, diagnostics
@@ -388,9 +404,14 @@ class _Compiler:
                 self.error(value.where(i), f"list {name!r}: each term must be text")
             return [str(t) for t in value if isinstance(t, str | int) and not isinstance(t, bool)]
         if isinstance(value, YMap) and set(value) == {"file"} and isinstance(value["file"], str):
-            target = (path.parent / value["file"]).resolve()
+            target = path.parent / value["file"]
             try:
-                terms = read_list_file(target)
+                terms = read_list_file(target, path.parent)
+            except FileRefused as exc:
+                self.error(
+                    value.where("file"), f"list {name!r}: not reading {value['file']!r}: {exc}"
+                )
+                return None
             except FileNotFoundError:
                 self.error(
                     value.where("file"),
@@ -749,7 +770,7 @@ class _Compiler:
         if kind == "links":
             return self._links(key, value, which)
         if kind in ("length", "repeated_chars", "emoji_count", "mentions", "caps_ratio"):
-            op, number = parse_comparison(value)
+            op, number = _comparison(value)
             return c.Compare(key, c.measure_of(which, kind), op, number)
         if kind == "zalgo":
             return c.Compare(key, c.measure_of(which, "zalgo"), "==", _bool(value))
@@ -762,7 +783,7 @@ class _Compiler:
             ctx.uses_is_new = True
             return c.Compare(key, c.user_is_new, "==", _bool(value))
         if kind in ("gifter_level", "follower_count"):
-            op, number = parse_comparison(value)
+            op, number = _comparison(value)
             return c.Compare(key, c.user_attr(kind), op, number)
         if kind == "in":
             return c.OneOf(key, c.user_ids, self._id_set(value, where))
@@ -770,10 +791,10 @@ class _Compiler:
             names = frozenset(n.casefold() for n in _strings(value))
             return c.OneOf(key, c.gift_name, names)
         if kind in ("diamonds", "total_diamonds"):
-            op, number = parse_comparison(value)
+            op, number = _comparison(value)
             return c.Compare(key, c.gift_attr(kind), op, number)
         if kind == "comment_rate":
-            op, number = parse_comparison(value)
+            op, number = _comparison(value)
             ctx.uses_comment_rate = True
             return c.Compare(key, c.room_comment_rate, op, number)
         msg = f"the key kind {kind!r} has no builder"
@@ -888,6 +909,19 @@ class _Compiler:
             return None
         assert isinstance(count, int)
         return Window(key, count, within, per, float(similarity))  # type: ignore[arg-type]
+
+
+def _comparison(value: Any) -> tuple[str, float]:
+    """``parse_comparison``, and the number must be finite (``"< 1e999"`` is not)."""
+    try:
+        op, number = parse_comparison(value)
+    except OverflowError:  # an int too big for a float
+        number = math.inf
+    if not math.isfinite(number):
+        shown = repr(value)
+        shown = shown if len(shown) <= 60 else shown[:56] + "...'"
+        raise SchemaProblem(f"expected a finite number, got {shown}")
+    return op, number
 
 
 def _bool(value: Any) -> bool:
