@@ -34,6 +34,7 @@ from modbot.audit.store import AuditStore, Patience, default_db
 from modbot.clock import Clock, SystemClock
 from modbot.config import Settings
 from modbot.errors import AuditError, ConfigError
+from modbot.euler.oauth import grant_unsaved
 from modbot.euler.session import api_session, websocket_factory
 from modbot.euler.tokens import TokenSet
 from modbot.euler.watcher import Arrival, Watcher, hand_on
@@ -445,6 +446,9 @@ class Daemon:
         )
         if self.store is not None and self.store.failing:
             status = f"audit writes failing ({self.store.failing}), waiting; " + status
+        unsaved = grant_unsaved(self.settings.state_dir)
+        if unsaved:
+            status = f"OAuth grant not on disk ({unsaved}), retrying; " + status
         return status
 
     # --- rules and grants ---------------------------------------------------------------

@@ -4,11 +4,13 @@
   atomically (temp file in the same directory, fsync, rename, fsync of the directory).
   A token file that others can read is refused with a clear message.
 * ``TokenManager`` hands out access tokens to the client, refreshing shortly before
-  expiry or after a 401. Refresh tokens are single-use: the new grant is on disk
-  before the new access token is handed to anyone. A dead refresh token raises
+  expiry or after a 401, one refresh at a time. Refresh tokens are single-use: the new
+  grant is kept in memory first, then written before the new access token is handed
+  to anyone; if the disk refuses (full, read-only), the grant is used from memory and
+  the write is tried again patiently, never lost. A dead refresh token raises
   ``ReauthRequired`` ("the streamer must log in again").
 * ``login()`` runs the authorization-code flow with a loopback redirect listener and
-  a random ``state``.
+  a random ``state``; redirects with another ``state`` are ignored.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import json
 import secrets
 import stat
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
@@ -29,7 +31,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from modbot.clock import Clock, SystemClock, epoch
-from modbot.errors import ConfigError, OAuthError, ReauthRequired
+from modbot.errors import BadResponse, ConfigError, OAuthError, ReauthRequired
 from modbot.euler.scopes import canonical, unknown_scopes
 from modbot.euler.tokens import TokenSet
 from modbot.files import fsync_dir, write_private
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
 TOKEN_FILE = "tokens.json"
 REFRESH_MARGIN = 120.0  # refresh this many seconds before the access token expires
 CALLBACK_PATH = "/callback"
+REFUSED_HOLD = 30.0  # after an unusable refresh answer, keep the grant in use this long
 
 log = get_logger("modbot.oauth")
 
@@ -69,6 +72,9 @@ class TokenStore:
             info = self.path.stat()
         except FileNotFoundError:
             return None
+        except OSError as exc:
+            msg = f"the token file {self.path} cannot be read ({exc.strerror or exc})"
+            raise ConfigError(msg, setting="state_dir") from None
         if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
             mode = stat.S_IMODE(info.st_mode)
             msg = (
@@ -77,7 +83,7 @@ class TokenStore:
             )
             raise ConfigError(msg, setting="state_dir")
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
+            data = json.loads(self.path.read_text(encoding="utf-8"), parse_constant=_no_constant)
             tokens = TokenSet.from_json(data)
         except (OSError, ValueError) as exc:
             msg = f"the token file {self.path} is unreadable ({exc}); run `modbot auth login`"
@@ -87,7 +93,8 @@ class TokenStore:
 
     def save(self, tokens: TokenSet) -> None:
         """Write the grant atomically with mode 0600."""
-        write_private(self.path, json.dumps(tokens.to_json(), indent=2).encode())
+        data = json.dumps(tokens.to_json(), indent=2, allow_nan=False)
+        write_private(self.path, data.encode())
 
     def delete(self) -> bool:
         """Remove the token file; False if there was none."""
@@ -99,12 +106,42 @@ class TokenStore:
         return True
 
 
+def _no_constant(name: str) -> float:
+    msg = f"{name} is not a number"
+    raise ValueError(msg)
+
+
 @dataclass(frozen=True)
 class OAuthClientConfig:
-    """The OAuth client's id and secret (from settings)."""
+    """The OAuth client's id and secret (from settings); repr() leaves the secret out."""
 
     client_id: str
-    client_secret: str
+    client_secret: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class SavePatience:
+    """How a refreshed grant that could not be written waits for the disk.
+
+    Mirrors ``modbot.audit.store.Patience``: the write is tried again after ``first``
+    seconds, doubling up to ``longest``, for as long as it takes. The grant is kept
+    and used from memory meanwhile, and the write is tried at the next token use that
+    is due (the daemon asks for tokens every live check). An error is logged at the
+    first failure and then every ``log_every`` seconds, and a line when the write lands.
+    """
+
+    first: float = 1.0
+    longest: float = 30.0
+    log_every: float = 300.0
+
+
+# Token files whose grant is only in memory, and why (for the systemd STATUS).
+_UNSAVED: dict[Path, str] = {}
+
+
+def grant_unsaved(state_dir: Path) -> str | None:
+    """Why the grant in use for ``state_dir`` is not in its token file, or None if it is."""
+    return _UNSAVED.get((Path(state_dir) / TOKEN_FILE).absolute())
 
 
 class TokenManager:
@@ -112,6 +149,12 @@ class TokenManager:
 
     Implements ``modbot.euler.client.TokenProvider``. ``on_refresh`` callbacks run
     after each successful refresh with the new grant (the executor re-checks scopes).
+
+    One refresh at a time: reading the token file and refreshing happen under one
+    lock, and a grant read from disk never replaces a newer one in memory. A refreshed
+    grant is used from memory at once and written patiently (``SavePatience``): a full
+    or read-only disk is an outage to wait out, never a crash and never a lost grant.
+    ``persist_failing`` says why the grant in use is not on disk (None when it is).
     """
 
     def __init__(
@@ -121,15 +164,28 @@ class TokenManager:
         *,
         clock: Clock | None = None,
         margin: float = REFRESH_MARGIN,
+        patience: SavePatience | None = None,
     ) -> None:
         self._store = store
         self._oauth = oauth
         self._clock: Clock = clock or SystemClock()
         self._margin = margin
+        self._patience = patience or SavePatience()
         self._lock = anyio.Lock()
         self._tokens: TokenSet | None = None
         self._client: EulerClient | None = None
         self.on_refresh: list[Callable[[TokenSet], None]] = []
+        # A refresh whose answer was refused is tried again at this epoch time, not
+        # before (while the grant in use still works).
+        self._hold_until = 0.0
+        # The grant in use when it is not on disk yet, and when to try again.
+        self._unsaved: TokenSet | None = None
+        self._save_lock = anyio.Lock()
+        self._save_due = 0.0  # monotonic
+        self._save_delay = self._patience.first
+        self._failing_since = 0.0
+        self._logged_at = 0.0
+        self.persist_failing: str | None = None
         register_secret(oauth.client_secret)
 
     def bind(self, client: EulerClient) -> None:
@@ -137,64 +193,201 @@ class TokenManager:
         self._client = client
 
     async def current(self) -> TokenSet:
-        """The stored grant (read once from disk)."""
-        if self._tokens is None:
-            tokens = await anyio.to_thread.run_sync(self._store.load)
-            if tokens is None:
-                msg = "no OAuth grant is stored; the streamer must log in with `modbot auth login`"
-                raise ReauthRequired(msg)
-            self._tokens = tokens
-        return self._tokens
+        """The grant in use (read once from disk)."""
+        tokens = self._tokens
+        if tokens is not None:
+            return tokens
+        async with self._lock:
+            return await self._current()
 
     async def access_token(self) -> str:
-        tokens = await self.current()
-        if tokens.expires_within(self._margin, epoch(self._clock)):
-            tokens = await self._refresh(tokens.access_token.get_secret_value())
+        tokens = self._tokens
+        if tokens is None or self._refresh_due(tokens):
+            async with self._lock:
+                tokens = await self._current()
+                if self._refresh_due(tokens):
+                    tokens = await self._refresh_locked(tokens, rejected=False)
+        if self._unsaved is not None and self._clock.monotonic() >= self._save_due:
+            await self._persist(wait=False)
         return tokens.access_token.get_secret_value()
 
     async def refresh_after_rejection(self, rejected: str) -> str:
-        tokens = await self._refresh(rejected)
+        async with self._lock:
+            tokens = await self._current()
+            if tokens.access_token.get_secret_value() == rejected:
+                tokens = await self._refresh_locked(tokens, rejected=True)
+            # else: another task refreshed while we waited
         return tokens.access_token.get_secret_value()
 
-    async def _refresh(self, stale_access: str) -> TokenSet:
-        async with self._lock:
-            tokens = await self.current()
-            if tokens.access_token.get_secret_value() != stale_access:
-                return tokens  # another task refreshed while we waited
-            if tokens.refresh_expired(epoch(self._clock)):
-                msg = (
-                    "the refresh token has expired; the streamer must log in again "
-                    "with `modbot auth login`"
-                )
+    def _refresh_due(self, tokens: TokenSet) -> bool:
+        now = epoch(self._clock)
+        if not tokens.expires_within(self._margin, now):
+            return False
+        return now >= self._hold_until or tokens.expires_at <= now
+
+    async def _current(self) -> TokenSet:
+        """The grant in use, read from disk the first time (with the lock held)."""
+        if self._tokens is None:
+            loaded = await self._load()
+            if loaded is None:
+                msg = "no OAuth grant is stored; the streamer must log in with `modbot auth login`"
                 raise ReauthRequired(msg)
-            if self._client is None:
-                msg = "TokenManager.bind(client) must be called before a refresh"
-                raise RuntimeError(msg)
+            self._adopt(loaded)
+        assert self._tokens is not None
+        return self._tokens
+
+    async def _load(self) -> TokenSet | None:
+        return await anyio.to_thread.run_sync(self._store.load)
+
+    def _adopt(self, loaded: TokenSet) -> bool:
+        """Use a grant read from disk, unless the one in memory is newer (or the same)."""
+        if self._tokens is not None and not loaded.newer_than(self._tokens):
+            return False
+        self._tokens = loaded
+        self._hold_until = 0.0
+        return True
+
+    async def _refresh_locked(self, tokens: TokenSet, *, rejected: bool) -> TokenSet:
+        """Trade the refresh token of ``tokens`` for a new grant (with the lock held)."""
+        now = epoch(self._clock)
+        if tokens.refresh_expired(now):
+            newer = await self._newer_on_disk()
+            if newer is not None:
+                return newer
+            msg = (
+                "the refresh token has expired; the streamer must log in again "
+                "with `modbot auth login`"
+            )
+            raise ReauthRequired(msg)
+        if self._client is None:
+            msg = "TokenManager.bind(client) must be called before a refresh"
+            raise RuntimeError(msg)
+        try:
             new = await self._client.refresh_tokens(
                 client_id=self._oauth.client_id,
                 client_secret=self._oauth.client_secret,
                 refresh_token=tokens.refresh_token.get_secret_value(),
             )
-            if not new.scopes:
-                new = TokenSet(
-                    access_token=new.access_token,
-                    refresh_token=new.refresh_token,
-                    expires_at=new.expires_at,
-                    refresh_expires_at=new.refresh_expires_at,
-                    scopes=tokens.scopes,
-                    token_type=new.token_type,
-                )
-            # The old refresh token is spent: the new grant must be on disk before use.
-            await anyio.to_thread.run_sync(self._store.save, new)
-            self._tokens = new
-            log.info(
-                "oauth.refreshed",
-                expires_in_s=round(new.expires_at - epoch(self._clock)),
-                scopes=sorted(new.scopes),
+        except BadResponse as exc:
+            return self._answer_refused(tokens, exc, rejected=rejected)
+        except ReauthRequired:
+            newer = await self._newer_on_disk()
+            if newer is None:
+                raise
+            return newer
+        if not new.scopes:
+            new = replace(new, scopes=tokens.scopes)
+        # The old refresh token is spent: the new grant is used from memory whatever
+        # the disk does, and written before it is handed out if the disk lets us.
+        self._tokens = new
+        self._hold_until = 0.0
+        self._unsaved = new
+        await self._persist(wait=True)
+        log.info(
+            "oauth.refreshed",
+            expires_in_s=round(new.expires_at - epoch(self._clock)),
+            scopes=sorted(new.scopes),
+            on_disk=self._unsaved is None,
+        )
+        for callback in self.on_refresh:
+            callback(new)
+        return new
+
+    def _answer_refused(self, tokens: TokenSet, exc: BadResponse, *, rejected: bool) -> TokenSet:
+        """Euler's answer to a refresh is unusable; its refresh token may be spent.
+
+        The grant in use stays while its access token still works (a refresh is tried
+        again later, or at a 401); otherwise the error goes to the caller.
+        """
+        now = epoch(self._clock)
+        usable = not rejected and tokens.expires_at > now
+        log.error(
+            "oauth.refresh_answer_refused",
+            error=str(exc),
+            access_valid_s=max(0, round(tokens.expires_at - now)),
+            message=(
+                "Euler's answer to a token refresh was refused, and the refresh token it "
+                "was given may now be spent: if the next refresh is refused too, the "
+                "streamer must log in again with `modbot auth login`"
+            ),
+        )
+        if not usable:
+            raise exc
+        self._hold_until = min(now + REFUSED_HOLD, tokens.expires_at)
+        return tokens
+
+    async def _newer_on_disk(self) -> TokenSet | None:
+        """A grant from a login made while we ran (the refresh token in use is dead).
+
+        The file may also hold an older grant than memory (a write that failed); that
+        one is never taken back.
+        """
+        try:
+            loaded = await self._load()
+        except ConfigError:
+            return None
+        if loaded is None or not self._adopt(loaded):
+            return None
+        log.warning("oauth.new_login_found", file=str(self._store.path))
+        self._unsaved = None
+        self._saved()
+        for callback in self.on_refresh:
+            callback(loaded)
+        return loaded
+
+    async def _persist(self, *, wait: bool) -> None:
+        """One try at writing the grant in use that is not on disk yet; never raises."""
+        if not wait and self._save_lock.locked():
+            return  # a try is under way
+        async with self._save_lock:
+            grant = self._unsaved
+            if grant is None:
+                return
+            try:
+                await anyio.to_thread.run_sync(self._store.save, grant)
+            except OSError as exc:
+                self._save_failed(exc)
+                return
+            if self._unsaved is grant:
+                self._unsaved = None
+                self._saved()
+
+    def _save_failed(self, exc: OSError) -> None:
+        now = self._clock.monotonic()
+        patience = self._patience
+        first = self.persist_failing is None
+        if first:
+            self._failing_since = now
+            self._save_delay = patience.first
+        else:
+            self._save_delay = min(self._save_delay * 2, patience.longest)
+        self._save_due = now + self._save_delay
+        reason = exc.strerror or type(exc).__name__
+        self.persist_failing = reason
+        _UNSAVED[self._store.path.absolute()] = reason
+        if first or now - self._logged_at >= patience.log_every:
+            self._logged_at = now
+            log.error(
+                "oauth.grant_unsaved",
+                error=reason,
+                file=str(self._store.path),
+                waited=round(now - self._failing_since, 1),
+                retry_in=self._save_delay,
+                message=(
+                    "the refreshed OAuth grant is in use from memory but is not on disk "
+                    "(a restart now would need a new login); trying again"
+                ),
             )
-            for callback in self.on_refresh:
-                callback(new)
-            return new
+
+    def _saved(self) -> None:
+        if self.persist_failing is not None:
+            log.warning(
+                "oauth.grant_saved",
+                file=str(self._store.path),
+                waited=round(self._clock.monotonic() - self._failing_since, 1),
+            )
+        self.persist_failing = None
+        _UNSAVED.pop(self._store.path.absolute(), None)
 
 
 # --- login ------------------------------------------------------------------------------
@@ -218,9 +411,10 @@ def authorize_url(
 
 @dataclass
 class _Callback:
-    code: str | None = None
+    code: str | None = field(default=None, repr=False)
     error: str | None = None
     description: str = ""
+    ignored: int = 0  # redirects with a wrong state
 
 
 async def login(
@@ -240,7 +434,8 @@ async def login(
     ``show_url``, checks ``state``, exchanges the code and saves the tokens (0600).
 
     Raises:
-        OAuthError: bad scopes, the streamer declined, a wrong ``state``, or time ran out.
+        OAuthError: bad scopes, the streamer declined, or time ran out. Redirects with a
+            wrong ``state`` are ignored (404), so they cannot end the login.
     """
     wanted = sorted({canonical(s) for s in scopes})
     if not wanted:
@@ -270,6 +465,8 @@ async def login(
                 await done.wait()
             if scope.cancelled_caught:
                 msg = f"no answer from Euler's authorize page within {timeout:g} s"
+                if result.ignored:
+                    msg += f" ({result.ignored} redirect(s) with a wrong state were ignored)"
                 raise OAuthError(msg, error="timeout")
         finally:
             server.stop()
@@ -277,12 +474,6 @@ async def login(
                 await server.stopped.wait()
             tg.cancel_scope.cancel()
 
-    if result.error == "state_mismatch":
-        raise OAuthError(
-            "the redirect's state did not match this login (a forged or stale redirect); "
-            "nothing was stored, run `modbot auth login` again",
-            error="state_mismatch",
-        )
     if result.error:
         template = _ERROR_HELP.get(
             result.error, "Euler refused the authorization: {error} {description}"
@@ -303,21 +494,25 @@ async def login(
 
 
 def _callback_app(state: str, result: _Callback, done: anyio.Event) -> Starlette:
-    """The redirect listener: records the code or error of the first valid redirect."""
+    """The redirect listener: records the code or error of the first valid redirect.
+
+    A request whose ``state`` is not this login's is not Euler's answer to our
+    authorize URL (a stale tab, a forged redirect, any web page the operator has open):
+    it gets a 404 and changes nothing, so it can neither stop the login nor slip an
+    attacker's code into it.
+    """
+    expected = state.encode()
 
     async def callback(request: Request) -> Response:
         q = request.query_params
         if done.is_set():
             return PlainTextResponse("This login is already finished.", status_code=410)
-        if not secrets.compare_digest(q.get("state", ""), state):
-            # A request that is not the answer to our authorize URL: refuse it and fail
-            # the login, since it may be a forged redirect.
-            result.error = "state_mismatch"
-            done.set()
-            return PlainTextResponse(
-                "The state parameter does not match this login; nothing was stored.",
-                status_code=400,
-            )
+        given = q.get("state", "").encode("utf-8", "surrogatepass")
+        if not secrets.compare_digest(given, expected):
+            result.ignored += 1
+            if result.ignored == 1 or result.ignored % 100 == 0:
+                log.warning("oauth.redirect_ignored", reason="wrong state", ignored=result.ignored)
+            return PlainTextResponse("Not found.", status_code=404)
         if q.get("error"):
             result.error = q["error"]
             result.description = q.get("error_description", "")

@@ -14,7 +14,7 @@ from pydantic import SecretStr
 
 from modbot.errors import ConfigError, OAuthError
 from modbot.euler.client import EulerClient
-from modbot.euler.oauth import OAuthClientConfig, TokenStore, login
+from modbot.euler.oauth import OAuthClientConfig, TokenManager, TokenStore, login
 from modbot.euler.tokens import TokenSet, token_set_from_answer
 from modbot.fake.server import FakeEuler
 from modbot.loopback import LoopbackServer
@@ -73,6 +73,23 @@ class TestTokenStore:
         """repr() of a grant never shows a token."""
         text = repr(_tokens(access="at-visible-secret", refresh="rt-visible-secret"))
         assert "visible-secret" not in text
+
+    def test_repr_of_the_client_config_hides_the_secret(self):
+        """repr() and str() of the OAuth client settings never show the client secret (L4)."""
+        config = OAuthClientConfig("client-id-1", "cs-visible-secret-42")
+        assert "cs-visible-secret-42" not in repr(config)
+        assert "cs-visible-secret-42" not in str(config)
+        assert "client-id-1" in repr(config)
+
+    def test_repr_of_the_token_manager_hides_every_secret(self, tmp_path: Path):
+        """Nothing the manager holds shows a secret in repr(), its attributes included."""
+        store = TokenStore(tmp_path)
+        store.save(_tokens(access="at-visible-secret", refresh="rt-visible-secret"))
+        manager = TokenManager(store, OAuthClientConfig("client-id-1", "cs-visible-secret"))
+        manager._tokens = store.load()
+        manager._unsaved = manager._tokens
+        shown = repr(manager) + repr(vars(manager)) + repr(store)
+        assert "visible-secret" not in shown
 
     def test_scopes_accepted_as_string_and_aliases(self):
         """A space-separated `scope` string with docs-page spellings becomes API scope names."""
@@ -162,17 +179,54 @@ class TestLogin:
         assert browser.answer is not None
         assert browser.answer.status_code == 200
 
-    async def test_wrong_state_is_refused(self, fake, fake_server, token_store):
-        """A redirect whose state does not match fails the login and stores nothing."""
-        result, browser = await _login(
-            fake, fake_server, token_store, ["webcast:mute"], tamper_state=True
-        )
-        error = result["error"]
-        assert isinstance(error, OAuthError)
-        assert error.error == "state_mismatch"
-        assert browser.answer is not None
-        assert browser.answer.status_code == 400
-        assert token_store.load() is None
+    async def test_wrong_state_is_ignored_and_the_login_goes_on(
+        self, fake, fake_server, token_store
+    ):
+        """Redirects with a forged, missing or non-ASCII state get a 404 and change nothing.
+
+        Any web page the operator has open can send them (L5): they must neither end the
+        login nor slip a code into it. The real redirect that follows still logs in.
+        """
+        browser = Browser()
+        result: dict[str, object] = {}
+        async with EulerClient(fake_server.url, fake.api_key) as client:
+
+            async def run() -> None:
+                result["tokens"] = await login(
+                    client,
+                    token_store,
+                    authorize_base=f"{fake_server.url}/tiktok/oauth/authorize",
+                    oauth=OAuthClientConfig(fake.client_id, fake.client_secret),
+                    scopes=["webcast:mute"],
+                    show_url=browser.show,
+                    timeout=10,
+                )
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(run)
+                await browser.shown.wait()
+                assert browser.url is not None
+                redirect = parse_qs(urlsplit(browser.url).query)["redirect_uri"][0]
+                async with httpx.AsyncClient() as http:
+                    answer = await http.get(browser.url, follow_redirects=False)
+                    target = answer.headers["location"]
+                    for query in (
+                        "code=attacker-code&state=forged",
+                        "code=attacker-code",
+                        "error=access_denied&state=forged",
+                        "code=attacker-code&state=%C3%A9t%C3%A9",  # non-ASCII: was a 500
+                        "code=attacker-code&state=%ED%A0%80",  # a lone surrogate
+                    ):
+                        forged = await http.get(f"{redirect}?{query}")
+                        assert forged.status_code == 404, query
+                    real = await http.get(target)
+        assert real.status_code == 200
+        stored = token_store.load()
+        assert stored is not None
+        assert result["tokens"] == stored
+        exchanges = fake.calls_to("token")
+        assert len(exchanges) == 1
+        assert exchanges[0].body["code"] != "attacker-code"
 
     async def test_invalid_scope_is_explained(self, fake, fake_server, token_store):
         """Euler's invalid_scope comes back as a clear error naming the scope."""
