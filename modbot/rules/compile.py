@@ -19,6 +19,7 @@ from typing import Any, Literal
 import re2
 
 from modbot.euler.scopes import ACTION_SCOPES
+from modbot.inert import is_blank
 from modbot.rules import conditions as c
 from modbot.rules.diagnostics import Diagnostic, Pos, did_you_mean, errors
 from modbot.rules.loader import (
@@ -52,6 +53,7 @@ from modbot.rules.schema import (
     parse_duration,
     parse_template,
 )
+from modbot.rules.speech import SpeechCheck
 from modbot.rules.text import LEVELS, Level, Matcher
 
 DEFAULT_EXEMPT = ("owner", "moderator")
@@ -351,7 +353,7 @@ class _Compiler:
         for matcher in self.matchers.values():
             matcher.freeze()
         rules.sort(key=lambda r: (-r.priority, r.order))
-        return CompiledRuleset(
+        ruleset = CompiledRuleset(
             rules=tuple(rules),
             matchers=self.matchers,
             files=tuple(str(f.path) for f, _ in tops),
@@ -359,6 +361,8 @@ class _Compiler:
             uses_comment_rate=self.uses_comment_rate,
             index=RuleIndex.build(rules),
         )
+        self._said_checks(ruleset)
+        return ruleset
 
     def _check_keys(self, node: YMap, known: Sequence[str], what: str) -> None:
         for key in node:
@@ -493,6 +497,7 @@ class _Compiler:
             self.error(
                 raw.where("escalate"), "escalate has a warn step, so the rule needs warn: TEXT"
             )
+        self._template_checks(raw, actions, escalate, warn)
         if not actions and escalate is None and ("then" not in raw) and "escalate" not in raw:
             self.error(raw.pos, f"rule {rule_id!r} has no then (actions) and no escalate")
         mode = self._choice(get("mode"), "mode", MODES, "enforce")
@@ -631,6 +636,64 @@ class _Compiler:
             )
             return None
         return found.terms
+
+    def _template_checks(
+        self,
+        raw: YMap,
+        actions: Sequence[ActionSpec],
+        escalate: Escalation | None,
+        warn: Template | None,
+    ) -> None:
+        """Warn about reply and warn texts that render empty, in part or whole.
+
+        ``{duration}`` is the length of the rule's own mute (in ``then``): without one
+        it is empty. A text whose written part is blank is empty whenever the viewer's
+        fields are (an empty message is never sent).
+        """
+        steps = escalate.steps if escalate is not None else ()
+        texts = [
+            (raw.where("then"), "reply", a.template)
+            for a in (*actions, *steps)
+            if a.kind == "reply" and a.template is not None
+        ]
+        if warn is not None:
+            texts.append((raw.where("warn"), "warn", warn))
+        mutes = any(a.kind == "mute" for a in actions)
+        for where, what, template in texts:
+            if "duration" in template.fields and not mutes:
+                self.warning(
+                    where,
+                    f"{what}: {{duration}} is always empty here: the rule's then has no mute",
+                )
+            if is_blank(template.literal):
+                self.warning(
+                    where,
+                    f"{what}: {template.source!r} is only viewer fields; when they are blank"
+                    " (or only invisible characters) the message is not sent",
+                )
+
+    def _said_checks(self, ruleset: CompiledRuleset) -> None:
+        """Warn about a reply or warn text that the rules' own text checks refuse as written."""
+        speech = SpeechCheck(ruleset)
+        for rule in ruleset.rules:
+            templates = [a.template for a in rule.actions if a.template is not None]
+            if rule.escalate is not None:
+                templates += [a.template for a in rule.escalate.steps if a.template is not None]
+            if rule.warn is not None:
+                templates.append(rule.warn)
+            for template in templates:
+                literal = template.literal
+                problem = None if is_blank(literal) else speech.problem(literal)
+                if problem is not None:
+                    self.diagnostics.append(
+                        Diagnostic(
+                            rule.file,
+                            rule.line,
+                            1,
+                            "warning",
+                            f"rule {rule.id!r}: {template.source!r} is never sent: {problem}",
+                        )
+                    )
 
     def _actions(self, raw: YMap) -> tuple[ActionSpec, ...]:
         if "then" not in raw:

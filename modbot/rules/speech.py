@@ -14,12 +14,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from modbot.events import Event, User
 from modbot.inert import is_blank
 from modbot.rules import conditions as c
-from modbot.rules.compile import CompiledRuleset
 from modbot.rules.text import find_links
+
+if TYPE_CHECKING:
+    from modbot.rules.compile import CompiledRuleset
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
