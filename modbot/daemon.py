@@ -14,9 +14,11 @@ so no intent is left pending; the database is closed last.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
@@ -41,9 +43,10 @@ from modbot.euler.watcher import Arrival, Watcher, hand_on
 from modbot.euler.ws import EulerWebSocket
 from modbot.events import Event
 from modbot.files import check_state_dir
-from modbot.rules.compile import load_ruleset
-from modbot.rules.diagnostics import errors
+from modbot.rules.compile import CompiledRuleset, load_ruleset
+from modbot.rules.diagnostics import Diagnostic, errors
 from modbot.rules.engine import Decision, Engine
+from modbot.rules.loader import one_line
 from modbot.sdnotify import Notifier, watchdog_interval
 
 log = structlog.get_logger("modbot.daemon")
@@ -52,6 +55,7 @@ EVENT_BUFFER = 1_000  # bundles (a WebSocket frame's events each)
 WORK_BUFFER = 1_000  # batches of events with decisions
 GRACE = 10.0
 RULE_POLL = 2.0
+RELOAD_LIMIT = 30.0  # seconds a load of the rules may take; then it is abandoned
 STATUS_EVERY = 5.0
 SWITCH_INTERVAL = 0.0002  # seconds (see run())
 FULL_GC_SPACING = 10  # see run()
@@ -107,6 +111,7 @@ class Daemon:
         ws_factory: Callable[[str], EulerWebSocket] | None = None,
         on_decisions: Callable[[Event, list[Decision]], None] | None = None,
         patience: Patience | None = None,
+        reload_limit: float = RELOAD_LIMIT,
     ) -> None:
         self.settings = settings
         self.rule_paths = list(rule_paths or [settings.rules_dir])
@@ -125,6 +130,10 @@ class Daemon:
         self.watcher: Watcher | None = None
         self.store: AuditStore | None = None
         self._rule_mtimes: dict[Path, float] = {}
+        self.reload_limit = reload_limit
+        self._reload_lock = anyio.Lock()
+        self._reload_wanted = anyio.Event()
+        self._loaded: threading.Event | None = None  # set when the last load has ended
         self.granted: frozenset[str] | None = None
 
     # --- the whole life -----------------------------------------------------------------
@@ -224,6 +233,7 @@ class Daemon:
                 await main.start(timers.run)
                 if self.handle_signals:
                     main.start_soon(self._signals)
+                main.start_soon(self._reloader)
                 main.start_soon(self._watch_rule_files)
                 main.start_soon(self._heartbeat)
                 main.start_soon(self._loop_lag)
@@ -370,30 +380,49 @@ class Daemon:
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
             async for signum in signals:
                 if signum == signal.SIGHUP:
-                    await self.reload()
+                    # Never the reload itself here: a stuck one would hold up SIGTERM.
+                    log.info("signal", signal="SIGHUP")
+                    self.request_reload()
                 else:
                     log.info("signal", signal=signal.Signals(signum).name)
                     self.stop()
                     return
 
+    def request_reload(self) -> None:
+        """Ask for a reload (SIGHUP, a changed file); requests made while one runs are
+        one more reload after it."""
+        self._reload_wanted.set()
+
+    async def _reloader(self) -> None:
+        """Do the reloads asked for, one at a time (see ``request_reload``)."""
+        while True:
+            await self._reload_wanted.wait()
+            self._reload_wanted = anyio.Event()
+            await self.reload()
+
     async def _watch_rule_files(self) -> None:
         """Reload when a rule file changes (polled; debounced by one quiet interval)."""
-        self._rule_mtimes = await anyio.to_thread.run_sync(self._scan_rules)
+        self._rule_mtimes = await self._scan()
         while True:
             await anyio.sleep(RULE_POLL)
-            seen = await anyio.to_thread.run_sync(self._scan_rules)
+            seen = await self._scan()
             if seen == self._rule_mtimes:
                 continue
             # Wait until the files stop changing (an editor writes in several steps).
             while True:
                 await anyio.sleep(RULE_POLL / 2)
-                again = await anyio.to_thread.run_sync(self._scan_rules)
+                again = await self._scan()
                 if again == seen:
                     break
                 seen = again
             self._rule_mtimes = seen
             log.info("rules.changed")
-            await self.reload()
+            self.request_reload()
+
+    async def _scan(self) -> dict[Path, float]:
+        # Only stat() calls; abandoned when the daemon stops, so a slow disk never holds
+        # the stop up.
+        return await anyio.to_thread.run_sync(self._scan_rules, abandon_on_cancel=True)
 
     def _scan_rules(self) -> dict[Path, float]:
         found: dict[Path, float] = {}
@@ -454,34 +483,111 @@ class Daemon:
     # --- rules and grants ---------------------------------------------------------------
 
     async def reload(self, *, initial: bool = False) -> bool:
-        """Compile the rules in a thread; swap them in only when they check."""
-        if not initial:
-            self.notifier.reloading()
+        """Load the rules and swap them in only when they check; False if they were not.
+
+        One reload at a time (a second call waits for the first). The load runs in a
+        thread of its own for at most ``reload_limit`` seconds; one that takes longer
+        is abandoned (its thread is left to end, and its result is dropped) and is a
+        failed reload, as is any exception it raises: the old rules stay in use.
+        """
+        async with self._reload_lock:
+            if not initial:
+                self.notifier.reloading()
+            try:
+                return await self._reload(initial)
+            finally:
+                if not initial:
+                    self.notifier.ready(self._status())
+
+    async def _reload(self, initial: bool) -> bool:
         granted = self.granted
-        ruleset, diagnostics = await anyio.to_thread.run_sync(
-            lambda: load_ruleset(self.rule_paths, granted_scopes=granted)
-        )
+        paths = list(self.rule_paths)
+        ruleset: CompiledRuleset | None = None
+        diagnostics: list[Diagnostic] = []
+        failure = None
+        try:
+            ruleset, diagnostics = await self._load(
+                lambda: load_ruleset(paths, granted_scopes=granted)
+            )
+        except TimeoutError:
+            failure = (
+                f"loading the rules took more than {self.reload_limit:g} s and was abandoned"
+                " (is a file on a stuck disk?)"
+            )
+        except _StillLoading as exc:
+            failure = str(exc)
+        except Exception as exc:  # noqa: BLE001 (any failure of the load keeps the old rules)
+            failure = f"loading the rules failed: {one_line(exc)}"
         for d in diagnostics:
             (log.error if d.severity == "error" else log.warning)("rules.problem", problem=str(d))
-        ok = ruleset is not None and not errors(diagnostics)
+        ok = failure is None and ruleset is not None and not errors(diagnostics)
         if ok and ruleset is not None:
             self.engine.swap(ruleset)
             if not initial:
                 self.stats.reloads += 1
             log.info("rules.loaded", rules=len(ruleset.rules), files=len(ruleset.files))
-        else:
-            self.stats.failed_reloads += not initial
-            log.error(
-                "rules.rejected",
-                message="the rules have errors; "
-                + ("nothing is loaded" if initial else "the previous rules stay in use"),
-            )
-        if not initial:
-            self.notifier.ready(self._status())
-        return ok
+            return True
+        self.stats.failed_reloads += not initial
+        log.error(
+            "rules.rejected",
+            message=(failure or "the rules have errors")
+            + ("; nothing is loaded" if initial else "; the previous rules stay in use"),
+            failed_reloads=self.stats.failed_reloads,
+        )
+        return False
+
+    async def _load(
+        self, load: Callable[[], tuple[CompiledRuleset | None, list[Diagnostic]]]
+    ) -> tuple[CompiledRuleset | None, list[Diagnostic]]:
+        """``load()`` in a daemon thread of its own, waited for ``reload_limit`` seconds.
+
+        Not anyio's worker threads: one stuck in a read would outlive the daemon and
+        keep the process from exiting after SIGTERM. A daemon thread does not; while
+        one is still running (stuck), no second one is started (``_StillLoading``).
+        """
+        if self._loaded is not None and not self._loaded.is_set():
+            raise _StillLoading
+        loaded = self._loaded = threading.Event()
+        done = anyio.Event()
+        token = anyio.lowlevel.current_token()
+        results: list[tuple[CompiledRuleset | None, list[Diagnostic]]] = []
+        failures: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                results.append(load())
+            except BaseException as exc:  # noqa: BLE001 (handed to the event loop)
+                failures.append(exc)
+            finally:
+                loaded.set()
+                # RuntimeError: the event loop is gone (nobody waits any more).
+                with contextlib.suppress(RuntimeError):
+                    anyio.from_thread.run_sync(done.set, token=token)
+
+        threading.Thread(target=work, name="modbot-rules-load", daemon=True).start()
+        with anyio.fail_after(self.reload_limit):
+            await done.wait()
+        if failures:
+            error = failures[0]
+            if isinstance(error, Exception):
+                raise error
+            msg = f"the load ended with {one_line(error)}"
+            raise RuntimeError(msg)
+        return results[0]
 
     def _refreshed(self, tokens: TokenSet) -> None:
         """A refreshed grant may have other scopes: gate actions by it from now on."""
         self.granted = tokens.scopes
         if self.executor is not None:
             self.executor.update_scopes(tokens.scopes)
+
+
+class _StillLoading(Exception):
+    """The previous load of the rules has not ended (its time ran out): none is started."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the previous load of the rules is still running in its thread (it took too"
+            " long and was abandoned); no second one is started until it ends (restart the"
+            " daemon if it does not)"
+        )

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import gc
+import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import anyio
@@ -273,3 +276,237 @@ async def test_the_engine_decides_in_slices_and_hands_each_slice_on_at_once(
     progress = sorted({events for events, _ in seen})
     assert progress == [ENGINE_SLICE, 2 * ENGINE_SLICE, 23]
     assert all(decided == handed for decided, handed in seen)  # each event: one ban
+
+
+# --- hostile rule files on a hot reload (security review M2) ------------------------------
+
+GOOD_RULE = "version: 1\nrules:\n  - id: r\n    on: comment\n    when: {text.words: alpha}\n    then: [ban]\n"
+LIST_RULE = (
+    "version: 1\nlists:\n  x: {file: %s}\nrules:\n"
+    "  - id: r\n    on: comment\n    when: {text.words: '@x'}\n    then: [ban]\n"
+)
+BOMB = "".join(
+    f"{name}: &{name} [{', '.join([f'*{prev}'] * 9) if prev else ', '.join(['lol'] * 9)}]\n"
+    for prev, name in zip(["", *"abcdefgh"], "abcdefghi", strict=True)
+)
+
+
+def hostile_rules(tmp_path: Path) -> Path:
+    """A rules directory with one good rule (ban on 'alpha'), beside a secret outside it."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "r.yaml").write_text(GOOD_RULE)
+    (tmp_path / "secret.txt").write_text("alpha\n")
+    return rules
+
+
+@pytest.fixture
+def no_file_watch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the reloads a test asks for (the watcher would add its own after 3 s)."""
+    monkeypatch.setattr("modbot.daemon.RULE_POLL", 3600.0)
+
+
+async def ban_on_alpha(fake: FakeEuler, name: str) -> None:
+    """The daemon still decides with the good rule: a viewer who says alpha is banned."""
+    await fake.wait_connected("host_handle")
+    room = fake.streamer("host_handle")
+    viewer = m.Viewer(name, str(6840000000000000000 + len(name)))
+    fake.emit("host_handle", [m.chat(room.room_id, viewer, "alpha", fake.now_ms())])
+    await until(lambda: viewer.user_id in room.bans)
+
+
+@pytest.mark.usefixtures("no_file_watch")
+async def test_hostile_rule_files_are_rejected_on_reload_and_the_old_rules_stay(
+    fake: FakeEuler, fake_server: LoopbackServer, clock: FakeClock, state: Path, tmp_path: Path
+) -> None:
+    """Each was a crash (alias bomb: MemoryError, 5,000 digits: ValueError, /dev/zero:
+    MemoryError) or a reload that never ended (a FIFO) in the running daemon."""
+    rules = hostile_rules(tmp_path)
+    os.mkfifo(rules / "fifo.txt")
+    (rules / "outside.txt").symlink_to(tmp_path / "secret.txt")
+    hostile = {
+        "alias bomb": BOMB,
+        "5000 digits": GOOD_RULE + "    priority: " + "9" * 5000 + "\n",
+        "/dev/zero": LIST_RULE % "/dev/zero",
+        "a FIFO": LIST_RULE % "fifo.txt",
+        "../secret.txt": LIST_RULE % "../secret.txt",
+        "a link to outside": LIST_RULE % "outside.txt",
+    }
+    daemon = Daemon(
+        settings_for(fake, fake_server, state, rules_dir=rules),
+        clock=clock,
+        handle_signals=False,
+        reload_limit=5.0,
+    )
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(daemon.run)
+        await until(daemon.started.is_set)
+        old = daemon.engine.ruleset
+        for count, (name, text) in enumerate(hostile.items(), start=1):
+            (rules / "r.yaml").write_text(text)
+            with anyio.fail_after(1):  # none waits for the reload's time limit
+                assert not await daemon.reload(), name
+            assert daemon.engine.ruleset is old, name
+            assert daemon.stats.failed_reloads == count
+        await ban_on_alpha(fake, "after")
+        (rules / "r.yaml").write_text(GOOD_RULE.replace("alpha", "beta"))
+        assert await daemon.reload()
+        assert daemon.stats.reloads == 1
+        stopped = anyio.current_time()
+        daemon.stop()
+    assert anyio.current_time() - stopped < 2
+
+
+def hanging_loader(monkeypatch: pytest.MonkeyPatch) -> tuple[list[int], threading.Event]:
+    """load_ruleset replaced by one that never ends (until the event is set): a list
+    file on a disk that stopped answering."""
+    calls: list[int] = []
+    release = threading.Event()
+
+    def hang(*args: object, **kwargs: object) -> None:
+        calls.append(1)
+        release.wait(30)
+
+    monkeypatch.setattr("modbot.daemon.load_ruleset", hang)
+    return calls, release
+
+
+@pytest.mark.usefixtures("no_file_watch")
+async def test_a_reload_that_hangs_is_abandoned_and_signals_are_still_handled(
+    fake: FakeEuler,
+    fake_server: LoopbackServer,
+    clock: FakeClock,
+    state: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """SIGHUP starts a reload that hangs: it is abandoned after reload_limit and counted
+    failed; more SIGHUPs meanwhile are one more reload (refused while the stuck load's
+    thread runs); the old rules keep deciding; SIGTERM ends the daemon at once."""
+    before = signal.getsignal(signal.SIGHUP)
+    daemon = Daemon(
+        settings_for(fake, fake_server, state, rules_dir=hostile_rules(tmp_path)),
+        clock=clock,
+        handle_signals=True,
+        reload_limit=0.3,
+    )
+    old: object = None
+    release = threading.Event()
+    try:
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+
+                async def run() -> None:
+                    assert await daemon.run() == 0
+
+                tg.start_soon(run)
+                await until(daemon.started.is_set)
+                await until(lambda: signal.getsignal(signal.SIGHUP) != before)  # handled
+                old = daemon.engine.ruleset
+                calls, release = hanging_loader(monkeypatch)
+                os.kill(os.getpid(), signal.SIGHUP)
+                await until(lambda: calls == [1])
+                os.kill(os.getpid(), signal.SIGHUP)
+                os.kill(os.getpid(), signal.SIGHUP)
+                await until(lambda: daemon.stats.failed_reloads == 2, timeout=3)
+                assert calls == [1]  # no second thread while the first is stuck
+                assert daemon.engine.ruleset is old
+                await ban_on_alpha(fake, "during")
+                assert signal.getsignal(signal.SIGTERM) != signal.SIG_DFL  # ours, not pytest's end
+                stopped = anyio.current_time()
+                os.kill(os.getpid(), signal.SIGTERM)
+            assert anyio.current_time() - stopped < 2
+    finally:
+        release.set()
+    assert daemon.stats.failed_reloads == 2
+    assert daemon.stats.reloads == 0
+
+
+async def test_a_load_that_hangs_at_start_up_is_a_clear_error(
+    fake: FakeEuler,
+    fake_server: LoopbackServer,
+    clock: FakeClock,
+    state: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _calls, release = hanging_loader(monkeypatch)
+    daemon = Daemon(
+        settings_for(fake, fake_server, state, rules_dir=hostile_rules(tmp_path)),
+        clock=clock,
+        handle_signals=False,
+        reload_limit=0.3,
+    )
+    try:
+        with anyio.fail_after(5):
+            assert await daemon.run() == 1
+    finally:
+        release.set()
+    out = capsys.readouterr().out
+    assert "loading the rules took more than 0.3 s and was abandoned" in out
+    assert "nothing is loaded" in out
+
+
+@pytest.mark.usefixtures("no_file_watch")
+async def test_an_unexpected_exception_of_the_loader_keeps_the_old_rules(
+    fake: FakeEuler,
+    fake_server: LoopbackServer,
+    clock: FakeClock,
+    state: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    daemon = Daemon(
+        settings_for(fake, fake_server, state, rules_dir=hostile_rules(tmp_path)),
+        clock=clock,
+        handle_signals=False,
+    )
+
+    def broken(*args: object, **kwargs: object) -> None:
+        msg = "a bug\nin two lines"
+        raise RuntimeError(msg)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(daemon.run)
+        await until(daemon.started.is_set)
+        old = daemon.engine.ruleset
+        with monkeypatch.context() as patch:
+            patch.setattr("modbot.rules.compile._Compiler.compile", broken)
+            assert not await daemon.reload()  # inside load_ruleset: a diagnostic
+        with monkeypatch.context() as patch:
+            patch.setattr("modbot.daemon.load_ruleset", broken)
+            assert not await daemon.reload()  # load_ruleset itself raises
+        assert daemon.engine.ruleset is old
+        assert daemon.stats.failed_reloads == 2
+        await ban_on_alpha(fake, "still")
+        daemon.stop()
+    out = capsys.readouterr().out
+    assert "the rules could not be compiled: RuntimeError: a bug in two lines" in out
+    assert "loading the rules failed: RuntimeError: a bug in two lines" in out
+    assert "Traceback" not in out
+
+
+async def test_a_changed_rule_file_is_reloaded_by_the_watcher(
+    fake: FakeEuler,
+    fake_server: LoopbackServer,
+    clock: FakeClock,
+    state: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The watcher asks the reloader for the reload (it no longer waits for it)."""
+    monkeypatch.setattr("modbot.daemon.RULE_POLL", 0.05)
+    rules = hostile_rules(tmp_path)
+    daemon = Daemon(
+        settings_for(fake, fake_server, state, rules_dir=rules), clock=clock, handle_signals=False
+    )
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(daemon.run)
+        await until(daemon.started.is_set)
+        (rules / "r.yaml").write_text(GOOD_RULE.replace("id: r", "id: renamed"))
+        os.utime(rules / "r.yaml", (1, 1))  # a change even on a coarse clock
+        await until(lambda: daemon.engine.ruleset.rule("renamed") is not None)
+        assert daemon.stats.reloads == 1
+        daemon.stop()
