@@ -166,6 +166,7 @@ class Daemon:
                 self.clock,
                 dry_run=settings.dry_run,
                 granted_scopes=grant.scopes,
+                speech=self.engine.speech_problem,
             )
             self.executor = executor
             tokens.on_refresh.append(self._refreshed)
@@ -349,12 +350,15 @@ class Daemon:
         self.stats.events += 1
         try:
             decisions = self.engine.evaluate(event, event.ts)
+            if decisions:
+                self._log_decisions(event, decisions)
         except Exception:  # one bad event never stops the daemon
             self.stats.errors += 1
             log.exception("event.failed", streamer=event.streamer, msg_id=event.msg_id)
             return []
-        if not decisions:
-            return decisions
+        return decisions
+
+    def _log_decisions(self, event: Event, decisions: list[Decision]) -> None:
         self.stats.decisions += len(decisions)
         for d in decisions:
             # What is done is logged at info; decisions held back (cooldown, a more
@@ -374,7 +378,6 @@ class Daemon:
             )
         if self._on_decisions is not None:
             self._on_decisions(event, decisions)
-        return decisions
 
     async def _signals(self) -> None:
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
