@@ -10,8 +10,11 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from difflib import SequenceMatcher
+from itertools import islice
 from typing import Generic, TypeVar
+
+from rapidfuzz.distance import Indel
+from rapidfuzz.process import extract as _extract
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -19,7 +22,15 @@ V = TypeVar("V")
 NEW_USER_WINDOW = 60.0
 ROOM_RATE_WINDOW = 10.0
 SWEEP_EVERY = 0.5  # often: a sweep costs what it drops, so small sweeps never stall
+# The copy-paste check (Clusters): a new text is compared with at most FUZZY_CANDIDATES
+# recent live ones, found among at most FUZZY_SCAN recent entries, on its first
+# KEY_CHARS normalised characters, by _SIMILARITY: 2 * LCS / (len(a) + len(b)), the
+# normalised Indel similarity (rapidfuzz, bit-parallel in C++; never below difflib's
+# ratio, whose matching blocks are a common subsequence).
 FUZZY_CANDIDATES = 24
+FUZZY_SCAN = 2 * FUZZY_CANDIDATES
+KEY_CHARS = 256
+_SIMILARITY = Indel.normalized_similarity
 
 
 class Lru(Generic[K, V]):
@@ -100,20 +111,23 @@ def _stale(times: Times, cutoff: float) -> bool:
     return not times or times[-1] <= cutoff
 
 
-# A copy-paste cluster: (times, unary, similar), see Clusters.
-_Cluster = tuple[Times, int, frozenset[str] | None]
+# A copy-paste cluster: (times, similar), see Clusters.
+_Cluster = tuple[Times, frozenset[str] | None]
 
 
 class Clusters:
     """Recent texts of one user or room, grouped by their normalised form.
 
-    Each cluster is a tuple ``(times, unary, similar)``: its last times (at most the
-    rule's count), the text's letter counts in unary (see ``_unary``), and the keys of
-    the near-identical clusters it is linked to (None for most).
+    Each cluster is a tuple ``(times, similar)``: its last times (at most the rule's
+    count) and the keys of the near-identical clusters it is linked to (None for most).
+    A text is known by its first ``KEY_CHARS`` characters, so what a new one costs is
+    bounded whatever its length: at most ``FUZZY_CANDIDATES`` comparisons of at most
+    ``KEY_CHARS`` characters each.
     """
 
     def __init__(self, cap: int) -> None:
         self.clusters: Lru[str, _Cluster] = Lru(cap)
+        self.comparisons = 0  # pairs of texts compared so far (tests and bench read it)
 
     def add(self, key: str, now: float, within: float, similarity: float, keep: int) -> int:
         """Record a text; return how many near-identical texts are in the window.
@@ -121,12 +135,14 @@ class Clusters:
         Each cluster keeps its ``keep`` last times, so the total reaches ``keep``
         exactly when the uncapped one would.
         """
+        key = key[:KEY_CHARS]
         cutoff = now - within
         data = self.clusters.data
         cluster = data.get(key)
         if cluster is None:
-            cluster = self._link(key, similarity, cutoff) if similarity < 1.0 else ((), -1, None)
-        times, unary, similar = cluster
+            similar = self._link(key, similarity, cutoff, keep - 1) if similarity < 1.0 else None
+            cluster = ((), similar)
+        times, similar = cluster
         times = _record(times, now, cutoff, keep)
         total = len(times)
         if similar:
@@ -135,159 +151,57 @@ class Clusters:
                 total += len(_live(data[other_key][0], cutoff))
             if len(linked) < len(similar):
                 similar = frozenset(linked) or None
-        self.clusters.put(key, (times, unary, similar))
+        self.clusters.put(key, (times, similar))
         return total
 
-    def _link(self, key: str, similarity: float, cutoff: float) -> _Cluster:
-        """A new cluster for ``key``, linked to the recent near-identical ones.
+    def _link(
+        self, key: str, similarity: float, cutoff: float, wanted: int
+    ) -> frozenset[str] | None:
+        """The keys of the recent near-identical clusters, each linked back to ``key``.
 
-        Up to ``FUZZY_CANDIDATES`` recent texts are compared, each ruled out as cheaply
-        as it can be: by length, then by the letters the two could share at most
-        (unary counts: one AND and a popcount; exact unless both have characters
-        outside the buckets, and then by counting those letters), and only then by
-        difflib.
+        The ``FUZZY_CANDIDATES`` most recent live texts are the candidates. The
+        ``wanted`` most recent are compared first, the others only if those did not
+        hold ``wanted`` texts between them: a raid reaches the rule's count in the first
+        batch, so it costs no more than ordinary chat, which compares them all.
         """
+        if wanted <= 0:
+            return None  # a count of one: this text alone reaches it
         data = self.clusters.data
-        length = len(key)
-        slack = 1.0 - similarity
-        # Made for every new text (the first candidate of the right length needs it
-        # anyway), so every cluster of the table has its own. One made before a reload
-        # lowered the similarity has -1: all bits set, a bound that rules nothing out.
-        mine = _unary(key)
-        letters: dict[str, int] | None = None
+        recent = islice(reversed(data), FUZZY_SCAN)
         linked: list[str] = []
-        checked = 0
-        for other_key in reversed(data):
-            if checked >= FUZZY_CANDIDATES:
+        found = 0
+        room = min(FUZZY_CANDIDATES, wanted)
+        left = FUZZY_CANDIDATES
+        while left > 0 and found < wanted:
+            batch: list[str] = []
+            for other_key in recent:
+                times = data[other_key][0]
+                if times and times[-1] > cutoff:  # live (as _stale says, inline)
+                    batch.append(other_key)
+                    if len(batch) >= room:
+                        break
+            if not batch:
                 break
-            other = data[other_key]
-            times = other[0]
-            if not times or times[-1] <= cutoff:
-                continue  # stale (as _stale says; inline, this runs for every candidate)
-            checked += 1
-            other_length = len(other_key)
-            longest = length if length > other_length else other_length  # noqa: FURB136 (no call: runs for every candidate)
-            if abs(length - other_length) > slack * longest:
-                continue  # the lengths alone rule it out
-            exact = False
-            if mine and other[1]:
-                both = mine & other[1]
-                if _ratio(_popcount(both), length + other_length) < similarity:
-                    continue  # even the bucketed letters cannot reach the threshold
-                exact = not both >> _OTHER  # no shared letter outside the buckets
-            if not exact:
-                letters = letters or _letters(key)
-            if _similar(key, other_key, similarity, None if exact else letters):
+            left -= len(batch)
+            room = left
+            self.comparisons += len(batch)
+            for other_key, _score, _index in _extract(
+                key, batch, scorer=_SIMILARITY, score_cutoff=similarity, limit=None
+            ):
                 linked.append(other_key)
-                times, unary, similar = other
-                data[other_key] = times, unary, (similar or frozenset()) | {key}
-        return (), mine, frozenset(linked) if linked else None
+                found += len(_live(data[other_key][0], cutoff))
+        if not linked:
+            return None
+        for other_key in linked:  # after the scan: the table does not change under it
+            times, similar = data[other_key]
+            data[other_key] = times, (similar or frozenset()) | {key}
+        return frozenset(linked)
 
     def sweep(self, cutoff: float) -> None:
         self.clusters.expire(lambda c: _stale(c[0], cutoff))
 
     def __len__(self) -> int:
         return len(self.clusters)
-
-
-# Letter buckets for the fast bound: a-z, 0-9, space, and one for everything else.
-_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789 "
-# Bits per bucket: counts up to 16, which a chat line of a few dozen characters stays
-# within. A wider field would make every AND and popcount longer (the ints have 38 of
-# them); a text with a count beyond it gets no fast bound and takes the exact one.
-_FIELD = 16
-
-
-def _units(bucket: int) -> list[int]:
-    """0 to ``_FIELD`` in unary at the place of the ``bucket``-th field."""
-    return [((1 << n) - 1) << (bucket * _FIELD) for n in range(_FIELD + 1)]
-
-
-# The counts at each bucket's place, by character: one OR per distinct character.
-_UNITS = {c: _units(i) for i, c in enumerate(_ALPHABET)}
-_OTHER = len(_ALPHABET) * _FIELD  # where the field of every other character starts
-_OTHER_UNITS = _units(len(_ALPHABET))
-
-
-def _unary(text: str) -> int:
-    """Letter counts in unary, one ``_FIELD``-bit field per bucket; 0 if a count does
-    not fit.
-
-    The letters two texts share at most (difflib's ``quick_ratio`` numerator) is then
-    ``(a & b).bit_count()``: the AND of two unary counts is their minimum. Bucketing
-    several characters together ("everything else") can only raise the sum, so the
-    bound never rejects a pair the exact one keeps; 0 means no fast bound.
-    """
-    value = 0
-    other = len(text)
-    for c in set(text):
-        units = _UNITS.get(c)
-        if units is not None:
-            n = text.count(c)
-            if n > _FIELD:
-                return 0
-            value |= units[n]
-            other -= n
-    if other > _FIELD:
-        return 0
-    return value | _OTHER_UNITS[other]
-
-
-def _letters(text: str) -> dict[str, int]:
-    return {c: text.count(c) for c in set(text)}
-
-
-def _common_subsequence(a: str, b: str) -> int:
-    """The length of the longest common subsequence of ``a`` and ``b``.
-
-    Bit-parallel (Allison and Dix; Hyyrö): one bit per character of ``a``, a few integer
-    operations per character of ``b``. difflib's matching blocks are in order in both
-    texts, so they are a common subsequence: ``2 * LCS / total`` bounds its ratio from
-    above, far more tightly than the shared letters do for texts of the same words.
-    """
-    masks: dict[str, int] = {}
-    bit = 1
-    for c in a:
-        masks[c] = masks.get(c, 0) | bit
-        bit <<= 1
-    row = bit - 1  # all ones: no character of a matched yet
-    for c in b:
-        mask = masks.get(c, 0)
-        if mask:
-            matched = row & mask
-            row = ((row + matched) | (row - matched)) & (bit - 1)
-    return len(a) - _popcount(row)
-
-
-def _ratio(matches: int, total: int) -> float:
-    """difflib's ratio for ``matches`` (its own formula: a bound compares as it would)."""
-    return 2.0 * matches / total if total else 1.0
-
-
-_popcount = int.bit_count  # called as a function: no method lookup on every candidate
-
-
-def _similar(a: str, b: str, threshold: float, a_letters: dict[str, int] | None) -> bool:
-    """Whether ``a`` and ``b`` reach ``threshold`` by difflib's ratio (2*matches/total).
-
-    Cheap upper bounds of the ratio rule out most pairs before difflib runs: with
-    ``a_letters``, the shared letters (difflib's ``quick_ratio``; None when the caller's
-    bound was already exact), then the longest common subsequence.
-    """
-    total = len(a) + len(b)
-    if not total:
-        return True
-    if a_letters is not None:
-        b_letters = _letters(b)
-        small, large = (
-            (a_letters, b_letters) if len(a_letters) <= len(b_letters) else (b_letters, a_letters)
-        )
-        shared = sum(min(n, large[c]) for c, n in small.items() if c in large)
-        if _ratio(shared, total) < threshold:
-            return False
-    if _ratio(_common_subsequence(a, b), total) < threshold:
-        return False
-    return SequenceMatcher(None, a, b, autojunk=False).ratio() >= threshold
 
 
 def _expire_times(table: Lru[str, Times], cutoff: float) -> None:

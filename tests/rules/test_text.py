@@ -306,70 +306,10 @@ def test_marks_and_symbols_are_only_in_the_planes_the_classes_scan() -> None:
 
 
 @settings(max_examples=500, deadline=None)
-@given(
-    a=st.text(alphabet=st.sampled_from("abcxyz019 éЖ中!"), max_size=60),
-    b=st.text(alphabet=st.sampled_from("abcxyz019 éЖ中!"), max_size=60),
-)
-def test_the_fast_letter_bound_never_undercuts_the_exact_one(a: str, b: str) -> None:
-    """The copy-paste check's integer bound rejects nothing the exact bound keeps: equal
-    on plain ASCII, higher (weaker, still safe) when other characters share a bucket."""
-    from collections import Counter
-
-    from modbot.rules.state import _FIELD, _unary
-
-    ca, cb = Counter(a), Counter(b)
-    exact = sum(min(n, cb[c]) for c, n in ca.items())
-    ua, ub = _unary(a), _unary(b)
-    if not (ua and ub):  # a count beyond the fields: no fast bound, the exact one decides
-        for text in (a, b):
-            others = sum(1 for c in text if c not in "abcxyz019 ")
-            fits = others <= _FIELD and all(text.count(c) <= _FIELD for c in "abcxyz019 ")
-            assert (fits and bool(text)) == bool(_unary(text))  # "" has no letters to bound
-        return
-    bound = (ua & ub).bit_count()
-    assert bound >= exact
-    if all(c in "abcxyz019 " for c in a + b):
-        assert bound == exact
-
-
-@settings(max_examples=500, deadline=None)
 @given(st.text(alphabet=st.sampled_from("aab  é中\x02\x03👍"), max_size=30))
 def test_squeezing_cuts_every_run_to_one_character(text: str) -> None:
     expected = "".join(c for i, c in enumerate(text) if i == 0 or text[i - 1] != c)
     assert tx.squeezed(text) == expected
-
-
-@settings(max_examples=500, deadline=None)
-@given(
-    a=st.text(alphabet=st.sampled_from("ab c!é中"), max_size=80),
-    b=st.text(alphabet=st.sampled_from("ab c!é中"), max_size=80),
-)
-def test_the_common_subsequence_bound_is_the_lcs_and_never_undercuts_difflib(
-    a: str, b: str
-) -> None:
-    """The bit-parallel LCS equals the textbook table, and difflib never matches more
-    (its blocks are a common subsequence), so the bound it gives is safe."""
-    from difflib import SequenceMatcher
-
-    from modbot.rules.state import _common_subsequence
-
-    table = [[0] * (len(b) + 1) for _ in range(len(a) + 1)]
-    for i, x in enumerate(a):
-        for j, y in enumerate(b):
-            table[i + 1][j + 1] = (
-                table[i][j] + 1 if x == y else max(table[i][j + 1], table[i + 1][j])
-            )
-    assert _common_subsequence(a, b) == table[len(a)][len(b)] == _common_subsequence(b, a)
-    blocks = SequenceMatcher(None, a, b, autojunk=False).get_matching_blocks()
-    assert sum(block.size for block in blocks) <= table[len(a)][len(b)]
-
-
-def test_the_fast_bound_gives_up_on_counts_beyond_its_fields() -> None:
-    from modbot.rules.state import _FIELD, _unary
-
-    assert _unary("a" * _FIELD + "é" * _FIELD) != 0
-    assert _unary("a" * (_FIELD + 1)) == 0  # no fast bound: the exact one decides
-    assert _unary("é" * (_FIELD + 1)) == 0  # nor for the bucket of all other characters
 
 
 def test_remembered_hits_are_the_hits_and_only_short_names_are_kept() -> None:
