@@ -20,12 +20,20 @@ import anyio
 
 from modbot.__about__ import __version__, build
 from modbot.clock import SystemClock
-from modbot.config import Settings, load_settings
+from modbot.config import (
+    DEFAULT_API_BASE_URL,
+    DEFAULT_AUTHORIZE_URL,
+    Settings,
+    load_settings,
+    url_host,
+)
 from modbot.errors import ConfigError, ModbotError, OAuthError
 from modbot.euler import scopes as scope_names
 from modbot.euler.oauth import TokenStore, login
 from modbot.euler.session import api_session, client_for, oauth_config, websocket_factory
 from modbot.events import Event, EventError, format_ts, parse_event, parse_line
+from modbot.files import check_state_dir
+from modbot.inert import escaped, shown
 from modbot.log import configure, scrub
 from modbot.rules.compile import CompiledRuleset, load_ruleset
 from modbot.rules.engine import Decision, Engine
@@ -56,6 +64,14 @@ def _global_options(*, suppress: bool) -> argparse.ArgumentParser:
         default=default,
         metavar="FILE",
         help="a TOML settings file (also $MODBOT_CONFIG)",
+    )
+    group.add_argument(
+        "--env-file",
+        type=Path,
+        default=default,
+        metavar="FILE",
+        help="read MODBOT_* settings from this dotenv file too (no .env is read unless "
+        "named here: one in the working directory could send the secrets elsewhere)",
     )
     group.add_argument(
         "--log-format",
@@ -372,6 +388,7 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None) -> 
     try:
         settings = load_settings(
             getattr(args, "config", None),
+            env_file=getattr(args, "env_file", None),
             state_dir=getattr(args, "state_dir", None),
             log_format=getattr(args, "log_format", None),
         )
@@ -400,7 +417,38 @@ def audit_main(argv: Sequence[str] | None = None) -> int:
 
 
 def _fail(message: str) -> None:
-    sys.stderr.write(scrub(message) + "\n")
+    """One line on stderr: no secret, and nothing a terminal would act on (an error
+    message can carry an API's or a viewer's text)."""
+    sys.stderr.write(escaped(scrub(message)) + "\n")
+
+
+def _open_state_dir(directory: Path) -> None:
+    """Refuse a state directory another user owns or can write (ConfigError, exit 2);
+    say so on stderr when others can list it."""
+    warning = check_state_dir(directory)
+    if warning:
+        _fail(f"modbot: warning: {warning}")
+
+
+def _api_host(settings: Settings) -> tuple[str, bool]:
+    """The API host the secrets go to, and whether it is Euler's own."""
+    host = url_host(settings.api_base_url)
+    return shown(host, 100), host == url_host(DEFAULT_API_BASE_URL)
+
+
+def _host_note(settings: Settings) -> str:
+    host, default = _api_host(settings)
+    if default:
+        return f"{host} (Euler's API)"
+    return (
+        f"{host}, which is NOT Euler's API host {url_host(DEFAULT_API_BASE_URL)}: the "
+        "api_base_url setting points there (MODBOT_API_BASE_URL, --env-file or --config)"
+    )
+
+
+def _say_destination(settings: Settings, out: TextIO) -> None:
+    """Before anything is sent: where the API key, client secret and tokens are going."""
+    print(f"Sending credentials to {_host_note(settings)}.", file=out, flush=True)
 
 
 # --- rules -------------------------------------------------------------------------------
@@ -409,6 +457,7 @@ def _fail(message: str) -> None:
 def _granted(settings: Settings) -> frozenset[str] | None:
     """The stored grant's scopes, if there is a readable grant (for scope warnings)."""
     try:
+        check_state_dir(settings.state_dir)
         tokens = TokenStore(settings.state_dir).load()
     except ConfigError:
         return None
@@ -558,9 +607,11 @@ def _replay(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
                 if args.json:
                     print(json.dumps(_decision_json(d, event)), file=out)
                 else:
+                    # Viewer text (handle, matched words, reply texts) shown inert.
                     print(
-                        f"{format_ts(event.ts)} @{d.unique_id} {d.rule_id}: {d.describe()}"
-                        f"{'' if d.mode == 'enforce' else ' (observe)'} - {d.detail}",
+                        f"{format_ts(event.ts)} @{shown(d.unique_id, 40)} {shown(d.rule_id)}: "
+                        f"{shown(d.describe(), 120)}"
+                        f"{'' if d.mode == 'enforce' else ' (observe)'} - {shown(d.detail, 200)}",
                         file=out,
                     )
     width = max([len(r) for r in summary] + [4])
@@ -590,6 +641,8 @@ def _demo(args: argparse.Namespace, _settings: Settings, out: TextIO) -> int:
         _fail(f"modbot: the rules directory {rules} does not exist (use --rules DIR)")
         return EXIT_USAGE
     # Never the real state directory by default: the demo writes its own fake grant.
+    if args.state_dir:
+        _open_state_dir(args.state_dir)
     state = args.state_dir or Path(tempfile.mkdtemp(prefix="modbot-demo-"))
     return anyio.run(
         lambda: run_demo(
@@ -617,6 +670,7 @@ def requested_scopes(values: Sequence[str] | None, actions: Iterable[str] = ()) 
 
 def _auth_login(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     oauth = oauth_config(settings)
+    _open_state_dir(settings.state_dir)
     actions: set[str] = set()
     if not args.scopes:
         ruleset = _load_rules(args.rule_paths or [settings.rules_dir], out=None)
@@ -636,6 +690,14 @@ def _auth_login(args: argparse.Namespace, settings: Settings, out: TextIO) -> in
         known = ", ".join(sorted(scope_names.KNOWN_SCOPES))
         raise OAuthError(f"unknown scope(s) {', '.join(bad)}; known scopes: {known}")
     store = TokenStore(settings.state_dir)
+    _say_destination(settings, out)
+    page = url_host(settings.authorize_url)
+    if page != url_host(DEFAULT_AUTHORIZE_URL):
+        print(
+            f"The authorize page is on {shown(page, 100)}, which is NOT Euler's "
+            f"{url_host(DEFAULT_AUTHORIZE_URL)}: the authorize_url setting points there.",
+            file=out,
+        )
 
     def show(url: str) -> None:
         print("Open this URL in a browser and approve modbot for the streamer's account:", file=out)
@@ -668,13 +730,22 @@ def _auth_login(args: argparse.Namespace, settings: Settings, out: TextIO) -> in
 
 
 def _auth_status(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    _open_state_dir(settings.state_dir)
     store = TokenStore(settings.state_dir)
     tokens = store.load()
+    host, default_host = _api_host(settings)
     if tokens is None:
         if args.json:
-            print(json.dumps({"logged_in": False, "token_file": str(store.path)}), file=out)
+            none = {
+                "logged_in": False,
+                "token_file": str(store.path),
+                "api_host": host,
+                "api_host_is_euler": default_host,
+            }
+            print(json.dumps(none), file=out)
         else:
             print(f"Not logged in (no {store.path}); run `modbot auth login`.", file=out)
+            print(f"API host:        {_host_note(settings)}", file=out)
         return EXIT_FAILED
     now = SystemClock().timestamp()
     allowed = scope_names.allowed_actions(tokens.scopes)
@@ -688,11 +759,14 @@ def _auth_status(args: argparse.Namespace, settings: Settings, out: TextIO) -> i
         "refresh_expired": refresh_dead,
         "scopes": sorted(tokens.scopes),
         "actions": allowed,
+        "api_host": host,
+        "api_host_is_euler": default_host,
     }
     if args.json:
         print(json.dumps(info), file=out)
         return EXIT_FAILED if refresh_dead else EXIT_OK
     print(f"Token file:      {store.path}", file=out)
+    print(f"API host:        {_host_note(settings)}", file=out)
     print(
         f"Access token:    expires {info['access_expires_at']} "
         f"({_relative(tokens.expires_at - now)})"
@@ -722,12 +796,14 @@ def _auth_status(args: argparse.Namespace, settings: Settings, out: TextIO) -> i
 
 def _auth_logout(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     del args
+    _open_state_dir(settings.state_dir)
     store = TokenStore(settings.state_dir)
     tokens = store.load()
     if tokens is None:
         print(f"Not logged in (no {store.path}); nothing to do.", file=out)
         return EXIT_OK
     oauth = oauth_config(settings)
+    _say_destination(settings, out)
 
     async def revoke() -> None:
         async with client_for(settings) as client:
@@ -821,16 +897,46 @@ def _audit_filters(parser: argparse.ArgumentParser) -> None:
 
 
 def _db_path(args: argparse.Namespace, settings: Settings) -> Path:
+    """The audit database a command reads or writes (``--db``, else the state
+    directory's), after the checks of the directory it is in and of the file itself."""
     from modbot.audit.store import default_db  # noqa: PLC0415
 
     path: Path = args.db or default_db(settings.state_dir)
+    _open_state_dir(path.parent)
     if not path.exists():
         msg = (
             f"there is no audit database at {path}; modbot has not run with this state "
             "directory (use --state-dir or --db)"
         )
         raise ModbotError(msg)
+    _check_db_file(path)
     return path
+
+
+def _check_db_file(path: Path) -> None:
+    """The audit log (viewers' messages, who was muted and why) is 0600 when modbot made
+    it: refuse one that others can write (they could rewrite what it says was done, and
+    what undo reverses), and warn about one they can read."""
+    import stat  # noqa: PLC0415
+
+    try:
+        info = path.stat()
+    except OSError as exc:
+        raise ModbotError(f"cannot use the audit database {path}: {exc.strerror}") from None
+    mode = stat.S_IMODE(info.st_mode)
+    if not stat.S_ISREG(info.st_mode):
+        raise ModbotError(f"the audit database {path} is not a regular file")
+    if mode & (stat.S_IWGRP | stat.S_IWOTH):
+        msg = (
+            f"the audit database {path} has mode {mode:04o}: others can rewrite the audit "
+            f"log; run `chmod 600 {path}`"
+        )
+        raise ConfigError(msg, setting="state_dir")
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        _fail(
+            f"modbot: warning: the audit database {path} has mode {mode:04o}: others can "
+            f"read the audit log; `chmod 600 {path}` closes it"
+        )
 
 
 def _audit(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
@@ -856,7 +962,7 @@ def _audit(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     path = _db_path(args, settings)
 
     async def read() -> list[Any]:
-        async with AuditStore.open(path) as store:
+        async with AuditStore.open_readonly(path) as store:  # never created nor migrated
             return await store.query(where)
 
     entries = anyio.run(read, backend="asyncio")
@@ -900,6 +1006,8 @@ def _undo(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
             _fail(f"modbot: {exc}")
             return EXIT_USAGE
     path = _db_path(args, settings)
+    if not is_demo_state(path.parent):
+        _open_state_dir(settings.state_dir)  # the grant is read, and written when refreshed
 
     async def reverse() -> int:
         failures = 0
@@ -930,7 +1038,7 @@ def _undo(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
                 result = await undo(executor, store, entry_id, reason=args.reason)
                 if result.refused is not None:
                     failures += 1
-                    print(f"#{entry_id}: not undone: {result.refused}", file=out)
+                    print(f"#{entry_id}: not undone: {shown(result.refused, 300)}", file=out)
                 elif result.entry is not None and result.ok:
                     print(
                         f"#{entry_id}: undone by #{result.entry.id} ({result.entry.action})",
@@ -938,8 +1046,9 @@ def _undo(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
                     )
                 else:
                     failures += 1
+                    # The API's own words: shown inert, they are not ours to trust.
                     error = result.entry.error if result.entry else "unknown"
-                    print(f"#{entry_id}: the reversal failed: {error}", file=out)
+                    print(f"#{entry_id}: the reversal failed: {shown(error or '', 300)}", file=out)
         return EXIT_FAILED if failures else EXIT_OK
 
     return anyio.run(reverse, backend="asyncio")
@@ -951,6 +1060,7 @@ def _record(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
 
     clock = SystemClock()
     handle = args.unique_id.lstrip("@")
+    _open_state_dir(settings.state_dir)
 
     async def capture() -> int:
         written = 0

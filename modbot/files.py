@@ -45,19 +45,40 @@ def fsync_dir(directory: Path) -> None:
 
 
 def check_state_dir(directory: Path) -> str | None:
-    """Refuse a state directory others can write; a warning (returned) if others can read it.
+    """Refuse a state directory another user owns or can write; a warning (returned) if
+    others can list it.
 
     The audit DB and the token file inside are 0600 whatever the directory's mode; a
-    directory others can write lets them replace those files, so modbot will not run.
+    directory another user can write (even a sticky one such as ``/tmp``, where they can
+    create the files before modbot does) or owns lets them plant or replace those files,
+    so no command that opens it goes on.
     """
     try:
-        mode = directory.stat().st_mode
+        info = directory.stat()
     except FileNotFoundError:
         return None  # created 0700 on first use
-    if mode & (stat.S_IWGRP | stat.S_IWOTH) and not mode & stat.S_ISVTX:
+    except OSError as exc:
+        msg = f"cannot use the state directory {directory}: {exc.strerror}"
+        raise ConfigError(msg, setting="state_dir") from None
+    mode = info.st_mode
+    if not stat.S_ISDIR(mode):
+        raise ConfigError(
+            f"the state directory {directory} is not a directory", setting="state_dir"
+        )
+    uid = os.geteuid()
+    if info.st_uid != uid:
+        msg = (
+            f"the state directory {directory} belongs to uid {info.st_uid}, not to uid {uid} "
+            "that runs this command: its owner can replace the audit log and the tokens in "
+            "it; run modbot as its owner (for the service: `sudo modbotctl ...`) or choose "
+            "another --state-dir"
+        )
+        raise ConfigError(msg, setting="state_dir")
+    if mode & (stat.S_IWGRP | stat.S_IWOTH):
         msg = (
             f"the state directory {directory} has mode {stat.S_IMODE(mode):04o}: others can "
-            f"replace the audit log and the tokens in it; run `chmod 700 {directory}`"
+            "plant or replace the audit log and the tokens in it (a sticky bit does not stop "
+            f"them creating those files first); run `chmod 700 {directory}`"
         )
         raise ConfigError(msg, setting="state_dir")
     if mode & stat.S_IRWXO:

@@ -142,19 +142,22 @@ def test_the_demo_leaks_no_secret(tmp_path: Path, capfd: pytest.CaptureFixture[s
 
 
 @pytest.mark.usefixtures("isolated")
+@pytest.mark.parametrize("mode", [0o777, 0o1777, 0o770, 0o730])
 def test_a_state_dir_others_can_write_is_refused(
     euler_env: FakeEuler,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+    mode: int,
 ) -> None:
+    """Sticky (like /tmp) or not: others could create the token file before modbot."""
     state = tmp_path / "state"
     state.mkdir()
-    state.chmod(0o777)
+    state.chmod(mode)
     monkeypatch.setenv("MODBOT_STREAMERS", "host_handle")
     assert main(["run", "--state-dir", str(state)]) == 2
     err = capsys.readouterr().err
-    assert f"the state directory {state} has mode 0777" in err
+    assert f"the state directory {state} has mode {mode:04o}" in err
     assert f"chmod 700 {state}" in err
     assert "Traceback" not in err
 

@@ -333,10 +333,19 @@ class AuditStore:
         # beginning at once would nest, which SQLite refuses, and a statement sent
         # meanwhile would join the transaction).
         self._turns = _Turns()
+        self._readonly = False
 
     @classmethod
     def open(cls, path: Path, *, patience: Patience | None = None) -> AuditStore:
         return cls(path, patience=patience)
+
+    @classmethod
+    def open_readonly(cls, path: Path) -> AuditStore:
+        """For reading only (``modbot audit``): the file is never created, written or
+        migrated, so a read cannot turn some other file into a database."""
+        store = cls(path)
+        store._readonly = True
+        return store
 
     async def __aenter__(self) -> Self:
         await self.connect()
@@ -359,6 +368,9 @@ class AuditStore:
 
     async def connect(self) -> None:
         """Open (creating if needed, mode 0600 in a 0700 directory) and migrate."""
+        if self._readonly:
+            await self._connect_readonly()
+            return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             if not self.path.exists():
@@ -382,6 +394,39 @@ class AuditStore:
         except BaseException:
             await self.close()
             raise
+
+    async def _connect_readonly(self) -> None:
+        if not self.path.is_file():
+            msg = f"there is no audit database at {self.path}"
+            raise AuditError(msg)
+        uri = f"{self.path.resolve().as_uri()}?mode=ro"
+        try:
+            self._db = await aiosqlite.connect(uri, uri=True, isolation_level=None)
+            await self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            async with self._db.execute("PRAGMA user_version") as cursor:
+                row = await cursor.fetchone()
+        except (OSError, sqlite3.Error) as exc:
+            await self.close()
+            msg = f"the audit database {self.path} cannot be read: {exc}"
+            raise AuditError(msg) from None
+        version = int(row[0]) if row else 0
+        if version == VERSION:
+            return
+        await self.close()
+        if version == 0:
+            msg = f"{self.path} is not a modbot audit database (it has no audit tables)"
+            raise AuditError(msg)
+        if version > VERSION:
+            msg = (
+                f"the audit database {self.path} has schema version {version}, newer than "
+                f"this modbot knows ({VERSION}); upgrade modbot"
+            )
+            raise ConfigError(msg)
+        msg = (
+            f"the audit database {self.path} has schema version {version}, older than this "
+            f"modbot's ({VERSION}); `modbot run` or `modbot undo` upgrades it"
+        )
+        raise AuditError(msg)
 
     async def _migrate(self) -> None:
         async with self.db.execute("PRAGMA user_version") as cursor:

@@ -22,34 +22,37 @@ WIDENED = {"\u061c", "\ufeff", "\u2060", "\u2061", "\u2064", "\U000e0001", "\U00
 
 async def _entries(tmp_path: Path, payload: str) -> list[Entry]:
     clock = FakeClock()
-    hostile: dict[str, object] = {
-        "ts": clock.now(),
-        "streamer": "host" + payload,
-        "room_id": "1",
-        "user_id": "68001",
-        "unique_id": "viewer" + payload,
-        "mode": "enforce",
-        "detail": "matched " + payload,
-        "msg_text": "hello " + payload,
-        "msg_id": "m1",
-    }
+
+    def hostile(**fields: object) -> NewEntry:
+        base: dict[str, object] = {
+            "ts": clock.now(),
+            "streamer": "host" + payload,
+            "room_id": "1",
+            "user_id": "68001",
+            "unique_id": "viewer" + payload,
+            "mode": "enforce",
+            "detail": "matched " + payload,
+            "msg_text": "hello " + payload,
+        }
+        return NewEntry(**{**base, **fields})  # type: ignore[arg-type]
+
     async with AuditStore.open(tmp_path / "audit.db") as store:
         await store.add(
             [
-                NewEntry(
+                hostile(
+                    msg_id="m1",
                     rule="r" + payload,
                     action="mute",
                     status="done",
                     params={"duration_s": 60},
-                    **hostile,
-                ),  # type: ignore[arg-type]
-                NewEntry(
+                ),
+                hostile(
+                    msg_id="m2",
                     rule="reply-rule",
                     action="reply",
                     status="failed",
                     params={"text": "thanks @" + payload},
                     error="API said: " + payload,
-                    **{**hostile, "msg_id": "m2"},  # type: ignore[arg-type]
                 ),
             ],
             clock.now(),
