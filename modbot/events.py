@@ -156,23 +156,58 @@ def parse_ts(value: object) -> datetime:
     return parsed.astimezone(UTC)
 
 
+# Euler's ids and numbers are 64-bit integers (protobuf int64, ids sent as strings): at
+# most 19 decimal digits. One check for all of them, here: the decoder, parse_id and the
+# API client (as_id, TikTok's status_code) use it.
+MAX_DIGITS = 19
+_BOUND = 10**MAX_DIGITS
+
+
+def is_number_text(text: str, signed: bool = False) -> bool:
+    """Whether ``text`` is a number as Euler writes one: 1 to 19 ASCII digits, after a
+    single leading minus only when ``signed``. Nothing else passes: no space, plus sign,
+    underscore, second minus, or Unicode digit (``"²"``, ``"١٢٣"``)."""
+    digits = text[1:] if signed and text.startswith("-") else text
+    return 0 < len(digits) <= MAX_DIGITS and digits.isascii() and digits.isdigit()
+
+
 def parse_id(value: object, what: str, kind: str = "") -> str:
     """A numeric id as an exact string ('' when missing); EventError when it is not one.
 
-    ``what`` names the field in the error, after ``kind`` if there is one (``comment
-    common.msgId``): the decoder calls this for every message, and the name is put
-    together only when there is an error.
+    An id is 1 to 19 ASCII digits (``is_number_text``), or a JSON integer in that range;
+    never signed, never a float. ``what`` names the field in the error, after ``kind``
+    if there is one (``comment common.msgId``): the decoder calls this for every message,
+    and the name is put together only when there is an error. The error never quotes
+    the value.
     """
-    if isinstance(value, str) and value.isdigit():
-        return value  # the usual case first
-    if value is None or value == "":
+    if isinstance(value, str):
+        if is_number_text(value):
+            return value  # the usual case first
+        if not value:
+            return ""
+    elif value is None:
         return ""
-    field = f"{kind} {what}" if kind else what
-    if isinstance(value, bool):
-        raise EventError(f"{field} must be a numeric id")
-    if isinstance(value, int):
+    elif isinstance(value, int) and not isinstance(value, bool) and 0 <= value < _BOUND:
         return str(value)
-    raise EventError(f"{field} must be a numeric id, as a string")
+    field = f"{kind} {what}" if kind else what
+    raise EventError(f"{field} must be a numeric id (at most {MAX_DIGITS} ASCII digits)")
+
+
+def parse_number(value: object, what: str, kind: str = "", *, signed: bool = True) -> int:
+    """A whole number from Euler (0 when missing): a JSON integer, or a string of ASCII
+    digits (``is_number_text``), at most 19 digits either way; EventError otherwise
+    (a float, a boolean, ``"--1"``, ``"²"``, 5,000 digits ...), naming the field but
+    never quoting the value. A minus sign is accepted only when ``signed``."""
+    if value is None:
+        return 0
+    if isinstance(value, int) and not isinstance(value, bool):
+        if -_BOUND < value < _BOUND and (signed or value >= 0):
+            return value
+    elif isinstance(value, str) and is_number_text(value, signed):
+        return int(value)
+    field = f"{kind} {what}" if kind else what
+    sign = "" if signed else "non-negative "
+    raise EventError(f"{field} must be a {sign}whole number of at most {MAX_DIGITS} digits")
 
 
 # chr(): mypyc (hatch_build.py) does not compile surrogates written in a literal.

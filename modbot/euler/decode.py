@@ -15,7 +15,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from modbot.events import MAX_TEXT, Event, EventError, EventKind, Gift, User, clean_text, parse_id
+from modbot.events import (
+    MAX_TEXT,
+    Event,
+    EventError,
+    EventKind,
+    Gift,
+    User,
+    clean_text,
+    parse_id,
+    parse_number,
+)
 
 # Message types that carry nothing the rules use (deleted comments, ...).
 IGNORED_TYPES = frozenset({"WebcastImDeleteMessage"})
@@ -48,7 +58,12 @@ class Decoder:
         if not isinstance(messages, list):
             self.malformed["bundle without messages"] += 1
             return
-        self._bundle_ms = _int(bundle.get("timestamp"))
+        try:
+            self._bundle_ms = parse_number(bundle.get("timestamp"), "timestamp", "bundle")
+        except EventError as exc:
+            # The bundle is counted; its messages still count, each with its own time.
+            self.malformed[str(exc)] += 1
+            self._bundle_ms = 0
         step = size or max(len(messages), 1)
         for start in range(0, len(messages), step):
             yield self._events(messages[start : start + step])
@@ -108,7 +123,7 @@ class Decoder:
         room = _id(common.get("roomId"), kind, "common.roomId") or self.room_id
         return Event(
             kind,
-            _time(common.get("createTime"), self._bundle_ms),
+            _time(_int(common.get("createTime"), kind, "common.createTime"), self._bundle_ms),
             self.streamer,
             room,
             _id(common.get("msgId"), kind, "common.msgId"),
@@ -131,7 +146,7 @@ class Decoder:
         follow = _obj(raw.get("followInfo"))
         attr = _obj(raw.get("userAttr"))
         honor = _obj(raw.get("userHonor"))
-        follow_status = _int(follow.get("followStatus"))
+        follow_status = _int(follow.get("followStatus"), "", "user.followInfo.followStatus")
         is_owner = bool(ident.get("isAnchor")) or (
             bool(self.owner_user_id) and user_id == self.owner_user_id
         )
@@ -147,8 +162,8 @@ class Decoder:
             is_follower=bool(ident.get("isFollowerOfAnchor")) or follow_status in (1, 2),
             is_friend=bool(ident.get("isMutualFollowingWithAnchor")) or follow_status == 2,
             is_gifter=bool(ident.get("isGiftGiverOfAnchor")),
-            gifter_level=_int(honor.get("level")),
-            follower_count=_int(follow.get("followerCount")),
+            gifter_level=_int(honor.get("level"), "", "user.userHonor.level"),
+            follower_count=_int(follow.get("followerCount"), "", "user.followInfo.followerCount"),
         )
 
     def on_chat(self, data: dict[str, Any]) -> Event:
@@ -168,13 +183,15 @@ class Decoder:
         details = data.get("giftDetails")
         if not isinstance(details, dict):
             raise BadMessage("gift message without giftDetails")
-        streakable = _int(details.get("giftType")) == STREAKABLE_GIFT
+        streakable = (
+            _int(details.get("giftType"), "gift", "giftDetails.giftType") == STREAKABLE_GIFT
+        )
         if streakable and not data.get("repeatEnd"):
             return None  # a streak in progress: it counts once, when it ends
         gift = Gift(
             name=_text(details.get("giftName"), 100),
-            diamonds=_int(details.get("diamondCount")),
-            count=max(_int(data.get("repeatCount")), 1),
+            diamonds=_int(details.get("diamondCount"), "gift", "giftDetails.diamondCount"),
+            count=max(_int(data.get("repeatCount"), "gift", "repeatCount"), 1),
         )
         return self._base("gift", data, user=self._user(data, data.get("userIdentity")), gift=gift)
 
@@ -183,14 +200,18 @@ class Decoder:
 
     def on_like(self, data: dict[str, Any]) -> Event:
         user = self._user(data, data.get("userIdentity"))
-        return self._base("like", data, user=user, count=_int(data.get("likeCount")))
+        return self._base(
+            "like", data, user=user, count=_int(data.get("likeCount"), "like", "likeCount")
+        )
 
     def on_social(self, data: dict[str, Any]) -> Event | None:
         display = _obj(_obj(data.get("common")).get("displayText"))
         key = str(display.get("key", ""))
-        if "follow" in key or _int(data.get("followCount")):
+        follows = _int(data.get("followCount"), "social", "followCount")
+        shares = _int(data.get("shareCount"), "social", "shareCount")
+        if "follow" in key or follows:
             kind: EventKind = "follow"
-        elif "share" in key or _int(data.get("shareCount")):
+        elif "share" in key or shares:
             kind = "share"
         else:
             return None
@@ -204,10 +225,12 @@ class Decoder:
         return self._base("question", data, user=user, text=_text(details.get("content"), MAX_TEXT))
 
     def on_viewers(self, data: dict[str, Any]) -> Event:
-        return self._base("viewers", data, viewers=_int(data.get("viewerCount")))
+        return self._base(
+            "viewers", data, viewers=_int(data.get("viewerCount"), "viewers", "viewerCount")
+        )
 
     def on_control(self, data: dict[str, Any]) -> Event | None:
-        if _int(data.get("action")) not in CONTROL_ENDED:
+        if _int(data.get("action"), "control", "action") not in CONTROL_ENDED:
             return None
         return self._base("stream_end", data)
 
@@ -237,26 +260,25 @@ def _id(value: object, kind: str, name: str) -> str:
         raise BadMessage(str(exc)) from None
 
 
-def _int(value: object) -> int:
-    if isinstance(value, bool) or value is None:
-        return 0
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.lstrip("-").isdigit() and len(value) < 20:
-        return int(value)
-    return 0
+def _int(value: object, kind: str, name: str) -> int:
+    """A numeric field (0 when missing); anything ``parse_number`` refuses makes the
+    message malformed."""
+    try:
+        return parse_number(value, name, kind)
+    except EventError as exc:
+        raise BadMessage(str(exc)) from None
 
 
 def _text(value: object, limit: int) -> str:
     return clean_text(value, limit) if isinstance(value, str) else ""
 
 
-def _time(value: object, fallback: int = 0) -> datetime:
-    """``common.createTime`` (milliseconds, string or number) as aware UTC.
+def _time(millis: int, fallback: int = 0) -> datetime:
+    """``common.createTime`` (milliseconds, read by ``_int``) as aware UTC.
 
     A message without one takes the bundle's ``timestamp`` (read once per bundle).
     """
-    millis = _int(value) or fallback
+    millis = millis or fallback
     if millis <= 0:
         raise BadMessage("message without a valid createTime")
     seconds = millis / 1000 if millis > 100_000_000_000 else millis

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
+
+import pytest
 
 from modbot.euler.decode import Decoder
 from modbot.fake import messages as m
@@ -166,3 +169,163 @@ def test_a_bundle_decodes_in_parts_as_it_does_whole() -> None:
     assert sliced.malformed == whole.malformed
     assert sum(whole.malformed.values()) == 1
     assert list(Decoder("host").parts({"messages": []}, 32)) == []
+
+
+# --- hostile numbers (review M1) ------------------------------------------------------
+
+# Values that are not a number as Euler writes one: Unicode digits, signs and spaces that
+# int() would take or choke on, more digits than 64 bits hold, and values of other types.
+HOSTILE_NUMBERS: list[object] = [
+    "--1",
+    "²",
+    "١٢٣",
+    "+1",
+    " 1",
+    "1 ",
+    "1_0",
+    "0x1",
+    "-",
+    "",
+    "1.5",
+    "9" * 20,
+    "9" * 5000,
+    10**19,
+    -(10**19),
+    1.5,
+    True,
+    [],
+    {},
+]
+MESSAGES = {
+    "chat": lambda: m.chat(ROOM, FAN, "x", NOW),
+    "emote": lambda: m.emote(ROOM, FAN, "e1", NOW),
+    "gift": lambda: m.gift(ROOM, FAN, "Rose", 1, 5, NOW),
+    "join": lambda: m.join(ROOM, FAN, NOW),
+    "like": lambda: m.like(ROOM, FAN, 15, NOW),
+    "follow": lambda: m.social(ROOM, FAN, "follow", NOW),
+    "question": lambda: m.question(ROOM, FAN, "q?", NOW),
+    "viewers": lambda: m.viewers(ROOM, 10, NOW),
+    "stream_end": lambda: m.stream_end(ROOM, NOW),
+}
+USER = ("user", "followInfo")
+# Every numeric field the decoder reads, by the message kinds that carry it.
+NUMERIC_FIELDS: list[tuple[str, tuple[str, ...]]] = [
+    *((kind, ("common", "createTime")) for kind in MESSAGES),
+    *(
+        (kind, path)
+        for kind in ("chat", "emote", "gift", "join", "like", "follow")
+        for path in (
+            (*USER, "followStatus"),
+            (*USER, "followerCount"),
+            ("user", "userHonor", "level"),
+        )
+    ),
+    ("question", ("details", *USER, "followStatus")),
+    ("question", ("details", *USER, "followerCount")),
+    ("question", ("details", "user", "userHonor", "level")),
+    ("gift", ("giftDetails", "giftType")),
+    ("gift", ("giftDetails", "diamondCount")),
+    ("gift", ("repeatCount",)),
+    ("like", ("likeCount",)),
+    ("follow", ("followCount",)),
+    ("follow", ("shareCount",)),
+    ("viewers", ("viewerCount",)),
+    ("stream_end", ("action",)),
+]
+ID_FIELDS: list[tuple[str, tuple[str, ...]]] = [
+    *((kind, ("common", "msgId")) for kind in MESSAGES),
+    *((kind, ("common", "roomId")) for kind in MESSAGES),
+    *((kind, ("user", "userId")) for kind in ("chat", "emote", "gift", "join", "like", "follow")),
+    ("question", ("details", "user", "userId")),
+]
+# Ids are never signed: a minus is as hostile there as the rest.
+HOSTILE_IDS: list[object] = [v for v in HOSTILE_NUMBERS if v not in ("", 10**19)] + [
+    "-1",
+    -1,
+    "12a",
+]
+
+
+def _set(message: dict[str, Any], path: tuple[str, ...], value: object) -> None:
+    node = message["data"]
+    for key in path[:-1]:
+        node = node[key]
+    assert path[-1] in node, path  # the field exists in the fake's messages
+    node[path[-1]] = value
+
+
+def _one_bad_then_good(bad: dict[str, Any]) -> tuple[Decoder, list[str]]:
+    d = decoder()
+    events = d.decode(m.bundle([bad, m.chat(ROOM, FAN, "next one", NOW)], NOW))
+    return d, [e.text for e in events]
+
+
+@pytest.mark.parametrize("value", HOSTILE_NUMBERS, ids=repr)
+@pytest.mark.parametrize(
+    ("kind", "path"), NUMERIC_FIELDS, ids=lambda x: ".".join(x) if isinstance(x, tuple) else x
+)
+def test_a_hostile_number_makes_its_message_malformed_and_the_next_goes_on(kind, path, value):
+    bad = MESSAGES[kind]()
+    _set(bad, path, value)
+    d, texts = _one_bad_then_good(bad)
+    assert texts == ["next one"]
+    assert sum(d.malformed.values()) == 1
+    (reason,) = d.malformed  # names the field, never quotes the value
+    assert reason.endswith(f"{path[-1]} must be a whole number of at most 19 digits")
+
+
+@pytest.mark.parametrize("value", HOSTILE_IDS, ids=repr)
+@pytest.mark.parametrize(
+    ("kind", "path"), ID_FIELDS, ids=lambda x: ".".join(x) if isinstance(x, tuple) else x
+)
+def test_a_hostile_id_makes_its_message_malformed_and_the_next_goes_on(kind, path, value):
+    bad = MESSAGES[kind]()
+    _set(bad, path, value)
+    d, texts = _one_bad_then_good(bad)
+    assert texts == ["next one"]
+    assert sum(d.malformed.values()) == 1
+
+
+@pytest.mark.parametrize("value", HOSTILE_IDS, ids=repr)
+def test_a_hostile_room_info_id_is_malformed_and_the_next_goes_on(value):
+    info = m.room_info(ROOM, OWNER, NOW)
+    info["data"]["roomId"] = info["data"]["id"] = value
+    d = Decoder("host")
+    events = d.decode(m.bundle([info, m.chat(ROOM, FAN, "next one", NOW)], NOW))
+    assert [e.text for e in events] == ["next one"]
+    assert sum(d.malformed.values()) == 1
+
+
+@pytest.mark.parametrize("value", [v for v in HOSTILE_NUMBERS if v is not True], ids=repr)
+def test_a_hostile_bundle_timestamp_is_counted_and_its_messages_still_decoded(value):
+    d = decoder()
+    bundle = m.bundle([m.chat(ROOM, FAN, "first", NOW), m.chat(ROOM, FAN, "next one", NOW)], NOW)
+    bundle["timestamp"] = value
+    events = d.decode(bundle)
+    assert [e.text for e in events] == ["first", "next one"]
+    assert events[0].ts == datetime.fromtimestamp(NOW / 1000, UTC)
+    assert dict(d.malformed) == {"bundle timestamp must be a whole number of at most 19 digits": 1}
+
+
+def test_numbers_as_euler_writes_them_are_read_exactly() -> None:
+    """Strings of ASCII digits or JSON integers, a minus where a number has one, up to 19
+    digits; ids up to 19 digits as strings, kept as sent."""
+    message = m.gift(ROOM, FAN, "Rose", 1, 5, NOW)
+    _set(message, ("giftDetails", "diamondCount"), "9223372036854775807")
+    _set(message, ("repeatCount",), "-3")  # a count below 1 counts once
+    _set(message, ("user", "followInfo", "followerCount"), -(10**19) + 1)
+    _set(message, ("common", "msgId"), "9" * 19)
+    (event,) = decoder().decode(m.bundle([message], NOW))
+    assert event.gift is not None
+    assert (event.gift.diamonds, event.gift.count) == (9223372036854775807, 1)
+    assert event.user is not None
+    assert event.user.follower_count == -(10**19) + 1
+    assert event.msg_id == "9" * 19
+
+
+def test_true_as_a_bundle_timestamp_is_counted_too() -> None:
+    d = decoder()
+    bundle = m.bundle([m.chat(ROOM, FAN, "still here", NOW)], NOW)
+    bundle["timestamp"] = True
+    assert [e.text for e in d.decode(bundle)] == ["still here"]
+    assert sum(d.malformed.values()) == 1
