@@ -10,12 +10,24 @@ retried with jittered backoff honouring ``Retry-After``/``RateLimit-Reset``; oth
 Routes that are not idempotent (chat, the token endpoint) are replayed only when the
 request cannot have been processed (429, 503, a connection that never opened).
 Numeric ids are handled as strings and never pass through a float.
+
+The edge is strict and bounded: answers are read up to ``MAX_BODY`` bytes and only as
+sent (no ``Content-Encoding`` but identity, so no decompression bomb); ids and numbers
+go through ``modbot.events``' one parser; strings taken from an answer are scrubbed of
+secrets, then cleaned (lone surrogates, controls) and only then shortened; header values
+are refused before sending when they hold anything but visible ASCII. Whatever goes
+wrong on the way (a broken answer, a JSON bomb, a token store that cannot be read)
+leaves ``_call`` as an ``ApiError``, never as a bare exception.
+
+HTTP itself is httpx's default transport (httpcore and h11), see ``api_transport``.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import re
+import ssl
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -25,6 +37,7 @@ from typing import Any, NoReturn, Protocol, Self
 
 import anyio
 import httpx
+from pydantic import SecretStr
 
 from modbot.__about__ import __version__
 from modbot.clock import Clock, SystemClock, epoch
@@ -42,7 +55,6 @@ from modbot.errors import (
     RequestRejected,
     ServerError,
 )
-from modbot.euler.http1 import Http1Pool
 from modbot.euler.policy import (
     API_MUTE_DURATIONS,
     PERMANENT,
@@ -52,6 +64,7 @@ from modbot.euler.policy import (
 )
 from modbot.euler.routes import Route, route_table
 from modbot.euler.tokens import TokenSet, token_set_from_answer
+from modbot.events import EventError, clean_text, parse_id, parse_number
 from modbot.log import get_logger, register_secret, scrub
 
 BULK_LIVE_CHECK_BATCH = 50
@@ -60,8 +73,51 @@ _PLAN_WORDS = ("premium", "plan", "upgrade", "pricing", "scope", "permission", "
 log = get_logger("modbot.euler")
 # Connections to the API: as many as the executor has calls in flight on its busiest
 # routes (32), all kept open between calls (httpx's default, 100 with 20 kept, closed and
-# reopened connections in every burst); see modbot.euler.http1.
+# reopened connections in every burst).
 MAX_CONNECTIONS = 32
+KEEPALIVE_SECONDS = 30.0  # an idle connection older than this is closed, not reused
+MAX_BODY = 4 * 1024 * 1024  # bytes of one answer (the API's are a few kilobytes)
+# Bytes of an answer's headers. h11 (under httpcore) stops reading a head at 100 KiB;
+# the API's are under 2 KiB, so anything near that limit is refused as well.
+MAX_HEAD = 32 * 1024
+MAX_MESSAGE = 300  # characters of the server's explanation kept in an error
+_SCRUB_WINDOW = 65_536  # characters of an answer's string looked at for secrets at most
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def api_ssl_context() -> ssl.SSLContext:
+    """TLS for the API: certificates verified (certifi's bundle, or the one that
+    ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` names), host names checked, TLS 1.2 at least."""
+    context = httpx.create_ssl_context(verify=True, trust_env=True)
+    context.check_hostname = True
+    context.verify_mode = ssl.CERT_REQUIRED
+    context.minimum_version = max(context.minimum_version, ssl.TLSVersion.TLSv1_2)
+    return context
+
+
+def api_transport(max_connections: int = MAX_CONNECTIONS) -> httpx.AsyncBaseTransport:
+    """The HTTP transport of the API client: httpx's own (httpcore's pool, h11's parser).
+
+    Proxy policy, the same as the event WebSocket's (``modbot.euler.ws``): connections go
+    straight to the configured host, whatever ``HTTP(S)_PROXY`` / ``ALL_PROXY`` say. The
+    traffic carries the API key and the streamer's token to one host the operator chose;
+    an environment variable set for other programs must not reroute it, and the two
+    channels must not leave by different routes (review L11). httpx reads proxies from
+    the environment only in ``httpx.AsyncClient`` with ``trust_env``; this transport is
+    given no proxy. The environment is trusted for one thing: the CA bundle
+    (``SSL_CERT_FILE`` / ``SSL_CERT_DIR``, see ``api_ssl_context``).
+    """
+    return httpx.AsyncHTTPTransport(
+        verify=api_ssl_context(),
+        trust_env=True,  # read by httpx only for the CA bundle, given here already
+        proxy=None,
+        limits=httpx.Limits(
+            max_connections=max_connections,
+            max_keepalive_connections=max_connections,
+            keepalive_expiry=KEEPALIVE_SECONDS,
+        ),
+        retries=0,  # the client retries, by its own policy
+    )
 
 
 class TokenProvider(Protocol):
@@ -142,16 +198,29 @@ class UserInfo:
 
 
 def as_id(value: object, what: str = "id") -> str:
-    """A TikTok numeric id as an exact decimal string (never through a float)."""
-    if isinstance(value, bool):
-        msg = f"{what} is a boolean, not an id"
+    """A TikTok numeric id as an exact decimal string (never through a float): what
+    ``modbot.events.parse_id`` accepts, and not missing; BadResponse otherwise."""
+    try:
+        found = parse_id(value, what)
+    except EventError as exc:
+        raise BadResponse(str(exc)) from None
+    if not found:
+        msg = f"{what} is missing"
         raise BadResponse(msg)
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, str) and value.strip().isdigit():
-        return value.strip()
-    msg = f"{what} is not a numeric id ({type(value).__name__})"
-    raise BadResponse(msg)
+    return found
+
+
+def clean(value: str, limit: int = MAX_MESSAGE) -> str:
+    """A string taken from an answer, fit for an error, a log line or the audit DB:
+    registered secrets cut out first (a secret cut in half by the limit would not be
+    found), lone surrogates made U+FFFD, controls removed, then at most ``limit``
+    characters."""
+    text = clean_text(scrub(value[:_SCRUB_WINDOW]), _SCRUB_WINDOW)
+    return _CONTROLS.sub("", text)[:limit]
+
+
+def _visible_ascii(value: str) -> bool:
+    return bool(value) and value.isascii() and value.isprintable() and " " not in value
 
 
 # --- the client -----------------------------------------------------------------------
@@ -175,6 +244,12 @@ class EulerClient:
         jitter: Callable[[], float] = random.random,
     ) -> None:
         register_secret(api_key)
+        if api_key and not _visible_ascii(api_key):
+            msg = (
+                "the Euler API key holds characters that cannot be sent in an HTTP header "
+                "(spaces, controls or non-ASCII); paste it again"
+            )
+            raise ConfigError(msg, setting="api_key")
         self._has_key = bool(api_key)
         self._routes = route_table(routes)
         self._tokens = tokens
@@ -189,10 +264,18 @@ class EulerClient:
         self._base = str(httpx.URL(base_url)).rstrip("/")
         self._headers = {
             "user-agent": f"modbot/{__version__}",
-            **({"x-api-key": api_key} if api_key else {}),
+            # Answers as sent, never compressed (and any other encoding is refused):
+            # a small gzip answer can inflate to gigabytes (review M5).
+            "accept-encoding": "identity",
         }
+        # The key goes into each request's headers; kept as a SecretStr so that neither
+        # repr() nor vars() of the client shows it.
+        self._key = {"x-api-key": SecretStr(api_key)} if api_key else {}
         self._timeout = httpx.Timeout(timeout).as_dict()
-        self._http: httpx.AsyncBaseTransport = transport or Http1Pool(MAX_CONNECTIONS)
+        self._http: httpx.AsyncBaseTransport = transport or api_transport()
+
+    def __repr__(self) -> str:
+        return f"<EulerClient {httpx.URL(self._base).host}>"
 
     async def __aenter__(self) -> Self:
         await self._http.__aenter__()
@@ -286,7 +369,7 @@ class EulerClient:
         """Send a chat message to the room as the streamer's account."""
         if not content.strip():
             msg = "a chat message needs some text"
-            raise ValueError(msg)
+            raise RequestRejected(msg, route="chat")
         body = await self._call(
             "chat", path={"room_id": as_id(room_id)}, json_body={"content": content}
         )
@@ -470,56 +553,26 @@ class EulerClient:
                 "credential 'api-key' or 'api_key' in the config file"
             )
             raise ConfigError(msg, setting="api_key")
-        url = route.path.format(**{k: _path_part(v) for k, v in (path or {}).items()})
+        url = route.path.format(**{k: _path_part(v, name) for k, v in (path or {}).items()})
         with_token = route.session if send_token is None else send_token
         attempt = 0
         refreshed = False
         while True:
             attempt += 1
-            headers: dict[str, str] = {}
-            token: str | None = None
-            if with_token:
-                if self._tokens is None:
-                    msg = (
-                        f"the {name} route acts for the streamer and needs an OAuth grant; "
-                        "run `modbot auth login` first"
-                    )
-                    raise AuthExpired(msg, route=name)
-                token = await self._tokens.access_token()
-                headers["x-oauth-token"] = token
             try:
-                async with self._within_budget(name) as budget:
-                    response = await self._send(route.method, url, params, json_body, headers)
-                    budget.learn(
-                        response.headers,
-                        self._clock.monotonic(),
-                        epoch(self._clock),
-                        ok=response.is_success,
-                    )
-                return _read(route, response, epoch(self._clock), sent_token=with_token)
-            except httpx.TimeoutException as exc:
-                error: ApiError = ApiUnavailable(f"the {name} call timed out", route=name)
-                unsent = isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
-                cause: BaseException = exc
-            except httpx.TransportError as exc:
-                error = ApiUnavailable(
-                    f"could not reach Euler for the {name} call ({type(exc).__name__})",
-                    route=name,
-                )
-                unsent = isinstance(exc, httpx.ConnectError)
-                cause = exc
-            except AuthExpired:
-                if refreshed or token is None or self._tokens is None:
-                    raise
-                refreshed = True
-                attempt -= 1
-                log.info("euler.token_refresh", route=name, reason="401 from Euler")
-                await self._tokens.refresh_after_rejection(token)
-                continue
-            except ApiError as exc:
-                error = exc
-                unsent = exc.status in (429, 503)
-                cause = exc
+                token = await self._token_for(name) if with_token else None
+                try:
+                    return await self._exchange(route, url, params, json_body, token)
+                except AuthExpired:
+                    if refreshed or token is None or self._tokens is None:
+                        raise
+                    refreshed = True
+                    log.info("euler.token_refresh", route=name, reason="401 from Euler")
+                    await self._refreshed(token, name)
+                    attempt -= 1
+                    continue
+            except _Failed as failed:
+                error, cause, unsent = failed.error, failed.cause, failed.unsent
             if not error.retryable or (not route.idempotent and not unsent):
                 _raise_from(error, cause)
             wait = self._retry.delay(
@@ -539,29 +592,118 @@ class EulerClient:
             )
             await self._sleep(wait)
 
+    async def _token_for(self, name: str) -> str:
+        """The access token for a call. A token manager that fails other than with an
+        ApiError (its file cannot be read or written: a full disk, a permission) is an
+        outage to wait out, not a crash; a token no header can carry is refused."""
+        if self._tokens is None:
+            msg = (
+                f"the {name} route acts for the streamer and needs an OAuth grant; "
+                "run `modbot auth login` first"
+            )
+            raise AuthExpired(msg, route=name)
+        try:
+            token = await self._tokens.access_token()
+        except ApiError:
+            raise
+        except Exception as exc:  # noqa: BLE001 (whatever it is, the call waits and retries)
+            msg = f"the streamer's access token could not be had for the {name} call ({type(exc).__name__})"
+            raise _Failed(ApiUnavailable(msg, route=name), exc, unsent=True) from None
+        if not isinstance(token, str) or not _visible_ascii(token):
+            msg = (
+                "the streamer's access token holds characters that cannot be sent in an HTTP "
+                "header (spaces, controls or non-ASCII); run `modbot auth login` again"
+            )
+            raise RequestRejected(msg, route=name)
+        return token
+
+    async def _refreshed(self, rejected: str, name: str) -> None:
+        """A new access token after a 401 (failures other than ApiError: an outage)."""
+        assert self._tokens is not None
+        try:
+            await self._tokens.refresh_after_rejection(rejected)
+        except ApiError:
+            raise
+        except Exception as exc:  # noqa: BLE001 (as in _token_for)
+            msg = f"the streamer's access token could not be refreshed for the {name} call ({type(exc).__name__})"
+            raise _Failed(ApiUnavailable(msg, route=name), exc, unsent=True) from None
+
+    async def _exchange(
+        self,
+        route: Route,
+        url: str,
+        params: Mapping[str, str] | None,
+        json_body: Any,
+        token: str | None,
+    ) -> dict[str, Any]:
+        """One request and its envelope. AuthExpired goes to ``_call`` as it is (it
+        refreshes the token); every other failure, whatever raised it, is a ``_Failed``
+        with the ApiError it stands for."""
+        name = route.name
+        try:
+            headers = {"x-oauth-token": token} if token is not None else {}
+            async with self._within_budget(name) as budget:
+                response, content = await self._send(
+                    name, route.method, url, params, json_body, headers
+                )
+                budget.learn(
+                    response.headers,
+                    self._clock.monotonic(),
+                    epoch(self._clock),
+                    ok=response.is_success,
+                )
+            return _read(route, response, content, epoch(self._clock), sent_token=token is not None)
+        except AuthExpired:
+            raise
+        except ApiError as exc:
+            raise _Failed(exc, exc, unsent=exc.status in (429, 503)) from None
+        except httpx.TimeoutException as exc:
+            unsent = isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
+            error: ApiError = ApiUnavailable(f"the {name} call timed out", route=name)
+            raise _Failed(error, exc, unsent=unsent) from None
+        except httpx.RemoteProtocolError as exc:
+            if _dropped(exc):
+                msg = f"Euler closed the connection during the {name} call"
+                raise _Failed(ApiUnavailable(msg, route=name), exc, unsent=False) from None
+            msg = f"the {name} answer broke HTTP ({clean(str(exc), 120)})"
+            raise _Failed(BadResponse(msg, route=name), exc, unsent=False) from None
+        except (httpx.TransportError, OSError) as exc:
+            unsent = isinstance(exc, httpx.ConnectError)
+            msg = f"could not reach Euler for the {name} call ({type(exc).__name__})"
+            raise _Failed(ApiUnavailable(msg, route=name), exc, unsent=unsent) from None
+        except Exception as exc:  # noqa: BLE001 (a RecursionError, a ValueError of a parser ...)
+            msg = f"the {name} answer could not be read ({type(exc).__name__})"
+            raise _Failed(BadResponse(msg, route=name), exc, unsent=False) from None
+
     async def _send(
         self,
+        name: str,
         method: str,
         path: str,
         params: Mapping[str, str] | None,
         json_body: Any,
         headers: dict[str, str],
-    ) -> httpx.Response:
-        """One request, its body read; httpx's own errors (TransportError, Timeout...)."""
+    ) -> tuple[httpx.Response, bytes]:
+        """One request and its body, read as sent up to ``MAX_BODY`` bytes; httpx's own
+        errors (TransportError, Timeout...) or BadResponse."""
         request = httpx.Request(
             method,
             self._base + path,
             params=params,
             json=json_body,
-            headers={**self._headers, **headers},
+            headers={
+                **self._headers,
+                **{k: v.get_secret_value() for k, v in self._key.items()},
+                **headers,
+            },
             extensions={"timeout": self._timeout},
         )
         response = await self._http.handle_async_request(request)
         try:
-            await response.aread()
+            content = await _body(response, name)
         finally:
             await response.aclose()
-        return response
+        return response, content
 
     @asynccontextmanager
     async def _within_budget(self, name: str) -> AsyncIterator[RouteBudget]:
@@ -580,27 +722,89 @@ class EulerClient:
             budget.note_answered(self._clock.monotonic())
 
 
+class _Failed(Exception):
+    """One attempt of a call failed: the ApiError it stands for, what raised it, and
+    whether the request surely never reached Euler (then even a call that is not
+    idempotent may be sent again)."""
+
+    def __init__(self, error: ApiError, cause: BaseException, *, unsent: bool) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.cause = cause
+        self.unsent = unsent
+
+
+def _dropped(exc: httpx.RemoteProtocolError) -> bool:
+    """Whether a protocol error is the connection going away (an outage: retried)
+    rather than an answer that breaks HTTP (a bad response: not retried). httpcore and
+    h11 say so only in their messages: "Server disconnected without sending a
+    response", "peer closed connection without sending complete message body"."""
+    text = str(exc).lower()
+    return "disconnected" in text or "closed connection" in text
+
+
+async def _body(response: httpx.Response, name: str) -> bytes:
+    """The answer's body as sent, at most ``MAX_BODY`` bytes; BadResponse for a head
+    longer than ``MAX_HEAD``, an encoding other than identity (never inflated: a gzip bomb stays a refused answer),
+    a transfer coding other than chunked, or a body too long (read no further)."""
+    headers = response.headers
+    if sum(len(k) + len(v) + 4 for k, v in headers.raw) > MAX_HEAD:
+        msg = f"the {name} answer's head is longer than {MAX_HEAD} bytes"
+        raise BadResponse(msg, route=name, status=response.status_code)
+    coding = headers.get("content-encoding", "").strip().lower()
+    if coding not in ("", "identity"):
+        msg = f"the {name} answer came {clean(coding, 40)}-encoded, which modbot never asks for"
+        raise BadResponse(msg, route=name, status=response.status_code)
+    framing = headers.get("transfer-encoding")
+    if framing is not None and framing.strip().lower() != "chunked":
+        msg = f"the {name} answer has an unsupported Transfer-Encoding"
+        raise BadResponse(msg, route=name, status=response.status_code)
+    length = headers.get("content-length")
+    if length is not None and not (
+        len(length) <= 12 and length.isascii() and length.isdigit() and int(length) <= MAX_BODY
+    ):
+        msg = f"the {name} answer has a Content-Length that is not a size up to {MAX_BODY} bytes"
+        raise BadResponse(msg, route=name, status=response.status_code)
+    try:
+        content = response.content  # already in memory (a transport that reads it whole)
+    except httpx.ResponseNotRead:
+        parts: list[bytes] = []
+        total = 0
+        async for chunk in response.aiter_raw():
+            total += len(chunk)
+            if total > MAX_BODY:
+                break
+            parts.append(chunk)
+        content = b"".join(parts)
+    else:
+        total = len(content)
+    if total > MAX_BODY:
+        msg = f"the {name} answer is longer than {MAX_BODY} bytes"
+        raise BadResponse(msg, route=name, status=response.status_code)
+    return content
+
+
 def _raise_from(error: ApiError, cause: BaseException) -> NoReturn:
     if error is cause:
         raise error
     raise error from cause
 
 
-def _path_part(value: str) -> str:
+def _path_part(value: str, name: str) -> str:
     if not value or value in {".", ".."} or any(c in value for c in "/?#%\\ "):
-        msg = f"{value!r} cannot be used in a route path"
-        raise ValueError(msg)
+        msg = f"{clean(value, 80)!r} cannot be used in the {name} route's path"
+        raise RequestRejected(msg, route=name)
     return value
 
 
 def _read(
-    route: Route, response: httpx.Response, now_epoch: float, *, sent_token: bool
+    route: Route, response: httpx.Response, content: bytes, now_epoch: float, *, sent_token: bool
 ) -> dict[str, Any]:
     """The envelope of a response, or the ApiError it stands for."""
     status = response.status_code
     try:
-        body: Any = json.loads(response.content) if response.content else {}
-    except (ValueError, UnicodeDecodeError):
+        body: Any = json.loads(content) if content else {}
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, 5,000 digits, [ x 100,000
         body = None
     if not isinstance(body, dict):
         if status >= 400:
@@ -640,7 +844,7 @@ def _error_for(
             text + (f" (retry after {wait:g} s)" if wait is not None else ""),
             retry_after=wait,
             route=name,
-            limit_label=label if isinstance(label, str) else None,
+            limit_label=clean(label, 80) if isinstance(label, str) else None,
         )
     elif status == 401 and sent_token and route.name != "token" and not _about_plan(message):
         error = AuthExpired(
@@ -678,7 +882,7 @@ def _message(body: dict[str, Any]) -> str:
         if isinstance(value, dict):
             value = value.get("error_description") or value.get("error")
         if isinstance(value, str) and value:
-            return scrub(value[:300])
+            return clean(value)
     return ""
 
 
@@ -686,7 +890,7 @@ def _oauth_error(body: dict[str, Any]) -> str | None:
     value = body.get("error")
     if isinstance(value, dict):
         inner = value.get("error")
-        return inner if isinstance(inner, str) else None
+        return clean(inner, 80) if isinstance(inner, str) else None
     return None
 
 
@@ -704,13 +908,21 @@ def _moderation(body: dict[str, Any], name: str) -> ModerationResult:
     inner = payload.get("data", payload) if "status_code" not in payload else payload
     if not isinstance(inner, dict):
         raise BadResponse(f"the {name} answer has no data object", route=name)
-    status = inner.get("status_code")
-    if isinstance(status, int) and not isinstance(status, bool) and status != 0:
+    raw = inner.get("status_code")
+    if isinstance(raw, int | str) and not isinstance(raw, bool):
+        try:
+            status: int | None = parse_number(raw, "status_code", name)  # 4001 or "4001"
+        except EventError as exc:
+            raise BadResponse(f"the {exc}", route=name) from None
+    elif raw is None:
+        status = None
+    else:
+        msg = f"the {name} answer's status_code is not a number ({type(raw).__name__})"
+        raise BadResponse(msg, route=name)
+    if status:
         msg = f"TikTok refused {name} with status_code {status}"
         raise RequestRejected(msg, route=name, status=status)
-    return ModerationResult(
-        status_code=status if isinstance(status, int) else None, data=inner.get("data")
-    )
+    return ModerationResult(status_code=status, data=inner.get("data"))
 
 
 def _user_page(body: dict[str, Any], name: str) -> UserPage:
@@ -752,7 +964,7 @@ def _opt_int(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def _opt_str(value: object) -> str | None:
+def _opt_str(value: object, limit: int = 200) -> str | None:
     if value is None:
         return None
-    return str(value)
+    return clean(value if isinstance(value, str) else str(value), limit)

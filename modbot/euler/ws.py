@@ -19,9 +19,10 @@ import json
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import websockets.exceptions as wsx
+from pydantic import SecretStr
 from websockets.asyncio.client import connect
 
 from modbot.errors import ApiUnavailable, PlanOrScopeDenied, SourceClosed
@@ -39,6 +40,11 @@ DEFAULT_FEATURES: Mapping[str, str] = {
     "closeInactiveWebSocketAfter": "120",
 }
 MAX_FRAME = 4 * 1024 * 1024
+# Proxy policy, the same as the API client's (``modbot.euler.client.api_transport``):
+# straight to the configured host, whatever HTTPS_PROXY / ALL_PROXY say. websockets
+# would follow them by default (``proxy=True``), the API client does not: the two
+# channels left by different routes (review L11). The key is in this URL's query.
+PROXY = None
 
 
 def ws_address(
@@ -66,10 +72,18 @@ class EulerWebSocket:
     ) -> None:
         register_secret(api_key)
         self.unique_id = unique_id
-        self._url = ws_address(base_url, unique_id=unique_id, api_key=api_key, features=features)
+        # A SecretStr: the URL's query holds the key, and vars() must not show it.
+        self._url = SecretStr(
+            ws_address(base_url, unique_id=unique_id, api_key=api_key, features=features)
+        )
+        self._host = urlsplit(base_url).hostname or "?"
         self._open_timeout = open_timeout
         self.malformed: Counter[str] = Counter()
         self.frames = 0
+
+    def __repr__(self) -> str:
+        # Never the URL: its query holds the API key.
+        return f"<EulerWebSocket {self.unique_id} at {self._host}>"
 
     async def bundles(self) -> AsyncIterator[dict[str, Any]]:
         """Yield the bundles of one connection; always ends by raising ``SourceClosed``.
@@ -81,10 +95,11 @@ class EulerWebSocket:
         """
         try:
             connection = await connect(
-                self._url,
+                self._url.get_secret_value(),
                 open_timeout=self._open_timeout,
                 max_size=MAX_FRAME,
                 compression="deflate",
+                proxy=PROXY,
             )
         except wsx.InvalidStatus as exc:
             status = exc.response.status_code

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 
 from modbot.errors import (
+    ApiError,
     ApiUnavailable,
     AuthExpired,
     BadResponse,
@@ -19,9 +22,12 @@ from modbot.errors import (
 from modbot.euler.client import EulerClient
 from modbot.euler.oauth import TokenStore
 from modbot.euler.policy import RetryPolicy
+from modbot.euler.ws import EulerWebSocket
 from modbot.fake.clock import FakeClock
 from modbot.fake.server import Fault
+from modbot.log import register_secret
 from tests.conftest import SleepRecorder
+from tests.euler import test_transport as raw
 
 VIEWER = "6812345678901234999"  # above 2^53: must stay exact
 
@@ -413,3 +419,232 @@ class TestMalformedAnswers:
             api._tokens = tokens
             with pytest.raises(RequestRejected, match="40001"):
                 await api.unmute("1", "2")
+
+
+def _http(status: int, body: bytes, *headers: bytes) -> bytes:
+    head = b"HTTP/1.1 %d X\r\nContent-Length: %d\r\n" % (status, len(body))
+    return head + b"".join(h + b"\r\n" for h in headers) + b"\r\n" + body
+
+
+class _Tokens:
+    """A token provider that fails as told (a full disk, a bug) or gives ``token``."""
+
+    def __init__(self, fail: BaseException | None = None, token: str = "tok-123") -> None:
+        self.fail = fail
+        self.token = token
+        self.asked = 0
+
+    async def access_token(self) -> str:
+        self.asked += 1
+        if self.fail is not None:
+            raise self.fail
+        return self.token
+
+    async def refresh_after_rejection(self, rejected: str) -> str:
+        raise OSError(28, "No space left on device")
+
+
+class TestHostileAnswers:
+    """Answers from a scripted loopback server (tests/euler/test_transport.py's) that
+    once escaped the client as bare exceptions (review H1, L4, L12)."""
+
+    @pytest.mark.parametrize(
+        "body",
+        [
+            b"[" * 100_000,
+            b'{"code":200,"numeric_user_id":' + b"9" * 5000 + b"}",
+            b"\xff\xfe not utf-8",
+            b"<html>502</html>",
+            b'{"code":200,"numeric_user_id":"' + b"1" * 300_000 + b'"}',
+        ],
+        ids=["deep", "5000-digits", "not-utf8", "not-json", "huge-id"],
+    )
+    async def test_an_answer_that_is_not_the_json_promised_is_bad_response(self, body):
+        async with raw.serve(raw.answering(_http(200, body))) as (url, _), raw.client(url) as api:
+            with pytest.raises(BadResponse) as info:
+                await api.user_id("host")
+        assert type(info.value) is BadResponse
+
+    @pytest.mark.parametrize(
+        "value", ["²", "١٢٣", "--1", "+1", " 1", "1 ", "-1", "1" * 20, 1.5, True, -1, 10**19]
+    )
+    async def test_an_id_that_is_not_ascii_digits_is_bad_response(self, value):
+        body = json.dumps({"code": 200, "numeric_user_id": value}).encode()
+        async with raw.serve(raw.answering(_http(200, body))) as (url, _), raw.client(url) as api:
+            with pytest.raises(BadResponse, match="numeric_user_id must be a numeric id"):
+                await api.user_id("host")
+
+    async def test_error_text_is_cleaned_of_surrogates_and_controls(self):
+        body = b'{"message":"bad \\ud800 \\u001b[31mred\\u0007 \\u009b2J end"}'
+        async with raw.serve(raw.answering(_http(400, body))) as (url, _), raw.client(url) as api:
+            with pytest.raises(RequestRejected) as info:
+                await api.user_id("host")
+        text = str(info.value)
+        assert text.endswith("bad \ufffd [31mred 2J end")
+        text.encode()  # storable: no lone surrogate left
+
+    async def test_a_secret_echoed_past_the_cut_is_scrubbed_before_it(self):
+        """The API echoed the token at character 286: 14 of its 40 characters once
+        reached the error (scrubbed after the cut). Now nothing of it does."""
+        secret = "S3CRET-" + "x" * 26 + "-END-OF"  # 40 characters
+        register_secret(secret)
+        message = "y" * 286 + secret + " and more"
+        body = json.dumps({"message": message}).encode()
+        async with raw.serve(raw.answering(_http(400, body))) as (url, _), raw.client(url) as api:
+            with pytest.raises(RequestRejected) as info:
+                await api.user_id("host")
+        text = str(info.value)
+        assert "S3CRET" not in text
+        assert "xxxxx" not in text
+        assert len(text) < 400
+
+    @pytest.mark.parametrize(
+        ("status_code", "outcome"),
+        [
+            (4001, RequestRejected),
+            ("4001", RequestRejected),
+            ("0", None),
+            (0, None),
+            (None, None),
+            ("--1", BadResponse),
+            ("²", BadResponse),
+            ("4001 ", BadResponse),
+            ("ok", BadResponse),
+            (1.5, BadResponse),
+            (True, BadResponse),
+            ([], BadResponse),
+            ("9" * 5000, BadResponse),
+        ],
+    )
+    async def test_a_tiktok_status_code_is_read_by_the_one_parser(self, status_code, outcome):
+        inner = {"data": {}, "extra": {}, "status_code": status_code}
+        body = json.dumps({"code": 200, "response": {"data": inner}}).encode()
+        async with raw.serve(raw.answering(_http(200, body))) as (url, _), raw.client(url) as api:
+            api._tokens = _Tokens()
+            if outcome is None:
+                result = await api.unmute("1", "2")
+                assert result.status_code == (None if status_code is None else 0)
+                return
+            with pytest.raises(outcome) as info:
+                await api.unmute("1", "2")
+        assert type(info.value) is outcome
+        if outcome is RequestRejected:
+            assert info.value.status == 4001
+
+
+class TestNothingEscapes:
+    @pytest.mark.parametrize(
+        "failure",
+        [
+            RecursionError("maximum recursion depth exceeded"),
+            ValueError("Exceeds the limit (4300 digits)"),
+            UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte"),
+            OverflowError("int too large"),
+            TypeError("unexpected"),
+            KeyError("x"),
+        ],
+        ids=type,
+    )
+    async def test_a_transport_that_raises_anything_is_bad_response(self, failure, clock):
+        def handler(_request: httpx.Request) -> httpx.Response:
+            raise failure
+
+        transport = httpx.MockTransport(handler)
+        async with EulerClient("http://euler.test", "k-1", transport=transport, clock=clock) as api:
+            with pytest.raises(BadResponse) as info:
+                await api.user_id("x")
+        assert type(info.value) is BadResponse
+        assert info.value.__cause__ is failure
+
+    async def test_a_transport_that_raises_os_error_is_api_unavailable(self, clock, sleeps):
+        calls = 0
+
+        def handler(_request: httpx.Request) -> httpx.Response:
+            nonlocal calls
+            calls += 1
+            raise ConnectionResetError(104, "Connection reset by peer")
+
+        transport = httpx.MockTransport(handler)
+        async with EulerClient(
+            "http://euler.test",
+            "k-1",
+            transport=transport,
+            clock=clock,
+            sleep=sleeps,
+            retry=RetryPolicy(max_attempts=3),
+        ) as api:
+            with pytest.raises(ApiUnavailable):
+                await api.user_id("x")
+        assert calls == 3  # retried like an outage (user_id is idempotent)
+
+    @pytest.mark.parametrize(
+        "failure", [OSError(28, "No space left on device"), RuntimeError("bug"), ValueError()]
+    )
+    async def test_a_token_manager_that_fails_is_an_outage_waited_out(
+        self, failure, fake, fake_server, clock, sleeps
+    ):
+        """The token fetch before the request (a full disk while the refreshed grant is
+        written): ApiUnavailable after the retries, the waits taken, no call sent."""
+        tokens = _Tokens(failure)
+        async with EulerClient(
+            fake_server.url,
+            fake.api_key,
+            tokens=tokens,
+            clock=clock,
+            sleep=sleeps,
+            retry=RetryPolicy(max_attempts=3),
+        ) as api:
+            with pytest.raises(ApiUnavailable, match="access token could not be had") as info:
+                await api.send_chat(fake.streamer("host_handle").room_id, "hi")
+        assert type(info.value) is ApiUnavailable
+        assert info.value.__cause__ is failure
+        assert tokens.asked == 3
+        assert len(sleeps.waits) == 2
+        assert not fake.calls_to("chat")
+
+    async def test_a_refresh_that_fails_on_the_disk_is_an_outage_too(
+        self, fake, fake_server, clock, sleeps
+    ):
+        fake.expire_access_tokens()
+        tokens = _Tokens(token=fake.issue_tokens(["webcast:mute"])["access_token"])
+        fake.expire_access_tokens()
+        async with EulerClient(
+            fake_server.url,
+            fake.api_key,
+            tokens=tokens,
+            clock=clock,
+            sleep=sleeps,
+            retry=RetryPolicy(max_attempts=1),
+        ) as api:
+            with pytest.raises(ApiUnavailable, match="could not be refreshed") as info:
+                await api.unmute(fake.streamer("host_handle").room_id, VIEWER)
+        assert isinstance(info.value.__cause__, OSError)
+
+    async def test_blank_chat_is_refused_as_an_api_error_before_sending(self, client, fake):
+        for blank in ("", "   ", "\n\t"):
+            with pytest.raises(RequestRejected, match="needs some text") as info:
+                await client.send_chat(fake.streamer("host_handle").room_id, blank)
+            assert isinstance(info.value, ApiError)
+            assert not info.value.retryable
+        assert not fake.calls_to("chat")
+
+    async def test_a_handle_that_cannot_be_a_path_is_refused(self, client, fake):
+        with pytest.raises(RequestRejected, match="route's path"):
+            await client.user_id("../accounts")
+        assert not fake.calls
+
+
+class TestRepr:
+    def test_repr_and_vars_of_the_client_name_the_host_only(self):
+        key = "KNOWN-KEY-in-repr-4711"
+        api = EulerClient("https://api.eulerstream.com", key)
+        assert repr(api) == "<EulerClient api.eulerstream.com>"
+        assert key not in repr(vars(api))
+        assert key not in str(api)
+
+    def test_repr_and_vars_of_the_websocket_name_the_host_only(self):
+        key = "KNOWN-KEY-in-ws-repr-4712"
+        ws = EulerWebSocket("wss://ws.eulerstream.com", unique_id="host", api_key=key)
+        assert repr(ws) == "<EulerWebSocket host at ws.eulerstream.com>"
+        assert key not in repr(vars(ws))
+        assert "apiKey" not in repr(vars(ws))

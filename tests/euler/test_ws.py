@@ -134,3 +134,20 @@ class TestConnection:
         with pytest.raises(ApiUnavailable):
             async for _ in ws.bundles():
                 pass
+
+    async def test_proxy_variables_do_not_reroute_the_websocket(
+        self, fake, fake_server, monkeypatch
+    ):
+        """The same proxy policy as the API client's: straight to the host (review L11;
+        websockets would follow HTTP_PROXY / HTTPS_PROXY / ALL_PROXY by default)."""
+        from tests.euler.test_transport import answering, serve
+
+        async with serve(answering(b"HTTP/1.1 502 No\r\n\r\n")) as (proxy, seen_by_proxy):
+            for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "all_proxy"):
+                monkeypatch.setenv(name, proxy)
+            for name in ("NO_PROXY", "no_proxy"):
+                monkeypatch.delenv(name, raising=False)
+            fake.add_streamer("sleepy")
+            closed = await _collect(_socket(fake_server, fake, unique_id="sleepy"), [])
+        assert closed.code == 4404  # the fake answered, not the proxy
+        assert seen_by_proxy == []
