@@ -85,7 +85,7 @@ class TestSources:
 
     def test_missing_env_file(self, tmp_path):
         """A named env file that is not there is an error, not silently nothing."""
-        with pytest.raises(ConfigError, match="the env file .* does not exist"):
+        with pytest.raises(ConfigError, match=r"the env file .* does not exist"):
             load_settings(env_file=tmp_path / "nope.env")
 
     def test_toml_file(self, tmp_path):
@@ -311,7 +311,7 @@ class TestSecretFiles:
         env = tmp_path / "modbot.env"
         env.write_text(f"MODBOT_CLIENT_ID=id\n{line}\n")
         env.chmod(0o644)
-        with pytest.raises(ConfigError, match="the env file .* has mode 0644") as info:
+        with pytest.raises(ConfigError, match=r"the env file .* has mode 0644") as info:
             load_settings(env_file=env)
         assert PASTED_KEY not in str(info.value)
         env.chmod(0o600)
