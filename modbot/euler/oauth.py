@@ -335,6 +335,27 @@ class TokenManager:
             callback(loaded)
         return loaded
 
+    async def flush(self) -> bool:
+        """A last try at writing a grant not on disk yet (at the stop): whether it is there.
+
+        Never raises. When it fails, the error says plainly that the next start will need
+        a new login, since the refresh token on disk was spent.
+        """
+        if self._unsaved is None:
+            return True
+        await self._persist(wait=True)
+        if self.persist_failing is None:
+            return True
+        log.critical(
+            "oauth.grant_lost_at_stop",
+            error=self.persist_failing,
+            file=str(self._store.path),
+            message="the refreshed OAuth grant could not be written before the stop; the "
+            "refresh token on disk was spent, so the streamer must log in again "
+            "(`modbot auth login`) unless the file can be written at the next refresh",
+        )
+        return False
+
     async def _persist(self, *, wait: bool) -> None:
         """One try at writing the grant in use that is not on disk yet; never raises."""
         if not wait and self._save_lock.locked():

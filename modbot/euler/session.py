@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
+import anyio
+
 from modbot.clock import Clock
 from modbot.config import Settings
 from modbot.errors import ConfigError
@@ -67,4 +69,8 @@ async def api_session(
     tokens = TokenManager(token_store, oauth, clock=clock)
     async with client_for(settings, tokens=tokens, clock=clock) as client:
         tokens.bind(client)
-        yield client, tokens, grant
+        try:
+            yield client, tokens, grant
+        finally:
+            with anyio.CancelScope(shield=True):
+                await tokens.flush()  # a grant refreshed while the disk was failing

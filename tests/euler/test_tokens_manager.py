@@ -211,6 +211,32 @@ class TestTheGrantIsNeverLost:
         assert events == ["oauth.grant_unsaved", "oauth.grant_saved"]  # error once, not per try
         assert all(token not in repr(e) for e in logs)
 
+    async def test_a_grant_not_on_disk_is_written_at_the_stop(
+        self, api, manager, store, clock, monkeypatch
+    ):
+        """The disk frees up before the next try is due: the stop's flush writes the grant."""
+        failing = _failing(1, errno.ENOSPC)
+        monkeypatch.setattr("modbot.euler.oauth.write_private", failing)
+        clock.advance(3600)
+        token = await manager.access_token()
+        assert manager.persist_failing is not None
+        assert await manager.flush()  # no retry was due yet; the stop tries anyway
+        stored = store.load()
+        assert stored is not None
+        assert stored.access_token.get_secret_value() == token
+        assert await manager.flush()  # nothing left to write
+
+    async def test_a_grant_that_cannot_be_written_at_the_stop_says_so(
+        self, api, manager, store, clock, monkeypatch
+    ):
+        monkeypatch.setattr("modbot.euler.oauth.write_private", _failing(100, errno.ENOSPC))
+        clock.advance(3600)
+        await manager.access_token()
+        with capture_logs() as logs:
+            assert not await manager.flush()
+        (lost,) = [e for e in logs if e["event"] == "oauth.grant_lost_at_stop"]
+        assert "log in again" in lost["message"]
+
     @pytest.mark.parametrize("code", [errno.EROFS, errno.EACCES, errno.EIO, errno.EDQUOT])
     async def test_any_os_error_on_the_token_file_is_an_outage(
         self, api, manager, store, clock, monkeypatch, code
