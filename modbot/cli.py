@@ -217,7 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Print Euler's authorize URL, wait for the redirect on a loopback port, exchange "
             "the code and store the tokens (mode 0600) in the state directory. Needs the "
-            "client_id and client_secret settings."
+            "client_id and client_secret settings. On a server without a browser, --paste: "
+            "the streamer approves on any device and you paste the address their browser "
+            "was sent to (or forward the port: ssh -L PORT:127.0.0.1:PORT server)."
         ),
     )
     login_parser.add_argument(
@@ -244,6 +246,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=600.0,
         metavar="SECONDS",
         help="how long to wait for the streamer to authorize (default: 600)",
+    )
+    login_parser.add_argument(
+        "--paste",
+        action="store_true",
+        help="nothing listens: approve on any device, then paste the address the browser "
+        "was sent to (it need not load); the redirect URI's port is --port, default 8765",
     )
     login_parser.set_defaults(handler=_auth_login)
 
@@ -700,9 +708,35 @@ def _auth_login(args: argparse.Namespace, settings: Settings, out: TextIO) -> in
         )
 
     def show(url: str) -> None:
+        if args.paste:
+            print(
+                "Open this URL on any device (a phone will do) and approve modbot for the "
+                "streamer's account:",
+                file=out,
+            )
+            print(f"\n  {url}\n", file=out)
+            print(
+                "The browser is then sent to an http://127.0.0.1 address, which need not "
+                "load: copy that whole address from its address bar, paste it here and "
+                "press Enter.",
+                file=out,
+                flush=True,
+            )
+            return
         print("Open this URL in a browser and approve modbot for the streamer's account:", file=out)
         print(f"\n  {url}\n", file=out)
         print("Waiting for Euler to redirect back to this machine...", file=out, flush=True)
+
+    async def read_pasted() -> str | None:
+        """The operator's line on stdin (None at the end of input)."""
+        from modbot.euler.oauth import PASTE_LIMIT  # noqa: PLC0415
+
+        def read() -> str | None:
+            if sys.stdin is None:
+                return None
+            return sys.stdin.readline(PASTE_LIMIT) or None
+
+        return await anyio.to_thread.run_sync(read, abandon_on_cancel=True)
 
     async def run() -> None:
         async with client_for(settings) as client:
@@ -715,6 +749,7 @@ def _auth_login(args: argparse.Namespace, settings: Settings, out: TextIO) -> in
                 show_url=show,
                 port=args.port,
                 timeout=args.timeout,
+                paste=read_pasted if args.paste else None,
             )
         missing = sorted(set(wanted) - tokens.scopes)
         print(f"Logged in. Tokens stored in {store.path} (mode 0600).", file=out)

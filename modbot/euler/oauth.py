@@ -10,7 +10,9 @@
   the write is tried again patiently, never lost. A dead refresh token raises
   ``ReauthRequired`` ("the streamer must log in again").
 * ``login()`` runs the authorization-code flow with a loopback redirect listener and
-  a random ``state``; redirects with another ``state`` are ignored.
+  a random ``state``; redirects with another ``state`` are ignored. With ``paste`` (a
+  server without a browser), there is no listener: the streamer approves on any device
+  and the operator pastes the address the browser was sent to (it need not load).
 """
 
 from __future__ import annotations
@@ -18,11 +20,11 @@ from __future__ import annotations
 import json
 import secrets
 import stat
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import anyio
 from starlette.applications import Starlette
@@ -44,6 +46,8 @@ if TYPE_CHECKING:
 TOKEN_FILE = "tokens.json"
 REFRESH_MARGIN = 120.0  # refresh this many seconds before the access token expires
 CALLBACK_PATH = "/callback"
+PASTE_PORT = 8765  # the redirect URI's port for --paste when no --port is given
+PASTE_LIMIT = 16_384  # characters of a pasted address that are read
 REFUSED_HOLD = 30.0  # after an unusable refresh answer, keep the grant in use this long
 
 log = get_logger("modbot.oauth")
@@ -448,15 +452,22 @@ async def login(
     show_url: Callable[[str], None],
     port: int = 0,
     timeout: float = 600.0,
+    paste: Callable[[], Awaitable[str | None]] | None = None,
 ) -> TokenSet:
     """Run the authorization-code flow and store the grant.
 
     Listens on ``127.0.0.1:port`` for Euler's redirect, shows the authorize URL through
     ``show_url``, checks ``state``, exchanges the code and saves the tokens (0600).
 
+    With ``paste``, nothing listens: the redirect URI is ``127.0.0.1:port`` (``PASTE_PORT``
+    when ``port`` is 0), and ``paste()`` returns the address the streamer's browser was
+    sent to, as pasted by the operator (None at the end of input); its ``state`` is
+    checked like a redirect's.
+
     Raises:
         OAuthError: bad scopes, the streamer declined, or time ran out. Redirects with a
-            wrong ``state`` are ignored (404), so they cannot end the login.
+            wrong ``state`` are ignored (404), so they cannot end the login; a pasted
+            address with a wrong ``state`` ends it (nothing is stored).
     """
     wanted = sorted({canonical(s) for s in scopes})
     if not wanted:
@@ -465,6 +476,26 @@ async def login(
     if bad:
         raise OAuthError(f"unknown scope(s): {', '.join(bad)}", error="invalid_scope")
     state = secrets.token_urlsafe(24)
+    if paste is not None:
+        redirect_uri = f"http://127.0.0.1:{port or PASTE_PORT}{CALLBACK_PATH}"
+        show_url(
+            authorize_url(
+                authorize_base,
+                client_id=oauth.client_id,
+                redirect_uri=redirect_uri,
+                scopes=wanted,
+                state=state,
+            )
+        )
+        with anyio.move_on_after(timeout) as scope:
+            pasted = await paste()
+        if scope.cancelled_caught:
+            raise OAuthError(f"no address was pasted within {timeout:g} s", error="timeout")
+        if pasted is None:
+            msg = "the input ended before an address was pasted; nothing was stored"
+            raise OAuthError(msg, error="no_input")
+        result = pasted_answer(pasted, state)
+        return await _finish(client, store, oauth, result, redirect_uri)
     result = _Callback()
     done = anyio.Event()
     app = _callback_app(state, result, done)
@@ -494,7 +525,18 @@ async def login(
             with anyio.move_on_after(5, shield=True):
                 await server.stopped.wait()
             tg.cancel_scope.cancel()
+    return await _finish(client, store, oauth, result, redirect_uri)
 
+
+async def _finish(
+    client: EulerClient,
+    store: TokenStore,
+    oauth: OAuthClientConfig,
+    result: _Callback,
+    redirect_uri: str,
+) -> TokenSet:
+    """Euler's answer (a redirect or a pasted address): explain an error, or exchange
+    the code and store the grant."""
     if result.error:
         template = _ERROR_HELP.get(
             result.error, "Euler refused the authorization: {error} {description}"
@@ -512,6 +554,40 @@ async def login(
     )
     await anyio.to_thread.run_sync(store.save, tokens)
     return tokens
+
+
+def pasted_answer(text: str, state: str) -> _Callback:
+    """The code or error in an address pasted by the operator, if its ``state`` is this
+    login's (compared in constant time, as bytes); otherwise one sentence (OAuthError)."""
+    address = text.strip()
+    query = urlsplit(address).query if "?" in address else ""
+    params = parse_qs(query, keep_blank_values=True)
+    if "state" not in params or not ("code" in params or "error" in params):
+        msg = (
+            "the pasted text is not the address Euler sent the browser to (it has no "
+            "code and state); copy the whole address from the browser's address bar"
+        )
+        raise OAuthError(msg, error="bad_paste")
+
+    def one(name: str) -> str:
+        values = params.get(name, [])
+        if len(values) > 1:
+            msg = f"the pasted address has {len(values)} '{name}' parameters; paste it as it is"
+            raise OAuthError(msg, error="bad_paste")
+        return values[0] if values else ""
+
+    given = one("state").encode("utf-8", "surrogatepass")
+    if not secrets.compare_digest(given, state.encode()):
+        msg = (
+            "the pasted address is not Euler's answer to this login (its state does not "
+            "match the URL printed above); nothing was stored"
+        )
+        raise OAuthError(msg, error="state_mismatch")
+    if one("error"):
+        return _Callback(error=one("error"), description=one("error_description"))
+    if not one("code"):
+        return _Callback(error="invalid_request", description="the pasted address has no code")
+    return _Callback(code=one("code"))
 
 
 def _callback_app(state: str, result: _Callback, done: anyio.Event) -> Starlette:

@@ -279,3 +279,126 @@ class TestLogin:
                     show_url=lambda _url: None,
                 )
         assert fake.calls == []
+
+
+class Paster:
+    """Plays the streamer on another device and the operator who pastes: opens the
+    authorize URL, does not follow Euler's redirect (nothing listens), and hands the
+    address the browser was sent to, changed by ``edit``, to ``login(paste=...)``."""
+
+    def __init__(self, edit=lambda address: address) -> None:
+        self.url: str | None = None
+        self.shown = anyio.Event()
+        self.edit = edit
+        self.sent_to: str | None = None
+
+    def show(self, url: str) -> None:
+        self.url = url
+        self.shown.set()
+
+    async def paste(self) -> str | None:
+        await self.shown.wait()
+        assert self.url is not None
+        async with httpx.AsyncClient() as http:
+            answer = await http.get(self.url, follow_redirects=False)
+        assert answer.status_code == 302
+        self.sent_to = answer.headers["location"]
+        return self.edit(self.sent_to)
+
+
+async def _paste_login(fake, server, store, paster: Paster, scopes=("webcast:mute",), **kw):
+    async with EulerClient(server.url, fake.api_key) as client:
+        return await login(
+            client,
+            store,
+            authorize_base=f"{server.url}/tiktok/oauth/authorize",
+            oauth=OAuthClientConfig(fake.client_id, fake.client_secret),
+            scopes=scopes,
+            show_url=paster.show,
+            paste=paster.paste,
+            timeout=10,
+            **kw,
+        )
+
+
+def _with_query(address: str, **values: str) -> str:
+    parts = urlsplit(address)
+    query = {k: v[0] for k, v in parse_qs(parts.query).items()} | values
+    return parts._replace(query="&".join(f"{k}={v}" for k, v in query.items())).geturl()
+
+
+class TestPasteLogin:
+    """`auth login --paste`: no listener; the operator pastes where the browser went."""
+
+    async def test_pasted_address_logs_in(self, fake, fake_server, token_store):
+        paster = Paster(edit=lambda address: f"  {address}\n")  # as pasted, with a newline
+        tokens = await _paste_login(fake, fake_server, token_store, paster, port=8123)
+        query = parse_qs(urlsplit(paster.url or "").query)
+        assert query["redirect_uri"] == ["http://127.0.0.1:8123/callback"]
+        assert token_store.load() == tokens
+        assert stat.S_IMODE(token_store.path.stat().st_mode) == 0o600
+        exchange = fake.calls_to("token")[0]
+        assert exchange.body["redirect_uri"] == "http://127.0.0.1:8123/callback"
+
+    async def test_default_port_of_the_redirect_uri(self, fake, fake_server, token_store):
+        paster = Paster()
+        await _paste_login(fake, fake_server, token_store, paster)
+        redirect = parse_qs(urlsplit(paster.url or "").query)["redirect_uri"]
+        assert redirect == ["http://127.0.0.1:8765/callback"]
+
+    @pytest.mark.parametrize(
+        "edit",
+        [
+            lambda a: _with_query(a, state="forged"),
+            lambda a: _with_query(a, state="%C3%A9t%C3%A9"),  # non-ASCII
+            lambda a: _with_query(a, state="%ED%A0%80"),  # a lone surrogate's bytes
+            lambda a: _with_query(a, state=""),
+            lambda a: _with_query(a, state="forged", error="access_denied"),
+            lambda a: _with_query(a, code="attacker-code", state="forged"),
+        ],
+    )
+    async def test_wrong_state_ends_the_login_and_stores_nothing(
+        self, fake, fake_server, token_store, edit
+    ):
+        with pytest.raises(OAuthError) as caught:
+            await _paste_login(fake, fake_server, token_store, Paster(edit=edit))
+        assert caught.value.error == "state_mismatch"
+        assert str(caught.value) == (
+            "the pasted address is not Euler's answer to this login (its state does not "
+            "match the URL printed above); nothing was stored"
+        )
+        assert token_store.load() is None
+        assert fake.calls_to("token") == []
+
+    async def test_repeated_state_is_refused(self, fake, fake_server, token_store):
+        paster = Paster(edit=lambda a: f"{a}&state=forged")
+        with pytest.raises(OAuthError, match="2 'state' parameters"):
+            await _paste_login(fake, fake_server, token_store, paster)
+        assert fake.calls_to("token") == []
+
+    async def test_declined_is_explained(self, fake, fake_server, token_store):
+        fake.deny_authorization = True
+        with pytest.raises(OAuthError, match="did not grant access") as caught:
+            await _paste_login(fake, fake_server, token_store, Paster())
+        assert caught.value.error == "access_denied"
+        assert token_store.load() is None
+
+    @pytest.mark.parametrize(
+        "text",
+        ["", "\n", "yes", "http://127.0.0.1:8765/callback", "x" * 20_000, "?\x00\x1b[2J"],
+    )
+    async def test_not_an_address(self, fake, fake_server, token_store, text):
+        with pytest.raises(OAuthError, match="not the address Euler sent the browser to"):
+            await _paste_login(fake, fake_server, token_store, Paster(edit=lambda _a: text))
+        assert fake.calls_to("token") == []
+
+    async def test_end_of_input(self, fake, fake_server, token_store):
+        paster = Paster()
+
+        async def nothing() -> None:
+            return None
+
+        paster.paste = nothing  # type: ignore[method-assign]
+        with pytest.raises(OAuthError, match="input ended before an address was pasted"):
+            await _paste_login(fake, fake_server, token_store, paster)
+        assert token_store.load() is None
