@@ -25,6 +25,7 @@ from __future__ import annotations
 import bisect
 import functools
 import itertools
+import json
 import operator
 import re
 import string
@@ -32,6 +33,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from importlib import resources
 from typing import Final, Literal
 
 import ahocorasick
@@ -43,64 +45,41 @@ START, END, SPACE = "\x02", "\x03", " "
 
 # --- character tables -----------------------------------------------------------------
 
-_CONFUSABLE_PAIRS = {
-    # Cyrillic (lower case; upper case is folded first)
-    "а": "a",
+# Look-alike letters come from Unicode's confusables.txt (UTS #39) as the
+# confusable-homoglyphs package ships it (confusables.json: each prototype with the
+# characters that look like it). Every character listed as looking like a Latin letter
+# or a digit folds to it: see _lookalikes().
+#
+# What Unicode's table leaves out, folded as well: the lower case of capitals it lists
+# (в к м н т of В К М Н Т), Greek and Cyrillic letters read as the Latin letter they
+# resemble in lower case (η as n, μ as u), letters with a stroke (which NFD does not
+# split) and small capitals.
+_BEYOND_UNICODE = {
     "в": "b",
-    "е": "e",
     "ё": "e",
     "з": "3",
     "к": "k",
     "м": "m",
     "н": "h",
-    "о": "o",
-    "р": "p",
-    "с": "c",
     "т": "t",
-    "у": "y",
-    "х": "x",
-    "ѕ": "s",
-    "і": "i",
     "ї": "i",
-    "ј": "j",
-    "ԁ": "d",
-    "ԛ": "q",
-    "ԝ": "w",
-    "ѡ": "w",
-    "һ": "h",
-    "ӏ": "l",
-    "ү": "y",
     "ҫ": "c",
-    "ɡ": "g",
     "ь": "b",
     "ц": "u",
     "п": "n",
     "и": "u",
     "л": "n",
-    # Greek
-    "α": "a",
     "β": "b",
-    "γ": "y",
     "δ": "d",
     "ε": "e",
     "ζ": "z",
     "η": "n",
-    "ι": "i",
     "κ": "k",
     "μ": "u",
-    "ν": "v",
-    "ο": "o",
-    "ρ": "p",
-    "σ": "o",
     "ς": "s",
     "τ": "t",
-    "υ": "u",
     "χ": "x",
     "ω": "w",
-    "ϲ": "c",
-    "ϳ": "j",
-    # Latin look-alikes that NFKC keeps
-    "ı": "i",
     "ł": "l",
     "ø": "o",
     "đ": "d",
@@ -108,45 +87,91 @@ _CONFUSABLE_PAIRS = {
     "ŧ": "t",
     "ƀ": "b",
     "ɨ": "i",
-    "æ": "ae",
-    "œ": "oe",
     "ŋ": "n",
-    "ɑ": "a",
     "ɒ": "a",
     "ɛ": "e",
-    "ɪ": "i",
     "ʀ": "r",
-    "ʏ": "y",
     "ɴ": "n",
     "ʟ": "l",
     "ʜ": "h",
     "ɢ": "g",
     "ʙ": "b",
     "ꜰ": "f",
-    "ꜱ": "s",
     "ᴀ": "a",
-    "ᴄ": "c",
     "ᴅ": "d",
     "ᴇ": "e",
     "ᴊ": "j",
     "ᴋ": "k",
     "ᴍ": "m",
-    "ᴏ": "o",
     "ᴘ": "p",
     "ᴛ": "t",
-    "ᴜ": "u",
-    "ᴠ": "v",
-    "ᴡ": "w",
-    "ᴢ": "z",
-    "ɩ": "i",
-    "ʋ": "u",
 }
-# Negative circled and negative squared letters have no NFKC decomposition.
+# Negative circled and negative squared letters, and regional indicators (no
+# decomposition, not in confusables.txt).
 for _i in range(26):
-    _CONFUSABLE_PAIRS[chr(0x1F150 + _i)] = chr(ord("a") + _i)
-    _CONFUSABLE_PAIRS[chr(0x1F170 + _i)] = chr(ord("a") + _i)
-    _CONFUSABLE_PAIRS[chr(0x1F1E6 + _i)] = chr(ord("a") + _i)  # regional indicators
-CONFUSABLES: dict[int, str] = {ord(k): v for k, v in _CONFUSABLE_PAIRS.items()}
+    for _base in (0x1F150, 0x1F170, 0x1F1E6):
+        _BEYOND_UNICODE[chr(_base + _i)] = chr(ord("a") + _i)
+_LTR = "\u200e\u200f"  # confusables.json wraps right-to-left characters in marks
+
+
+def _lookalikes() -> dict[int, str]:
+    """Each non-ASCII look-alike of a Latin letter or digit and what it folds to.
+
+    The letter I and the digit 1 look alike (Unicode's prototype for both is ``l``):
+    a look-alike of that group folds to ``I`` if it is a capital, ``1`` if a digit,
+    ``l`` if a small letter and ``|`` otherwise, so that it is read both ways as those
+    are (see ``AMBIGUOUS``). Other targets are lower case.
+    """
+    source = resources.files("confusable_homoglyphs").joinpath("confusables.json")
+    data: dict[str, list[dict[str, str]]] = json.loads(source.read_text("utf-8"))
+    table: dict[int, str] = {}
+    # Single letters and digits first, then groups (rn for m, ae for æ).
+    groups = {key.strip(_LTR): entries for key, entries in data.items()}
+    for proto in sorted((p for p in groups if p.isascii() and p.isalnum()), key=_by_length):
+        entries = [e["c"].strip(_LTR) for e in groups[proto]]
+        letters = [c for c in entries if len(c) == 1 and c.isascii() and c.isalpha()]
+        target = proto.lower()
+        if len(proto) > 1:
+            if len(letters) == 1:
+                target = letters[0].lower()  # the rn group holds the m-looking letters
+            elif len(proto) > 2 or not proto.isalpha():
+                continue  # ⅷ, ℡: NFKC spells them out already
+        for c in entries:
+            if len(c) != 1 or c.isascii() or ord(c) in table:
+                continue
+            table[ord(c)] = _l_or_i(c) if target in ("l", "i") and proto in "lI" else target
+    for c, target in _BEYOND_UNICODE.items():
+        table.setdefault(ord(c), target)
+    for code, target in list(table.items()):
+        lower = chr(code).lower()
+        if len(lower) == 1 and not lower.isascii():
+            table.setdefault(ord(lower), target.lower() if target != "I" else "i")
+    return table
+
+
+def _by_length(prototype: str) -> tuple[int, str]:
+    return len(prototype), prototype
+
+
+def _l_or_i(c: str) -> str:
+    category = unicodedata.category(c)
+    if category == "Lu" or "CAPITAL" in unicodedata.name(c, ""):
+        return "I"
+    if category == "Ll":
+        return "l"
+    if category in ("Nd", "No") or "DIGIT" in unicodedata.name(c, ""):
+        return "1"
+    return "|"
+
+
+# Applied to the raw text (before NFKC, which would turn some look-alikes into a space
+# and a mark), and in lower case after case folding, where ``I`` is read as ``i``
+# (``l`` in the other reading).
+LOOKALIKES: dict[int, str] = _lookalikes()
+_LOOKALIKES_FOLDED: tuple[dict[int, str], dict[int, str]] = (
+    {k: v.lower() for k, v in LOOKALIKES.items()},
+    {k: "l" if v == "I" else v.lower() for k, v in LOOKALIKES.items()},
+)
 
 # Leetspeak: read inside words that have at least one letter. 1, ! and | are i or l:
 # both readings are matched.
@@ -185,8 +210,10 @@ _FIRST = operator.itemgetter(1)
 
 
 def _strip_marks(text: str) -> str:
-    decomposed = unicodedata.normalize("NFD", text)
-    return "".join(c for c in decomposed if unicodedata.category(c) not in ("Mn", "Me"))
+    """``text`` in NFD without its combining marks (Mn, Me)."""
+    if text.isascii():
+        return text
+    return _classes().marks.sub("", unicodedata.normalize("NFD", text))
 
 
 def basic(text: str) -> str:
@@ -202,14 +229,26 @@ def _basic(text: str) -> str:
 
 @lru_cache(maxsize=65536)
 def fold(text: str) -> str:
-    """basic, confusables folded to Latin, combining marks dropped (no tokenising)."""
+    """basic, look-alikes folded to Latin, combining marks dropped (no tokenising)."""
     if text.isascii():
-        return text.lower()  # no confusables (all non-ASCII) and no marks to drop
+        return text.lower()  # no look-alikes (all non-ASCII) and no marks to drop
     return _fold(text)
 
 
-def _fold(text: str) -> str:
-    return _strip_marks(_basic(text).translate(CONFUSABLES))
+@lru_cache(maxsize=1024)
+def _fold_alt(text: str) -> str:
+    """``fold`` with a capital I (or a look-alike of one) read as ``l``."""
+    if text.isascii():
+        return text.replace("I", "l").lower()
+    return _fold(text, alt=True)
+
+
+def _fold(text: str, alt: bool = False) -> str:
+    # Marks go before NFKC and case folding: U+0345 (a zalgo favourite) folds to ι.
+    plain = unicodedata.normalize("NFKC", _strip_marks(text.translate(LOOKALIKES)))
+    if alt:
+        plain = plain.replace("I", "l")
+    return _strip_marks(plain.casefold().translate(_LOOKALIKES_FOLDED[alt]))
 
 
 # --- words ---------------------------------------------------------------------------
@@ -239,9 +278,87 @@ def _glue_single_chars(tokens: list[str]) -> list[str]:
     return out
 
 
+_TOKEN = re.compile(r"\S+")
+_WIDE_GAP = re.compile(r"\s\s")
+# One-letter words that may stand before spaced-out letters (`such a l o s e r`).
+ONE_LETTER_WORDS = frozenset("aiouye")
+
+
+def _tokens(folded: str) -> list[str]:
+    """The tokens of a folded text, spaced-out letters glued into words.
+
+    Where letters are spelled out with wider gaps between words
+    (``y o u  a r e  a n  i d i o t``), the narrowest gap of a run is the one between
+    letters and a wider one ends a word.
+    """
+    tokens = folded.split()
+    if _WIDE_GAP.search(folded) is None or all(len(t) > 1 for t in tokens):
+        return _glue_single_chars(tokens)
+    out: list[str] = []
+    run: list[tuple[int, str]] = []
+    for match in _TOKEN.finditer(folded):
+        token = match.group()
+        if len(token) == 1 and _letterish(token):
+            run.append((match.start(), token))
+            continue
+        out.extend(_glue_run(run))
+        run = []
+        out.append(token)
+    out.extend(_glue_run(run))
+    return out
+
+
+def _glue_run(run: list[tuple[int, str]]) -> list[str]:
+    """One run of one-character tokens (position, token) as words (see ``_tokens``)."""
+    if len(run) < 3:
+        return [token for _, token in run]
+    gaps = [b[0] - a[0] for a, b in itertools.pairwise(run)]
+    narrow = min(gaps)
+    pieces = [run[0][1]]
+    for gap, (_, token) in zip(gaps, run[1:], strict=True):
+        if gap > narrow:
+            pieces.append(token)
+        else:
+            pieces[-1] += token
+    return pieces
+
+
+# A one-letter word before spaced-out letters (`such a l o s e r`).
+_BEFORE_SPACED = re.compile(r"(?:^|(?<=\S\S ))([aiouye]) (?=\S \S \S(?!\S))")
+
+
+@functools.lru_cache(maxsize=1024)
+def _detached(text: str, alt: bool) -> tuple[str, ...] | None:
+    """The standard words with a one-letter word kept apart from the spaced-out
+    letters after it (``such a loser`` for ``such a l o s e r``, which is otherwise
+    ``such aloser``), or None if the text has no such letters."""
+    folded = _fold_alt(text) if alt else fold(text)
+    if "  " in folded or _BEFORE_SPACED.search(folded) is None:
+        return None
+    return tuple(_standard_words(_BEFORE_SPACED.sub(r"\1  ", folded), alt=alt))
+
+
+# A run of ! (with 1s mixed in, `!!!1`) ending a word is punctuation, not leet.
+_TRAILING_BANGS = re.compile(r"[!1]*![!1]*$")
+_TAIL = _EDGE.replace("!", "").replace("|", "")
+# What leads a word and is stripped: _EDGE but ! and |, which are leet at the start
+# of a word (`!d!ot`, `|oser`).
+_LEAD = _EDGE.replace("!", "").replace("|", "")
+
+
+def _edges(word: str) -> str:
+    """``word`` without the punctuation around it. In a word with a letter, ``|`` stays
+    wherever it is and ``!`` too, but for a run of them ending the word (leet there:
+    ``!d!ot``, ``|oser``, ``kil|``; punctuation in ``idiot!!!1``)."""
+    word = word.rstrip(_TAIL).lstrip(_LEAD)
+    if not any(c.isalpha() for c in word):
+        return word.strip(_EDGE)
+    return _TRAILING_BANGS.sub("", word)
+
+
 def _split_token(token: str, *, alt: bool) -> list[str]:
     """One whitespace-free token as words: joiners between single characters glue."""
-    token = token.strip(_EDGE)
+    token = _edges(token)
     if token.startswith("@") and len(token) > 1 and token[1:2].isalpha():
         # A mention (the name is the word), or in the other reading a leet 'a' (@ss).
         token = "a" + token[1:] if alt else token[1:]
@@ -249,12 +366,12 @@ def _split_token(token: str, *, alt: bool) -> list[str]:
         return []
     pieces = [p for p in _JOINED_PIECES.split(token) if p]
     if len(pieces) <= 1:
-        return [token.strip(_EDGE)] if token.strip(_EDGE) else []
+        return [token]
     if all(len(p) == 1 for p in pieces) or "'" in token or "’" in token:
         return ["".join(pieces)]
     words: list[str] = []
     for piece in pieces:
-        piece = piece.strip(_EDGE)  # noqa: PLW2901 - a cleaned copy
+        piece = _edges(piece)  # noqa: PLW2901 - a cleaned copy
         if piece:
             words.append(piece)
     return words
@@ -270,7 +387,8 @@ def words(text: str, level: Level, *, alt: bool = False) -> list[str]:
     """The words of ``text`` at a normalisation level (not squeezed).
 
     ``alt`` picks the other reading of ambiguous characters at ``standard``: ``1 ! |``
-    and a capital ``I`` as ``l`` instead of ``i``, and a leading ``@`` as ``a``.
+    and a capital ``I`` as ``l`` instead of ``i``, a leading ``@`` as ``a`` and any
+    other ``@`` as a masked letter.
     """
     return list(_words(text, level, alt))
 
@@ -287,9 +405,12 @@ def _split_words(text: str, level: Level, *, alt: bool) -> list[str]:
         return [w for w in _WORD_SPLIT.split(text) if w]
     if level == "basic":
         return [w for w in _WORD_SPLIT.split(basic(text)) if w]
-    tokens = _glue_single_chars(fold(text.replace("I", "l") if alt else text).split())
+    return _standard_words(_fold_alt(text) if alt else fold(text), alt=alt)
+
+
+def _standard_words(folded: str, *, alt: bool) -> list[str]:
     out: list[str] = []
-    for token in tokens:
+    for token in _tokens(folded):
         if token.isalpha():
             out.append(token)  # letters only (most words): nothing to split, read or drop
         else:
@@ -301,6 +422,8 @@ def _token_words(token: str, *, alt: bool) -> list[str]:
     """The standard words of one token (what a letters-only token is by itself)."""
     out: list[str] = []
     for word in _split_token(token, alt=alt):
+        if alt and "@" in word:
+            word = word.replace("@", MASK)  # noqa: PLW2901 - `f@ck`: @ as a mask
         leet = _leet(word, "l" if alt else "i")
         cleaned = leet if leet.isalnum() else _NOT_KEPT.sub("", leet)
         if cleaned.strip(MASK):
@@ -309,8 +432,14 @@ def _token_words(token: str, *, alt: bool) -> list[str]:
 
 
 def has_ambiguous(text: str) -> bool:
-    """Whether the text has characters with two readings (1 ! | I, a leading @)."""
-    return "I" in text or "@" in text or not AMBIGUOUS.isdisjoint(text)
+    """Whether the text has characters with two readings (1 ! | I, a leading @, their
+    look-alikes)."""
+    if "I" in text or "@" in text or not AMBIGUOUS.isdisjoint(text):
+        return True
+    if text.isascii():
+        return False
+    folded = fold(text)
+    return not AMBIGUOUS.isdisjoint(folded) or folded != _fold_alt(text)
 
 
 def squeeze(word: str) -> tuple[str, tuple[int, ...]]:
@@ -366,6 +495,8 @@ class TermKey:
 
 def term_key(term: str, level: Level) -> TermKey | None:
     """How a list term is matched at ``level``; None if it has no word characters."""
+    if level == "none":
+        return TermKey(term, (1,) * len(term), term) if term.strip() else None
     found = words(term, level)
     if not found:
         return None
@@ -382,6 +513,18 @@ def term_key(term: str, level: Level) -> TermKey | None:
         letters.append(s)
         counts.extend(c)
     return TermKey("".join(letters), tuple(counts), SPACE.join(found))
+
+
+def plural(term: str) -> str:
+    """The English plural of a term's last word: ``-es`` after s, x, z, ch and sh,
+    ``-s`` after anything else (``idiots``, ``asses``)."""
+    if term.endswith(("s", "x", "z", "ch", "sh")):
+        return term + "es"
+    return term + "s"
+
+
+def _is_word(c: str) -> bool:
+    return c.isalnum() or c == "_"
 
 
 @dataclass(frozen=True, slots=True)
@@ -474,14 +617,26 @@ class Matcher:
         self._ids[ident] = term_id
         self._by_pattern.setdefault(key.pattern, []).append((term_id, key.counts))
         if self.level == "standard":
-            if SPACE in key.plain:
-                # "free coins" also matches "freecoins" and "f r e e c o i n s".
-                joined = term_key(key.plain.replace(SPACE, ""), self.level)
-                if joined is not None:
-                    self._by_pattern.setdefault(joined.pattern, []).append((term_id, joined.counts))
-            else:
-                self._masked.setdefault(len(key.plain), []).append((key.plain, term_id))
+            for form in (key.plain, plural(key.plain)):
+                exact = len(form) - len(key.plain)
+                if exact:
+                    self._add_form(form, term_id, exact)
+                if SPACE in form:
+                    # "free coins" also matches "freecoins" and "f r e e c o i n s".
+                    self._add_form(form.replace(SPACE, ""), term_id, exact)
+                else:
+                    self._masked.setdefault(len(form), []).append((form, term_id))
         return term_id
+
+    def _add_form(self, form: str, term_id: int, exact: int = 0) -> None:
+        """Another spelling of a term, found as the term. The last ``exact`` letters
+        must stand as often as in ``form`` (a plural's ending: ``assess`` is not
+        ``asses``)."""
+        key = term_key(form, self.level)
+        if key is not None:
+            cut = len(key.counts) - exact
+            counts = key.counts[:cut] + tuple(-n for n in key.counts[cut:])
+            self._by_pattern.setdefault(key.pattern, []).append((term_id, counts))
 
     def freeze(self) -> None:
         """Build the automaton; no more terms after this."""
@@ -526,15 +681,58 @@ class Matcher:
         return found
 
     def _find_all(self, text: str) -> tuple[Hit, ...]:
-        hits = self._find(words(text, self.level))
-        if self.level == "standard" and has_ambiguous(text):
+        if self.level == "none":
+            return tuple(self._find_raw(text))
+        found = _words(text, self.level, False)
+        hits = self._find(found)
+        if self.level != "standard":
+            return tuple(hits)
+        readings: list[Sequence[str]] = []
+        ambiguous = has_ambiguous(text)
+        if ambiguous:
+            readings.append(_words(text, self.level, True))
+        if " " in text:
+            for alt in (False, True) if ambiguous else (False,):
+                detached = _detached(text, alt)
+                if detached is not None:
+                    readings.append(detached)
+        if readings:
             seen = {(h.term_id, h.words) for h in hits}
-            for hit in self._find(words(text, self.level, alt=True)):
-                if (hit.term_id, hit.words) not in seen:
-                    hits.append(hit)
+            for reading in readings:
+                for hit in self._find(reading):
+                    if (hit.term_id, hit.words) not in seen:
+                        seen.add((hit.term_id, hit.words))
+                        hits.append(hit)
         return tuple(hits)
 
-    def _find(self, found: list[str]) -> list[Hit]:
+    def _find_raw(self, text: str) -> list[Hit]:
+        """``none``: the terms as written, in the text as written. A term is a word
+        where it is not glued to a letter, digit or ``_`` on either side."""
+        hits: list[Hit] = []
+        if not self._by_pattern or not text:
+            return hits
+        last = len(text) - 1
+        for end, (length, entries) in self._automaton.iter(text):
+            start = end - length + 1
+            term = text[start : end + 1]
+            bounded = (start == 0 or not _is_word(text[start - 1]) or not _is_word(term[0])) and (
+                end == last or not _is_word(text[end + 1]) or not _is_word(term[-1])
+            )
+            for term_id, _counts in entries:
+                hits.append(
+                    Hit(
+                        term_id,
+                        start,
+                        end,
+                        at_start=start == 0,
+                        at_end=end == last,
+                        word_bounded=bounded,
+                        words=term,
+                    )
+                )
+        return hits
+
+    def _find(self, found: Sequence[str]) -> list[Hit]:
         if not found:
             return []
         canon = _Canonical(found, self.level)
@@ -548,7 +746,10 @@ class Matcher:
                 bounded = before in (SPACE, START) and after in (SPACE, END)
                 counts = canon.counts
                 for term_id, term_counts in entries:
-                    if all(counts[start + i] >= n for i, n in enumerate(term_counts)):
+                    if all(
+                        counts[start + i] >= n if n > 0 else counts[start + i] == -n
+                        for i, n in enumerate(term_counts)
+                    ):
                         hits.append(
                             Hit(
                                 term_id,
@@ -564,7 +765,7 @@ class Matcher:
             hits.extend(self._mask_hits(found))
         return hits
 
-    def _mask_hits(self, found: list[str]) -> list[Hit]:
+    def _mask_hits(self, found: Sequence[str]) -> list[Hit]:
         hits: list[Hit] = []
         for index, word in enumerate(found):
             if MASK not in word:
@@ -944,6 +1145,7 @@ def _longest_run(text: str) -> int:
 class _CharClasses:
     extenders: re.Pattern[str]  # characters that join the cluster before them (graphemes)
     emoji: re.Pattern[str]  # one-character emoji (is_emoji)
+    marks: re.Pattern[str]  # combining marks (Mn, Me) that normalisation drops
 
 
 # Planes with combining marks and symbols (BMP, SMP, SSP): the others hold ideographs,
@@ -959,14 +1161,21 @@ def _classes() -> _CharClasses:
     for low, high in (*_JOINING, _FLAGS):
         extenders += range(low, high + 1)
     emoji: list[int] = []
+    marks: list[int] = []
     for low, high in MARK_PLANES:
         for code in range(low, high):
             category = unicodedata.category(chr(code))
             if category in _MARKS:
                 extenders.append(code)
+                if category != "Mc":
+                    marks.append(code)
             elif category == "So" and code >= 0x2190:
                 emoji.append(code)
-    return _CharClasses(re.compile(_char_class(extenders)), re.compile(_char_class(emoji)))
+    return _CharClasses(
+        re.compile(_char_class(extenders)),
+        re.compile(_char_class(emoji)),
+        re.compile(_char_class(marks) + "+"),
+    )
 
 
 def _char_class(codes: list[int]) -> str:

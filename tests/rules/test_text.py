@@ -7,7 +7,7 @@ import unicodedata
 from collections.abc import Sequence
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from modbot.rules import text as tx
@@ -199,6 +199,7 @@ def test_normalisation_never_raises(text: str) -> None:
 def test_a_term_inside_a_longer_word_is_not_a_word_hit(prefix: str, suffix: str) -> None:
     """`text.words` never matches a term glued inside a longer ordinary word."""
     term = "zqxj"  # letters that do not squeeze into or out of the term
+    assume(not prefix.endswith("z") and not suffix.startswith("j"))  # zzqxjj is zqxj stretched
     m = tx.Matcher("standard")
     m.add(term)
     m.freeze()
