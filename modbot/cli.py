@@ -7,6 +7,7 @@ configuration error. Expected failures are one sentence on stderr, never a trace
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
@@ -14,7 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import anyio
 
@@ -31,12 +32,18 @@ from modbot.errors import ConfigError, ModbotError, OAuthError
 from modbot.euler import scopes as scope_names
 from modbot.euler.oauth import TokenStore, login
 from modbot.euler.session import api_session, client_for, oauth_config, websocket_factory
-from modbot.events import Event, EventError, format_ts, parse_event, parse_line
+from modbot.events import Event, EventError, User, format_ts, parse_event
 from modbot.files import check_state_dir
 from modbot.inert import escaped, shown
 from modbot.log import configure, scrub
 from modbot.rules.compile import CompiledRuleset, load_ruleset
+from modbot.rules.diagnostics import Diagnostic, did_you_mean
 from modbot.rules.engine import Decision, Engine
+from modbot.rules.schema import RULE_EVENTS
+
+if TYPE_CHECKING:
+    from modbot.actions.undo import UndoResult
+    from modbot.audit.store import Entry
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -164,6 +171,11 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     _rules_option(check, positional=True)
+    check.add_argument(
+        "--json",
+        action="store_true",
+        help='one JSON object per problem: {"file", "line", "col", "severity", "message"}',
+    )
     check.set_defaults(handler=_rules_check)
     test = rules_commands.add_parser(
         "test",
@@ -172,15 +184,27 @@ def build_parser() -> argparse.ArgumentParser:
         description="Evaluate one comment against the rules, with the reasons, and call nothing.",
     )
     _rules_option(test, positional=True)
-    test.add_argument("--text", required=True, help="the comment to evaluate")
+    test.add_argument(
+        "--text", help="the comment (or question) to evaluate; needed for those two kinds"
+    )
     test.add_argument(
         "--user-json",
         metavar="JSON",
         help='the viewer as a JSON object, e.g. \'{"unique_id": "x", "is_follower": true}\' '
-        "(default: a new viewer who follows nobody)",
+        "(default: a new viewer who follows nobody); docs/replay.md lists the keys",
     )
     test.add_argument(
-        "--kind", default="comment", choices=["comment", "question"], help="the event kind"
+        "--kind",
+        default="comment",
+        choices=RULE_EVENTS,
+        help="the event kind, any a rule can be `on` (default: comment)",
+    )
+    test.add_argument(
+        "--event-json",
+        metavar="JSON",
+        help='more of the event record, e.g. \'{"gift": {"name": "Rose", "diamonds": 1, '
+        '"count": 5}}\' or \'{"count": 20}\' for likes (docs/replay.md; default: a '
+        "1-diamond Rose for a gift, 1 like)",
     )
     test.add_argument("--json", action="store_true", help="one JSON object per decision")
     test.set_defaults(handler=_rules_test)
@@ -235,14 +259,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     login_parser.add_argument(
         "--port",
-        type=int,
+        type=port_number,
         default=0,
         help="loopback port for the redirect (default: any free port; "
         "use a fixed one if your OAuth client only allows one redirect URI)",
     )
     login_parser.add_argument(
         "--timeout",
-        type=float,
+        type=positive_seconds,
         default=600.0,
         metavar="SECONDS",
         help="how long to wait for the streamer to authorize (default: 600)",
@@ -272,6 +296,39 @@ def build_parser() -> argparse.ArgumentParser:
     )
     logout.set_defaults(handler=_auth_logout)
     return parser
+
+
+def port_number(text: str) -> int:
+    """An argparse type: a TCP port, 0 (any free one) to 65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port: use 1 to 65535, or 0 for any")
+    return value
+
+
+def positive_seconds(text: str) -> float:
+    """An argparse type: a finite number of seconds above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number of seconds above 0")
+    return value
+
+
+def positive_count(text: str) -> int:
+    """An argparse type: a whole number above 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: give a whole number above 0")
+    return value
 
 
 def _rules_option(
@@ -331,13 +388,24 @@ def _add_operations(
     )
     _audit_filters(audit)
     audit.add_argument(
-        "--limit", type=int, default=50, metavar="N", help="at most N entries (default: 50)"
+        "--limit",
+        type=positive_count,
+        default=50,
+        metavar="N",
+        help="at most N entries (default: 50)",
     )
     audit.add_argument(
         "--format",
         choices=["table", "json", "csv"],
         default="table",
         help="table for people (default), json (one object per line) or csv for scripts",
+    )
+    audit.add_argument(
+        "--json",
+        dest="format",
+        action="store_const",
+        const="json",
+        help="the same as --format json",
     )
     audit.set_defaults(handler=_audit)
 
@@ -358,6 +426,9 @@ def _add_operations(
     undo.add_argument("--user", help="with --rule: only this viewer (@handle or user id)")
     undo.add_argument("--reason", metavar="TEXT", help="why, kept in the audit log")
     undo.add_argument("--db", type=Path, metavar="FILE", help="the audit database")
+    undo.add_argument(
+        "--json", action="store_true", help="one JSON object per audit id instead of text"
+    )
     undo.set_defaults(handler=_undo)
 
     record = commands.add_parser(
@@ -370,12 +441,22 @@ def _add_operations(
         ),
     )
     record.add_argument("unique_id", metavar="UNIQUE_ID", help="the streamer's handle")
-    record.add_argument("-o", "--output", type=Path, required=True, metavar="FILE.jsonl")
+    record.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        required=True,
+        metavar="FILE.jsonl",
+        help="the file to write the events to (replaced if it exists)",
+    )
     record.add_argument(
         "--duration",
-        type=float,
+        type=positive_seconds,
         metavar="SECONDS",
         help="stop after this long (default: at the end of the stream)",
+    )
+    record.add_argument(
+        "--json", action="store_true", help="the result as one JSON object instead of text"
     )
     record.set_defaults(handler=_record)
 
@@ -406,16 +487,46 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None) -> 
     configure(settings.log_format, level=level if level != "info" else settings.log_level)
     handler: Handler = args.handler
     try:
-        return handler(args, settings, out)
+        return _reported(handler, args, settings, out)
+    except KeyboardInterrupt:
+        _fail("modbot: interrupted")
+        return 130
+
+
+def _reported(handler: Handler, args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    """Run a command; an expected failure (a modbot error, or the system refusing a file
+    or a port), alone or as the one error that ended a task group, is one sentence."""
+    try:
+        try:
+            return handler(args, settings, out)
+        except BaseExceptionGroup as group:
+            error = lone_error(group)
+            if error is None:
+                raise
+            raise error from None
     except ConfigError as exc:
         _fail(f"modbot: configuration error: {exc}")
         return EXIT_USAGE
     except ModbotError as exc:
         _fail(f"modbot: error: {exc}")
         return EXIT_FAILED
-    except KeyboardInterrupt:
-        _fail("modbot: interrupted")
-        return 130
+    except OSError as exc:
+        _fail(f"modbot: error: {os_error(exc)}")
+        return EXIT_FAILED
+
+
+def os_error(exc: OSError) -> str:
+    """An OSError as a sentence: what the system said, about which file or port."""
+    import errno  # noqa: PLC0415
+
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    if exc.errno == errno.EADDRINUSE:
+        return f"{reason}: another program listens on that port; choose another with --port"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return f"{reason}: that address is not on this machine"
+    if exc.filename is not None:
+        return f"{exc.filename}: {reason}"
+    return reason
 
 
 def audit_main(argv: Sequence[str] | None = None) -> int:
@@ -484,56 +595,85 @@ def _load_rules(
 
 def _rules_check(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     paths = args.paths or [settings.rules_dir]
-    ruleset = _load_rules(paths, out=out, granted=_granted(settings))
+    ruleset, diagnostics = load_ruleset(list(paths), granted_scopes=_granted(settings))
+    where = ", ".join(str(p) for p in paths)
+    if ruleset is not None and not ruleset.files:
+        # A folder with no rule file checks nothing: not "OK" (a wrong path, a .yml typo?).
+        diagnostics = [
+            *diagnostics,
+            Diagnostic(
+                where,
+                1,
+                1,
+                "warning",
+                "no rule files (*.yaml or *.yml) here: nothing was checked",
+            ),
+        ]
+    for diagnostic in diagnostics:
+        if args.json:
+            print(json.dumps(dataclasses.asdict(diagnostic), ensure_ascii=True), file=out)
+        else:
+            print(scrub(str(diagnostic)), file=out)
     if ruleset is None:
         sys.stderr.write("modbot: the rules have errors; nothing would be loaded\n")
         return EXIT_FAILED
-    where = ", ".join(str(p) for p in paths)
-    rules, files = len(ruleset.rules), len(ruleset.files)
-    print(
-        f"{where}: {rules} rule{'s' * (rules != 1)} in {files} file{'s' * (files != 1)}, OK",
-        file=out,
-    )
+    if not ruleset.files:
+        return EXIT_FAILED
+    if not args.json:
+        rules, files = len(ruleset.rules), len(ruleset.files)
+        print(
+            f"{where}: {rules} rule{'s' * (rules != 1)} in {files} file{'s' * (files != 1)}, OK",
+            file=out,
+        )
     return EXIT_OK
 
 
 def _rules_test(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    if args.kind in ("comment", "question") and args.text is None:
+        _fail(f"modbot: a {args.kind} needs its text: give --text")
+        return EXIT_USAGE
+    user_data: dict[str, Any] = {"user_id": "6800000000000000001", "unique_id": "test_viewer"}
+    record: dict[str, Any] = {}
+    try:
+        user_data.update(_json_object(args.user_json, "--user-json"))
+        record = _json_object(args.event_json, "--event-json")
+        user_data.update(_json_object(json.dumps(record.pop("user", {})), "--event-json user"))
+    except ValueError as exc:
+        _fail(f"modbot: {exc}")
+        return EXIT_USAGE
+    now = SystemClock().now()
+    defaults: dict[str, Any] = {"gift": {"name": "Rose", "diamonds": 1}, "like": {"count": 1}}
+    data: dict[str, Any] = {
+        "kind": args.kind,
+        "ts": now.isoformat(),
+        "streamer": "test",
+        "room_id": "1",
+        **(defaults.get(args.kind) or {}),
+        **record,
+        "user": user_data,
+    }
+    if args.text is not None:
+        data["text"] = args.text
+    unknown = unknown_keys(data)
+    if unknown:
+        _fail(f"modbot: {unknown[0]}")
+        return EXIT_USAGE
+    try:
+        event = parse_event(data)
+    except EventError as exc:
+        _fail(f"modbot: the event: {exc}")
+        return EXIT_USAGE
     ruleset = _load_rules(args.paths or [settings.rules_dir], out=None)
     if ruleset is None:
         return EXIT_FAILED
-    user_data: dict[str, Any] = {"user_id": "6800000000000000001", "unique_id": "test_viewer"}
-    if args.user_json:
-        try:
-            extra = json.loads(args.user_json)
-        except ValueError as exc:
-            _fail(f"modbot: --user-json is not valid JSON: {exc}")
-            return EXIT_USAGE
-        if not isinstance(extra, dict):
-            _fail("modbot: --user-json must be a JSON object")
-            return EXIT_USAGE
-        user_data.update(extra)
-    now = SystemClock().now()
-    try:
-        event = parse_event(
-            {
-                "kind": args.kind,
-                "ts": now.isoformat(),
-                "streamer": "test",
-                "room_id": "1",
-                "user": user_data,
-                "text": args.text,
-            }
-        )
-    except EventError as exc:
-        _fail(f"modbot: --user-json: {exc}")
-        return EXIT_USAGE
     decisions = Engine(ruleset).evaluate(event, now)
     if args.json:
         for d in decisions:
             print(json.dumps(_decision_json(d, event)), file=out)
         return EXIT_OK
     if not decisions:
-        print(f"No rule fires on {args.text!r}.", file=out)
+        what = repr(args.text) if args.text is not None else f"this {args.kind} event"
+        print(f"No rule fires on {what}.", file=out)
         return EXIT_OK
     for rule_id in dict.fromkeys(d.rule_id for d in decisions):
         mine = [d for d in decisions if d.rule_id == rule_id]
@@ -548,6 +688,59 @@ def _rules_test(args: argparse.Namespace, settings: Settings, out: TextIO) -> in
     done = [d.describe() for d in decisions if d.enforced]
     print(f"Would do: {', '.join(done) if done else 'nothing (observe only)'}", file=out)
     return EXIT_OK
+
+
+# The keys of the event record (docs/replay.md): anything else is reported, not ignored.
+EVENT_KEYS = (
+    "kind",
+    "ts",
+    "streamer",
+    "room_id",
+    "msg_id",
+    "user",
+    "text",
+    "language",
+    "gift",
+    "count",
+    "viewers",
+)
+USER_KEYS = tuple(f.name for f in dataclasses.fields(User))
+GIFT_KEYS = ("name", "diamonds", "count")
+
+
+def unknown_keys(data: object) -> list[str]:
+    """A sentence for each key of an event record that modbot does not know (a typo such
+    as ``isfollower`` would otherwise be read as false, in silence), with a suggestion."""
+    if not isinstance(data, dict):
+        return []
+    found: list[str] = []
+    for prefix, mapping, known in (
+        ("", data, EVENT_KEYS),
+        ("user.", data.get("user"), USER_KEYS),
+        ("gift.", data.get("gift"), GIFT_KEYS),
+    ):
+        if not isinstance(mapping, dict):
+            continue
+        for key in mapping:
+            if key not in known:
+                hint = did_you_mean(str(key), known) or f"; the keys are {', '.join(known)}"
+                found.append(f"unknown key {prefix}{shown(str(key), 40)}{hint}")
+    return found
+
+
+def _json_object(text: str | None, option: str) -> dict[str, Any]:
+    """``text`` as a JSON object ({} when not given); ValueError with a sentence if not."""
+    if text is None:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"{option} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ValueError(f"{option} is nested too deeply") from None
+    if not isinstance(value, dict):
+        raise ValueError(f'{option} must be a JSON object, like \'{{"key": "value"}}\'')
+    return value
 
 
 def _decision_json(d: Decision, event: Event) -> dict[str, Any]:
@@ -588,27 +781,29 @@ def _replay(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     summary: dict[str, dict[str, int]] = {
         r.id: {"fired": 0, "enforced": 0, "observed": 0} for r in ruleset.rules
     }
-    events = bad = 0
+    events = bad = unknown = 0
+    reported: set[str] = set()
     with handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
             try:
-                event = parse_line(line)
+                data = _record_data(line)
+                problems = unknown_keys(data)
+                unknown += len(problems)
+                for problem in set(problems) - reported:  # each unknown key once, not per line
+                    reported.add(problem)
+                    sys.stderr.write(
+                        scrub(f"{args.events}:{number}: warning: {problem} (ignored)") + "\n"
+                    )
+                event = parse_event(data)
             except EventError as exc:
                 bad += 1
                 sys.stderr.write(scrub(f"{args.events}:{number}: skipped: {exc}") + "\n")
                 continue
             events += 1
             decisions = engine.evaluate(event, event.ts)
-            for rule_id in dict.fromkeys(d.rule_id for d in decisions):
-                mine = [d for d in decisions if d.rule_id == rule_id]
-                counts = summary.setdefault(rule_id, {"fired": 0, "enforced": 0, "observed": 0})
-                counts["fired"] += 1
-                if any(d.enforced for d in mine):
-                    counts["enforced"] += 1
-                if any(d.mode == "observe" for d in mine):
-                    counts["observed"] += 1
+            _tally(summary, decisions)
             for d in decisions:
                 if d.suppressed:
                     continue
@@ -628,9 +823,38 @@ def _replay(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
         f"{rule_id:<{width}}  {c['fired']:>5}  {c['enforced']:>8}  {c['observed']:>8}"
         for rule_id, c in summary.items()
     ]
-    lines.append(f"{events} events replayed, {bad} bad lines skipped")
+    tally = f"{events} events replayed, {bad} bad lines skipped"
+    if unknown:
+        tally += f", {unknown} unknown key{'s' * (unknown != 1)} ignored"
+    lines.append(tally)
+    if bad and not events:
+        lines.append(
+            f"modbot: no line of {args.events} is an event; docs/replay.md shows the format"
+        )
     sys.stderr.write("\n".join(lines) + "\n")
-    return EXIT_OK
+    return EXIT_FAILED if bad and not events else EXIT_OK
+
+
+def _tally(summary: dict[str, dict[str, int]], decisions: list[Decision]) -> None:
+    """Count one event's decisions in the per-rule summary of ``replay``."""
+    for rule_id in dict.fromkeys(d.rule_id for d in decisions):
+        mine = [d for d in decisions if d.rule_id == rule_id]
+        counts = summary.setdefault(rule_id, {"fired": 0, "enforced": 0, "observed": 0})
+        counts["fired"] += 1
+        if any(d.enforced for d in mine):
+            counts["enforced"] += 1
+        if any(d.mode == "observe" for d in mine):
+            counts["observed"] += 1
+
+
+def _record_data(line: str) -> object:
+    """One JSONL line, decoded (EventError when it is not JSON)."""
+    try:
+        return json.loads(line)
+    except ValueError as exc:
+        raise EventError(f"not valid JSON ({exc.args[0] if exc.args else exc})") from None
+    except RecursionError:
+        raise EventError("JSON nested too deeply") from None
 
 
 # --- demo -------------------------------------------------------------------------------
@@ -895,29 +1119,52 @@ def _run(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     if args.dry_run:
         update["dry_run"] = True
     if args.streamers:
-        update["streamers"] = [h.strip() for h in args.streamers.split(",") if h.strip()]
+        update["streamers"] = [
+            h.strip().removeprefix("@") for h in args.streamers.split(",") if h.strip()
+        ]
     settings = settings.model_copy(update=update)
+    _require_session(settings, "modbot run", streamers=True)
     daemon = Daemon(settings, rule_paths=args.rule_paths)
     del out
-    try:
-        return anyio.run(daemon.run, backend="asyncio")
-    except BaseExceptionGroup as group:
-        error = lone_error(group)
-        if error is None:
-            raise
-        raise error from None
+    return anyio.run(daemon.run, backend="asyncio")
 
 
-def lone_error(group: BaseExceptionGroup[BaseException]) -> ModbotError | None:
-    """The modbot error that ended a task group, when nothing else did: it is reported
-    as one sentence, like any other; anything else keeps its traceback."""
-    found, rest = group.split(ModbotError)
+def _require_session(settings: Settings, command: str, *, streamers: bool = False) -> None:
+    """Every setting a command acting through Euler needs and lacks, named at once in
+    one ConfigError (rather than one per try), before anything is created on disk."""
+    from modbot.config import ENV_PREFIX  # noqa: PLC0415
+
+    missing: list[str] = []
+    if streamers and not settings.streamers:
+        missing.append(f"streamers ({ENV_PREFIX}STREAMERS=handle1,handle2)")
+    missing += [
+        f"{name} ({ENV_PREFIX}{name.upper()})"
+        for name in ("api_key", "client_id", "client_secret")
+        if getattr(settings, name) is None
+    ]
+    check_state_dir(settings.state_dir)
+    if TokenStore(settings.state_dir).load() is None:
+        missing.append(f"an OAuth grant in {settings.state_dir} (run `modbot auth login`)")
+    if missing:
+        msg = (
+            f"{command} needs {len(missing)} thing{'s' * (len(missing) != 1)} not set yet: "
+            f"{'; '.join(missing)}. Settings come from MODBOT_* variables, --env-file or "
+            "--config"
+        )
+        raise ConfigError(msg, setting=None)
+
+
+def lone_error(group: BaseExceptionGroup[BaseException]) -> ModbotError | OSError | None:
+    """The modbot error (or the system's refusal of a file or port) that ended a task
+    group, when nothing else did: it is reported as one sentence, like any other;
+    anything else keeps its traceback."""
+    found, rest = group.split((ModbotError, OSError))
     if found is None or rest is not None:
         return None
     leaf: BaseException = found
     while isinstance(leaf, BaseExceptionGroup):
         leaf = leaf.exceptions[0]
-    return leaf if isinstance(leaf, ModbotError) else None
+    return leaf if isinstance(leaf, ModbotError | OSError) else None
 
 
 def _audit_filters(parser: argparse.ArgumentParser) -> None:
@@ -925,7 +1172,7 @@ def _audit_filters(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--user", help="a viewer: @handle or numeric user id")
     parser.add_argument("--rule", help="a rule id")
     parser.add_argument("--action", help="mute, ban, reply, comments, log, warn, unmute, unban")
-    parser.add_argument("--streamer", help="a streamer's handle")
+    parser.add_argument("--streamer", help="a streamer's handle (with or without @)")
     parser.add_argument("--since", help="10m, 2h, 1d ago, or an ISO 8601 time")
     parser.add_argument("--until", help="10m, 2h, 1d ago, or an ISO 8601 time")
     parser.add_argument("--status", help="pending, done, failed, skipped or observed")
@@ -1019,8 +1266,9 @@ def _undo(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     from modbot.audit.store import AuditStore  # noqa: PLC0415
     from modbot.demo import is_demo_state, revived  # noqa: PLC0415
 
-    if bool(args.ids) == bool(args.rule):
-        _fail("modbot: give audit ids, or --rule R --since TIME (not both)")
+    usage = _undo_usage(args)
+    if usage:
+        _fail(f"modbot: {usage}")
         return EXIT_USAGE
     clock = SystemClock()
     where = None
@@ -1052,7 +1300,7 @@ def _undo(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
                 print(
                     "A `modbot demo` state directory: undoing against the demo's fake Euler "
                     "server (nothing reaches TikTok).",
-                    file=out,
+                    file=sys.stderr if args.json else out,
                 )
                 active = await stack.enter_async_context(revived(path.parent))
             store = await stack.enter_async_context(AuditStore.open(path))
@@ -1067,26 +1315,61 @@ def _undo(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
                     if e.action in ("mute", "ban", "comments") and e.undone_by is None
                 ]
                 if not ids:
-                    print(f"Nothing to undo for rule {args.rule} since {args.since}.", file=out)
+                    if not args.json:
+                        print(
+                            f"Nothing to undo for rule {shown(args.rule)} since "
+                            f"{shown(args.since, 40)}.",
+                            file=out,
+                        )
                     return EXIT_OK
             for entry_id in ids:
                 result = await undo(executor, store, entry_id, reason=args.reason)
-                if result.refused is not None:
-                    failures += 1
-                    print(f"#{entry_id}: not undone: {shown(result.refused, 300)}", file=out)
-                elif result.entry is not None and result.ok:
-                    print(
-                        f"#{entry_id}: undone by #{result.entry.id} ({result.entry.action})",
-                        file=out,
-                    )
-                else:
-                    failures += 1
-                    # The API's own words: shown inert, they are not ours to trust.
-                    error = result.entry.error if result.entry else "unknown"
-                    print(f"#{entry_id}: the reversal failed: {shown(error or '', 300)}", file=out)
+                ok, record, text = _undo_outcome(entry_id, result)
+                failures += not ok
+                print(json.dumps(record, ensure_ascii=True) if args.json else text, file=out)
         return EXIT_FAILED if failures else EXIT_OK
 
     return anyio.run(reverse, backend="asyncio")
+
+
+def _undo_usage(args: argparse.Namespace) -> str | None:
+    """What is wrong with the way ``undo`` was asked, if anything."""
+    if args.ids and (args.rule or args.since or args.user):
+        return "give audit ids, or --rule R --since TIME [--user U], not both"
+    if args.ids or args.rule:
+        return None
+    narrowing = [f"--{name}" for name in ("since", "user") if getattr(args, name)]
+    if not narrowing:
+        return "give audit ids (see `modbot audit`), or --rule R --since TIME"
+    example = "--rule scam-links --since 10m" + (" --user @viewer" if args.user else "")
+    return (
+        f"{' and '.join(narrowing)} only narrow{'s' * (len(narrowing) == 1)} an undo by "
+        f"rule: also give --rule R and --since TIME (for example {example}), or give "
+        "audit ids (see `modbot audit`)"
+    )
+
+
+def _undo_outcome(entry_id: int, result: UndoResult) -> tuple[bool, dict[str, Any], str]:
+    """Whether one undo worked, as a JSON object and as a line for people."""
+    record: dict[str, Any] = {"id": entry_id, "undone": result.ok}
+    if result.refused is not None:
+        record["refused"] = result.refused
+        return False, record, f"#{entry_id}: not undone: {shown(result.refused, 300)}"
+    if result.entry is not None and result.ok:
+        done = reversal_words(result.entry)
+        record |= {"undone_by": result.entry.id, "reversal": done}
+        return True, record, f"#{entry_id}: undone by #{result.entry.id} ({done})"
+    # The API's own words: shown inert, they are not ours to trust.
+    error = result.entry.error if result.entry else "unknown"
+    record |= {"reversal_id": result.entry.id if result.entry else None, "error": error}
+    return False, record, f"#{entry_id}: the reversal failed: {shown(error or '', 300)}"
+
+
+def reversal_words(entry: Entry) -> str:
+    """What a reversal did, as people say it: ``unmuted``, ``unbanned``, ``comments back on``."""
+    if entry.action == "comments":
+        return "comments back on" if entry.params.get("enabled") else "comments off again"
+    return {"unmute": "unmuted", "unban": "unbanned"}.get(entry.action, shown(entry.action))
 
 
 def _record(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
@@ -1096,13 +1379,14 @@ def _record(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     clock = SystemClock()
     handle = args.unique_id.lstrip("@")
     _open_state_dir(settings.state_dir)
+    _require_session(settings, "modbot record")
 
-    async def capture() -> int:
+    async def capture(sink: TextIO) -> int:
         written = 0
         send, receive = anyio.create_memory_object_stream[Arrival](1_000)
         async with (
-            AuditStore.open(default_db(settings.state_dir)) as store,
             api_session(settings, clock) as (client, _, _grant),
+            AuditStore.open(default_db(settings.state_dir)) as store,
             anyio.create_task_group() as tg,
         ):
             watcher = Watcher(
@@ -1114,11 +1398,9 @@ def _record(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
                 interval=settings.live_check_interval,
             )
             tg.start_soon(watcher.run, send)
-            print(f"Recording @{handle} to {args.output} (waiting until live)...", file=out)
-            with (
-                args.output.open("w", encoding="utf-8", buffering=1) as sink,
-                anyio.move_on_after(args.duration or math.inf),
-            ):
+            if not args.json:
+                print(f"Recording @{handle} to {args.output} (waiting until live)...", file=out)
+            with anyio.move_on_after(args.duration or math.inf):
                 async with receive:
                     async for events, _ in receive:
                         for event in events:
@@ -1127,7 +1409,13 @@ def _record(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
                         if any(event.kind == "stream_end" for event in events):
                             break
             tg.cancel_scope.cancel()
-        print(f"Recorded {written} events.", file=out)
+        if args.json:
+            result = {"streamer": handle, "output": str(args.output), "events": written}
+            print(json.dumps(result), file=out)
+        else:
+            print(f"Recorded {written} events.", file=out)
         return EXIT_OK
 
-    return anyio.run(capture, backend="asyncio")
+    # The output first: a file that cannot be written is said before anything is created.
+    with args.output.open("w", encoding="utf-8", buffering=1) as sink:
+        return anyio.run(capture, sink, backend="asyncio")

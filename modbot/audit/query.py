@@ -45,7 +45,7 @@ class AuditFilter:
     user: str | None = None  # unique_id (with or without @) or numeric user id
     rule: str | None = None
     action: str | None = None
-    streamer: str | None = None
+    streamer: str | None = None  # a handle, with or without @
     since: datetime | None = None
     until: datetime | None = None
     status: str | None = None
@@ -72,10 +72,13 @@ class AuditFilter:
             who = self.user.removeprefix("@")
             where.append("(unique_id = ? COLLATE NOCASE OR user_id = ?)")
             params += [who, who]
+        if self.streamer is not None:
+            # Handles are stored without the @ and compared as TikTok does, without case.
+            where.append("streamer = ? COLLATE NOCASE")
+            params.append(self.streamer.removeprefix("@"))
         for column, value in (
             ("rule", self.rule),
             ("action", self.action),
-            ("streamer", self.streamer),
             ("status", self.status),
         ):
             if value is not None:

@@ -28,6 +28,7 @@ CSV_FIELDS = (
     "user_id",
     "unique_id",
     "rule",
+    "rule_hash",
     "action",
     "params",
     "mode",
@@ -38,7 +39,11 @@ CSV_FIELDS = (
     "error",
     "msg_id",
     "text",
+    "reason",
+    "updated",
 )
+"""Every field of ``Entry.to_json``, in its order: a script reading CSV sees what one
+reading JSON does."""
 
 
 def what(entry: Entry) -> str:

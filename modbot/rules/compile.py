@@ -314,9 +314,10 @@ class _Compiler:
                 continue
             self._check_keys(top, FILE_KEYS, "file")
             version = top.get("version")
-            if version != VERSION:
-                where = top.where("version") if "version" in top else top.pos
-                self.error(where, f"version: expected {VERSION}, got {version!r}")
+            if "version" not in top:
+                self.error(top.pos, f"missing key 'version': add `version: {VERSION}` at the top")
+            elif version != VERSION:
+                self.error(top.where("version"), f"version: expected {VERSION}, got {version!r}")
             tops.append((f, top))
         for f, top in tops:
             self._collect_lists(f.path, top)
@@ -465,7 +466,7 @@ class _Compiler:
                 where,
                 f"id: expected lower-case letters, digits and '-' (like scam-links), got {got}",
             )
-            rule_id = f"#{order}"
+            rule_id = f"#{order + 1}"  # people count rules from 1
         description = raw.get("description", "")
         if not isinstance(description, str):
             self.error(raw.where("description"), "description: expected text")

@@ -311,6 +311,18 @@ def one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+def _tab_at(text: str, mark: yaml.Mark | None) -> bool:
+    """Whether the line of a YAML error has a tab in its indentation or at the error."""
+    if mark is None:
+        return "\t" in text
+    lines = text.splitlines()
+    if not 0 <= mark.line < len(lines):
+        return False
+    row = lines[mark.line]
+    indent = row[: len(row) - len(row.lstrip(" \t"))]
+    return "\t" in indent or row[mark.column : mark.column + 1] == "\t"
+
+
 def parse(text: str, file: str) -> tuple[Any, list[Diagnostic]]:
     """YAML text to located data, with syntax and structure problems."""
     try:
@@ -324,6 +336,8 @@ def parse(text: str, file: str) -> tuple[Any, list[Diagnostic]]:
         opened, problem_at = exc.context_mark, exc.problem_mark
         if opened is not None and problem_at is not None and opened.line != problem_at.line:
             problem += f" (started at line {opened.line + 1}, column {opened.column + 1})"
+        if _tab_at(text, mark):
+            problem = f"a tab character: indent with spaces, YAML does not allow tabs ({problem})"
         return None, [Diagnostic(file, line, col, "error", f"YAML syntax: {problem}")]
     except yaml.YAMLError as exc:
         return None, [Diagnostic(file, 1, 1, "error", f"YAML syntax: {exc}")]
