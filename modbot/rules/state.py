@@ -31,6 +31,11 @@ FUZZY_CANDIDATES = 24
 FUZZY_SCAN = 2 * FUZZY_CANDIDATES
 KEY_CHARS = 256
 _SIMILARITY = Indel.normalized_similarity
+# rapidfuzz turns a similarity cutoff into a distance one in floating point, and a pair
+# exactly at the threshold can fall short ("aa", "aaa" at 0.8: 4/5, refused). So its
+# cutoff is a little lower, and the score it returns (1 - distance / total, which
+# compares with the threshold as 2M/T does) decides.
+_CUTOFF_SLACK = 1e-4
 
 
 class Lru(Generic[K, V]):
@@ -185,9 +190,11 @@ class Clusters:
             left -= len(batch)
             room = left
             self.comparisons += len(batch)
-            for other_key, _score, _index in _extract(
-                key, batch, scorer=_SIMILARITY, score_cutoff=similarity, limit=None
+            for other_key, score, _index in _extract(
+                key, batch, scorer=_SIMILARITY, score_cutoff=similarity - _CUTOFF_SLACK, limit=None
             ):
+                if score < similarity:
+                    continue
                 linked.append(other_key)
                 found += len(_live(data[other_key][0], cutoff))
         if not linked:

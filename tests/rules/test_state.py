@@ -128,7 +128,7 @@ def lcs(a: str, b: str) -> int:
     texts=st.lists(
         st.text(alphabet=st.sampled_from("ab c!é中"), min_size=0, max_size=12), max_size=60
     ),
-    similarity=st.sampled_from([0.5, 0.7, 0.85]),
+    similarity=st.sampled_from([0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9]),
 )
 def test_copy_paste_links_are_what_the_documented_measure_would_link(
     texts: list[str], similarity: float
@@ -165,6 +165,14 @@ def test_the_measure_is_never_below_difflibs_ratio(a: str, b: str) -> None:
     """difflib's matching blocks are a common subsequence: whatever linked under
     difflib (the measure before) still links."""
     assert _SIMILARITY(a, b) >= SequenceMatcher(None, a, b, autojunk=False).ratio() - 1e-12
+
+
+def test_a_pair_exactly_at_the_threshold_links() -> None:
+    """2 * 2 / 5 is 0.8: rapidfuzz's own cutoff refuses it (floating point)."""
+    clusters = Clusters(cap=10)
+    assert clusters.add("aa", 0.0, 30.0, 0.8, keep=8) == 1
+    assert clusters.add("aaa", 1.0, 30.0, 0.8, keep=8) == 2
+    assert clusters.add("aaaa", 2.0, 30.0, 6 / 7, keep=8) == 2  # 6/7 with "aaa" only
 
 
 def test_a_mutated_raid_from_distinct_accounts_trips_a_per_room_repeat_rule() -> None:
