@@ -642,7 +642,10 @@ def _rules_test(args: argparse.Namespace, settings: Settings, out: TextIO) -> in
         _fail(f"modbot: {exc}")
         return EXIT_USAGE
     now = SystemClock().now()
-    defaults: dict[str, Any] = {"gift": {"name": "Rose", "diamonds": 1}, "like": {"count": 1}}
+    defaults: dict[str, dict[str, Any]] = {
+        "gift": {"gift": {"name": "Rose", "diamonds": 1}},
+        "like": {"count": 1},
+    }
     data: dict[str, Any] = {
         "kind": args.kind,
         "ts": now.isoformat(),
@@ -1366,10 +1369,10 @@ def _undo_outcome(entry_id: int, result: UndoResult) -> tuple[bool, dict[str, An
 
 
 def reversal_words(entry: Entry) -> str:
-    """What a reversal did, as people say it: ``unmuted``, ``unbanned``, ``comments back on``."""
+    """What a reversal did, in a few words: ``unmute``, ``unban``, ``comments back on``."""
     if entry.action == "comments":
         return "comments back on" if entry.params.get("enabled") else "comments off again"
-    return {"unmute": "unmuted", "unban": "unbanned"}.get(entry.action, shown(entry.action))
+    return shown(entry.action)
 
 
 def _record(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
