@@ -152,6 +152,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=1.0,
         help="scenario time factor: 2 plays twice as fast (default: 1)",
     )
+    demo.add_argument(
+        "--record",
+        type=Path,
+        metavar="FILE",
+        help="also write the stream's events to FILE in the replay format, for "
+        "`modbot replay FILE --rules rules/`",
+    )
     demo.set_defaults(handler=_demo)
 
     rules = commands.add_parser(
@@ -863,7 +870,7 @@ def _record_data(line: str) -> object:
 # --- demo -------------------------------------------------------------------------------
 
 
-def _demo(args: argparse.Namespace, _settings: Settings, out: TextIO) -> int:
+def _demo(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     import tempfile  # noqa: PLC0415
 
     from modbot.demo import example_rules, run_demo  # noqa: PLC0415
@@ -879,9 +886,19 @@ def _demo(args: argparse.Namespace, _settings: Settings, out: TextIO) -> int:
     if args.state_dir:
         _open_state_dir(args.state_dir)
     state = args.state_dir or Path(tempfile.mkdtemp(prefix="modbot-demo-"))
+    # Info-level log lines would repeat the demo's own lines: warnings and errors only,
+    # unless -v asks for more.
+    level = "debug" if args.verbose else "warning"
     return anyio.run(
         lambda: run_demo(
-            rules=[rules], state_dir=state, duration=args.duration, speed=args.speed, out=out
+            rules=[rules],
+            state_dir=state,
+            duration=args.duration,
+            speed=args.speed,
+            out=out,
+            log_level=level,
+            log_format=settings.log_format,
+            record=args.record,
         ),
         backend="asyncio",
     )

@@ -11,26 +11,39 @@ The demo also leaves ``demo.json`` (mode 0600) in its state directory: the gener
 credentials and the room. ``modbot undo`` on such a directory brings the demo's fake
 server back for the length of the command (:func:`revived`), so undo can be tried too;
 a real state directory never has this file, and nothing in it reaches TikTok.
+
+What the terminal shows: each decision once, when its audit entry is finished, with
+the outcome the executor wrote (done, observed, or skipped and why); info-level log
+lines are not shown (warnings and errors are, on lines of their own); on a terminal
+the progress line fits its width and is redrawn in place. A state directory of an
+earlier demo is emptied first (its audit log, timers and grant: nothing of it fires at
+the new fake server), and any other directory that is not empty is refused.
+``--record FILE`` writes every event the daemon reads in the replay format.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
 import secrets
+import sys
+import textwrap
 import time
+import unicodedata
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
-from typing import TextIO
+from typing import Any, Literal, TextIO, cast
 
 import anyio
 import yaml
 from pydantic import SecretStr
 
 from modbot.audit.query import AuditFilter
-from modbot.audit.store import AuditStore, default_db
+from modbot.audit.store import AuditStore, Entry, default_db
 from modbot.config import Settings
 from modbot.daemon import Daemon
 from modbot.errors import ConfigError
@@ -42,11 +55,17 @@ from modbot.fake.scenario import ScenarioRunner, load_scenario
 from modbot.fake.server import FakeEuler
 from modbot.files import write_private
 from modbot.inert import shown
+from modbot.log import configure
 from modbot.loopback import LoopbackServer, serve
 from modbot.rules.engine import Decision
+from modbot.rules.schema import format_duration
 
 SETTLE = 2.0  # seconds after the last scripted event for the last calls to finish
 MARKER = "demo.json"
+NOT_DONE = "; not done: "  # how a skipped intent's reason is appended to its detail
+# What a demo leaves in its state directory: removed before the next demo there.
+DEMO_FILES = (MARKER, "tokens.json", "audit.db", "audit.db-wal", "audit.db-shm")
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 def example_rules() -> Path | None:
@@ -62,6 +81,58 @@ def scenario_text() -> str:
     return resources.files("modbot.fake").joinpath("scenarios/demo.yaml").read_text("utf-8")
 
 
+def prepare_state(state_dir: Path) -> str | None:
+    """Make ``state_dir`` fit for a new demo; what was done to it, for the user (or None).
+
+    An earlier demo's files are removed (its audit entries, its timers, which would
+    fire at the new fake server, and its fake grant). A directory that holds anything
+    else is refused: it may be a real state directory.
+    """
+    if not state_dir.exists():
+        return None
+    try:
+        present = sorted(path.name for path in state_dir.iterdir())
+    except OSError as exc:
+        msg = f"the state directory {state_dir} cannot be read ({exc.strerror or exc})"
+        raise ConfigError(msg, setting="state_dir") from None
+    if not present:
+        return None
+    if MARKER not in present:
+        msg = (
+            f"{state_dir} is not empty and is not a `modbot demo` state directory (it has "
+            f"{', '.join(present[:5])}); give the demo a new or empty directory"
+        )
+        raise ConfigError(msg, setting="state_dir")
+    others = [name for name in present if name not in DEMO_FILES]
+    if others:
+        msg = (
+            f"{state_dir} holds an earlier demo and other files ({', '.join(others[:5])}); "
+            "give the demo a new or empty directory"
+        )
+        raise ConfigError(msg, setting="state_dir")
+    for name in present:
+        (state_dir / name).unlink()
+    return (
+        f"{state_dir} held an earlier demo: starting fresh (its audit log, timers and "
+        "grant were removed)"
+    )
+
+
+class _DemoDaemon(Daemon):
+    """The daemon, also writing every event it reads to ``--record FILE``."""
+
+    def __init__(self, *args: Any, record: TextIO | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.record = record
+        self.recorded = 0
+
+    def _decide(self, event: Event) -> list[Decision]:
+        if self.record is not None:
+            self.record.write(json.dumps(event.to_json(), ensure_ascii=False) + "\n")
+            self.recorded += 1
+        return super()._decide(event)
+
+
 async def run_demo(
     *,
     rules: list[Path],
@@ -69,8 +140,13 @@ async def run_demo(
     duration: float,
     speed: float,
     out: TextIO,
+    log_level: str = "warning",
+    log_format: Literal["auto", "json", "console"] = "auto",
+    record: Path | None = None,
+    logs: TextIO | None = None,
 ) -> int:
     """Play the demo stream; returns 0 when the scenario ran."""
+    fresh = prepare_state(state_dir)
     fake = FakeEuler(
         api_key="demo-" + secrets.token_hex(12),
         client_id="demo-client",
@@ -79,69 +155,111 @@ async def run_demo(
     scenario = load_scenario(yaml.safe_load(scenario_text()))
     runner = ScenarioRunner(fake, scenario, speed=speed)
     handle = scenario.streamer.unique_id
-    started = time.monotonic()
-    progress = _Progress(out, scenario.duration / speed)
-
-    def show(event: Event, decisions: list[Decision]) -> None:
-        who = event.user.unique_id if event.user else "?"
-        for d in decisions:
-            if d.suppressed:
-                verdict = f"not done ({d.suppressed})"
-            elif d.mode == "observe":
-                verdict = "observed only"
-            else:
-                verdict = "acting"
-            progress.clear()
-            print(
-                f"{time.monotonic() - started:5.1f}s  @{shown(who, 20):<20} "
-                f"{shown(event.text, 40)!r:<44} {d.rule_id:<16} {d.describe()} [{verdict}]",
-                file=out,
-                flush=True,
+    screen = _Screen(out, scenario.duration / speed)
+    # Log lines never land on the progress line: it is cleared before each one.
+    configure(
+        log_format, level=log_level, stream=cast("TextIO", _LogStream(screen, logs or sys.stderr))
+    )
+    sink = record.open("w", encoding="utf-8", buffering=1) if record else None
+    try:
+        async with serve(fake.app) as server:
+            TokenStore(state_dir).save(
+                token_set_from_answer(fake.issue_tokens(KNOWN_SCOPES, account=handle), time.time())
             )
+            _remember(state_dir, fake, handle)
+            settings = _settings(fake, server, state_dir, handle).model_copy(
+                update={"rules_dir": rules[0]}
+            )
+            daemon = _DemoDaemon(settings, rule_paths=rules, handle_signals=False, record=sink)
+            if fresh:
+                screen.say(f"modbot demo: {fresh}.")
+            screen.say(
+                f"modbot demo: the fake Euler server is on {server.url}; playing "
+                f"{scenario.duration / speed:.0f}s of scripted chat for @{handle} (rules: "
+                f"{', '.join(map(str, rules))})"
+            )
+            screen.say("Each decision is shown once it is carried out, observed or skipped.\n")
+            code = 0
+            async with anyio.create_task_group() as tg:
 
-    async with serve(fake.app) as server:
-        TokenStore(state_dir).save(
-            token_set_from_answer(fake.issue_tokens(KNOWN_SCOPES, account=handle), time.time())
-        )
-        _remember(state_dir, fake, handle)
-        settings = _settings(fake, server, state_dir, handle).model_copy(
-            update={"rules_dir": rules[0]}
-        )
-        daemon = Daemon(settings, rule_paths=rules, handle_signals=False, on_decisions=show)
-        print(
-            f"modbot demo: the fake Euler server is on {server.url}; playing "
-            f"{scenario.duration / speed:.0f}s of scripted chat for @{handle} (rules: "
-            f"{', '.join(map(str, rules))})\n",
-            file=out,
-            flush=True,
-        )
-        code = 0
-        async with anyio.create_task_group() as tg:
+                async def daemon_task() -> None:
+                    nonlocal code
+                    code = await daemon.run()
+                    tg.cancel_scope.cancel()
 
-            async def daemon_task() -> None:
-                nonlocal code
-                code = await daemon.run()
-                tg.cancel_scope.cancel()
-
-            tg.start_soon(daemon_task)
-            with anyio.move_on_after(duration):
-                await daemon.started.wait()
-                async with anyio.create_task_group() as shows:
-                    shows.start_soon(progress.follow, daemon, runner)
-                    await runner.run()
-                    await anyio.sleep(SETTLE)
-                    shows.cancel_scope.cancel()
-            progress.finish(daemon, runner)
-            daemon.stop()
-        _remember(state_dir, fake, handle)  # with the rooms of every stream played
-        if code:
-            return code
-    await _summary(state_dir, runner.done.is_set(), out)
+                tg.start_soon(daemon_task)
+                with anyio.move_on_after(duration):
+                    await daemon.started.wait()
+                    async with anyio.create_task_group() as shows:
+                        shows.start_soon(screen.follow, daemon, runner)
+                        await runner.run()
+                        await anyio.sleep(SETTLE)
+                        shows.cancel_scope.cancel()
+                if daemon.store is not None:
+                    await screen.outcomes(daemon.store)
+                screen.finish(daemon, runner)
+                daemon.stop()
+            _remember(state_dir, fake, handle)  # with the rooms of every stream played
+            if code:
+                return code
+    finally:
+        if sink is not None:
+            sink.close()
+    await _summary(state_dir, runner.done.is_set(), screen, record)
     return 0 if runner.done.is_set() else 1
 
 
-class _Progress:
-    """The progress line: redrawn in place on a terminal, a plain line now and then elsewhere."""
+def _cells(text: str) -> int:
+    """Terminal columns ``text`` takes (wide East Asian characters take two)."""
+    return sum(
+        0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1
+        for c in text
+    )
+
+
+def fit(text: str, width: int) -> str:
+    """``text`` cut to ``width`` terminal columns, with an ellipsis when cut."""
+    if _cells(text) <= width:
+        return text
+    kept, used = [], 0
+    for c in text:
+        need = _cells(c)
+        if used + need > width - 1:
+            break
+        kept.append(c)
+        used += need
+    return "".join(kept) + "…"
+
+
+def describe(entry: Entry) -> str:
+    """An audit entry's action in short: ``mute 10m``, ``reply 'hi …'``, ``comments off``."""
+    p = entry.params
+    if entry.action == "mute":
+        return f"mute {format_duration(p.get('duration_s'))}"
+    if entry.action == "comments":
+        state = "on" if p.get("enabled") else "off"
+        extra = f" for {format_duration(p['for_s'])}" if p.get("for_s") else ""
+        return f"comments {state}{extra}"
+    if entry.action in ("reply", "warn"):
+        return f"{entry.action} {shown(str(p.get('text', '')), 16)!r}"
+    return entry.action
+
+
+def outcome(entry: Entry) -> tuple[str, str]:
+    """The verdict of a finished entry and why (empty when done)."""
+    if entry.status == "skipped":
+        return "skipped", entry.detail.rpartition(NOT_DONE)[2] if NOT_DONE in entry.detail else ""
+    if entry.status == "failed":
+        return "failed", entry.error or ""
+    if entry.status == "observed":
+        return "observed", "the rule only observes" if entry.mode == "observe" else ""
+    return entry.status, ""
+
+
+class _Screen:
+    """The demo's terminal: decisions as their audit entries finish, and a progress line
+    redrawn in place on a terminal (fitted to its width), a plain line now and then
+    elsewhere."""
 
     def __init__(self, out: TextIO, total: float) -> None:
         self.out = out
@@ -149,13 +267,37 @@ class _Progress:
         self.started = time.monotonic()
         self.tty = out.isatty()
         self.drawn = False
+        self.shown: set[int] = set()
+        self.reasons: Counter[tuple[str, str]] = Counter()
+
+    def width(self) -> int:
+        if not self.tty:
+            return 160
+        try:
+            return max(20, os.get_terminal_size(self.out.fileno()).columns)
+        except (OSError, ValueError):
+            return 80
+
+    def say(self, text: str, *, cut: bool = False) -> None:
+        """Lines of their own above the progress line; on a terminal each is wrapped
+        (or ``cut``) to its width."""
+        self.clear()
+        width = self.width() - 1
+        for line in text.split("\n"):
+            if not self.tty or _cells(line) <= width:
+                print(line, file=self.out)
+            elif cut:
+                print(fit(line, width), file=self.out)
+            else:
+                print("\n".join(textwrap.wrap(line, width, subsequent_indent="  ")), file=self.out)
+        self.out.flush()
 
     def text(self, daemon: Daemon, runner: ScenarioRunner) -> str:
         done = daemon.executor.statistics().done if daemon.executor else 0
         live = "live" if runner.streamer.is_live else "offline"
         elapsed = time.monotonic() - self.started
         return (
-            f"[{elapsed:4.0f}s of the ~{self.total:.0f}s script] stream {live}, "
+            f"[{elapsed:3.0f}s of ~{self.total:.0f}s] stream {live}: "
             f"{daemon.stats.events} events read, {daemon.stats.decisions} decisions, "
             f"{done} actions done"
         )
@@ -163,22 +305,78 @@ class _Progress:
     def clear(self) -> None:
         if self.drawn:
             self.out.write("\r\x1b[K")
+            self.out.flush()
             self.drawn = False
+
+    def draw(self, text: str) -> None:
+        self.out.write("\r\x1b[K" + fit(text, self.width() - 1))
+        self.out.flush()
+        self.drawn = True
+
+    def entry(self, entry: Entry) -> None:
+        """One finished decision: when, verdict, rule, action, viewer, comment; and why."""
+        verdict, why = outcome(entry)
+        elapsed = time.monotonic() - self.started
+        line = (
+            f"{elapsed:5.1f}s {verdict:<8} {shown(entry.rule, 14):<14} {describe(entry):<10} "
+            f"@{shown(entry.unique_id, 14)} {shown(entry.msg_text, 60)!r}"
+        )
+        width = self.width() - 1
+        self.say(line, cut=True)
+        if why:
+            self.reasons[(verdict, why)] += 1
+            lines = textwrap.wrap(why, max(20, width - 9))
+            self.say(
+                "\n".join(f"{'':7}{'└ ' if i == 0 else '  '}{part}" for i, part in enumerate(lines))
+            )
+
+    async def outcomes(self, store: AuditStore) -> None:
+        """Show the audit entries that are finished and not shown yet, oldest first."""
+        for entry in await store.query(AuditFilter(limit=None, oldest_first=True)):
+            if entry.id not in self.shown and entry.status != "pending":
+                self.shown.add(entry.id)
+                self.entry(entry)
 
     async def follow(self, daemon: Daemon, runner: ScenarioRunner) -> None:
         every = 0.25 if self.tty else 10.0
+        last = time.monotonic()
         while True:
-            await anyio.sleep(every)
+            await anyio.sleep(0.25)
+            if daemon.store is not None:
+                await self.outcomes(daemon.store)
             if self.tty:
-                self.out.write("\r\x1b[K" + self.text(daemon, runner))
-                self.out.flush()
-                self.drawn = True
-            else:
-                print(self.text(daemon, runner), file=self.out, flush=True)
+                self.draw(self.text(daemon, runner))
+            elif time.monotonic() - last >= every:
+                last = time.monotonic()
+                self.say(self.text(daemon, runner))
 
     def finish(self, daemon: Daemon, runner: ScenarioRunner) -> None:
-        self.clear()
-        print(self.text(daemon, runner), file=self.out, flush=True)
+        self.say(self.text(daemon, runner))
+
+
+class _LogStream:
+    """Where log lines go during the demo: the progress line is cleared before each,
+    and on a terminal a long line is wrapped to its width (without colours)."""
+
+    def __init__(self, screen: _Screen, target: TextIO) -> None:
+        self.screen = screen
+        self.target = target
+
+    def write(self, text: str) -> int:
+        self.screen.clear()
+        if self.screen.tty and self.target.isatty():
+            width = self.screen.width() - 1
+            text = "\n".join(
+                "\n".join(textwrap.wrap(ANSI.sub("", line), width, subsequent_indent="    "))
+                for line in text.split("\n")
+            )
+        return self.target.write(text)
+
+    def flush(self) -> None:
+        self.target.flush()
+
+    def isatty(self) -> bool:
+        return self.target.isatty()
 
 
 def _settings(fake: FakeEuler, server: LoopbackServer, state_dir: Path, handle: str) -> Settings:
@@ -247,19 +445,32 @@ async def revived(state_dir: Path) -> AsyncIterator[Settings]:
         yield _settings(fake, server, state_dir, handle)
 
 
-async def _summary(state_dir: Path, finished: bool, out: TextIO) -> None:
+async def _summary(state_dir: Path, finished: bool, screen: _Screen, record: Path | None) -> None:
     db = default_db(state_dir)
     async with AuditStore.open(db) as store:
+        await screen.outcomes(store)  # any that finished as the daemon stopped
         entries = await store.query(AuditFilter(limit=None))
     table = Counter((e.rule, e.action, e.status) for e in entries)
-    print("\nrule              action     status     count", file=out)
-    for (rule, action, status), count in sorted(table.items()):
-        print(f"{rule:<17} {action:<10} {status:<10} {count:>5}", file=out)
+    lines = ["", "rule              action     status     count"]
+    lines += [
+        f"{rule:<17} {action:<10} {status:<10} {count:>5}"
+        for (rule, action, status), count in sorted(table.items())
+    ]
+    if screen.reasons:
+        lines += ["", "Why not done:"]
+        lines += [
+            f"{count:>5} {verdict}: {why}"
+            for (verdict, why), count in sorted(screen.reasons.items())
+        ]
     if not finished:
-        print("\nThe scenario did not finish within --duration.", file=out)
-    print(
+        lines.append("\nThe scenario did not finish within --duration.")
+    if record is not None:
+        lines.append(
+            f"\nThe stream's events are in {record}: try modbot replay {record} --rules rules/"
+        )
+    lines.append(
         f"\nAudit log: {db}\nTry: modbot audit --state-dir {state_dir}\n"
         f"     modbot audit --state-dir {state_dir} --format json\n"
-        f"     modbot undo --state-dir {state_dir} ID   (against the demo's fake server)",
-        file=out,
+        f"     modbot undo --state-dir {state_dir} ID   (against the demo's fake server)"
     )
+    screen.say("\n".join(lines))
