@@ -6,6 +6,7 @@ import io
 import re
 import sys
 import threading
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -21,11 +22,12 @@ class Streamer(io.StringIO):
     device' (the redirect is not followed: nothing listens) and the address the
     browser was sent to, changed by ``edit``, becomes the operator's line on stdin."""
 
-    def __init__(self, edit=lambda address: address + "\n") -> None:
+    def __init__(self, edit: Callable[[str], str] = lambda address: address + "\n") -> None:
         super().__init__()
         self.edit = edit
         self.pasted = threading.Event()
         self.line = ""
+        self.stdin = _Stdin(self)
 
     def write(self, text: str) -> int:
         match = re.search(r"(http://\S+/tiktok/oauth/authorize\S+)", text)
@@ -35,13 +37,21 @@ class Streamer(io.StringIO):
             self.pasted.set()
         return super().write(text)
 
-    def readline(self, limit: int = -1) -> str:  # stdin's side
-        assert self.pasted.wait(10)
-        return self.line[:limit] if limit >= 0 else self.line
+
+class _Stdin:
+    """The operator's side: the line they paste, once the URL was shown."""
+
+    def __init__(self, streamer: Streamer) -> None:
+        self.streamer = streamer
+
+    def readline(self, limit: int = -1) -> str:
+        assert self.streamer.pasted.wait(10)
+        line = self.streamer.line
+        return line[:limit] if limit >= 0 else line
 
 
 def _login(monkeypatch, state, streamer: Streamer, *extra: str) -> int:
-    monkeypatch.setattr(sys, "stdin", streamer)
+    monkeypatch.setattr(sys, "stdin", streamer.stdin)
     args = ["auth", "login", "--paste", "--state-dir", str(state), "--scopes", "webcast:mute"]
     return main([*args, *extra], stdout=streamer)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -286,7 +287,7 @@ class Paster:
     authorize URL, does not follow Euler's redirect (nothing listens), and hands the
     address the browser was sent to, changed by ``edit``, to ``login(paste=...)``."""
 
-    def __init__(self, edit=lambda address: address) -> None:
+    def __init__(self, edit: Callable[[str], str] = lambda address: address) -> None:
         self.url: str | None = None
         self.shown = anyio.Event()
         self.edit = edit
