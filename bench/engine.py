@@ -2,14 +2,20 @@
 
 Runs a synthetic chat (ordinary messages, evasions, links, floods and a copy-paste
 raid, each from a new viewer most of the time) through the example rules, then through
-the same rules plus 500 extra word rules (rule count must not matter), and reports
-events per second, per-event latency and the resident memory once a million distinct
-viewers have been seen (per-user state must stay bounded).
+the same rules plus 500 extra word rules (rule count must not matter). Then, each on a
+fresh engine with the example rules and reported on its own: ordinary chat alone
+(distinct sentences, short and of 150 characters), a mutated copy-paste raid (one
+150-character text from many accounts, each copy with 3-5 random characters changed,
+as raid tools do to get past exact-match filters) and mutated raids of long comments
+(1,000, 3,000 and 10,000 characters). Last, the resident memory once a million
+distinct viewers have been seen (per-user state must stay bounded).
 
-    python bench/engine.py [--events 1000000] [--extra-rules 500]
+    python bench/engine.py [--events 1000000] [--extra-rules 500] [--scenario-events 5000]
+                           [--long-events 100] [--long-sizes 1000,3000,10000]
 
 Prints a one-line summary at the end:
-``engine: N events/s, p50 X us, p99 Y us, M MB after 1,000,000 users``.
+``engine: N events/s, p50 X us, p99 Y us, M MB after 1,000,000 users; ordinary chat ...;
+mutated raid ...; long ...; mutated raid R x ordinary chat per event``.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from modbot.events import Event, User
-from modbot.rules.compile import compile_texts, load_ruleset
+from modbot.rules.compile import CompiledRuleset, compile_texts, load_ruleset
 from modbot.rules.engine import Engine
 
 REPO = Path(__file__).resolve().parent.parent
@@ -158,6 +164,68 @@ def events(n: int, rng: random.Random, *, first: int = 0) -> Iterator[Event]:
         )
 
 
+# A raid text that trips the copy-paste rule alone (no scam phrase, link or shouting),
+# so that it costs what the copy-paste check adds and nothing else.
+RAID_TEXT = (
+    "everyone go and follow @raid_king right now, he is the best streamer on all of "
+    "tiktok live and he gives something back to every single one of you tonight, go go"
+)[:150]
+MUTATIONS = "abcdefghijklmnopqrstuvwxyz0123456789!?.@ "
+
+
+def mutated(text: str, rng: random.Random) -> str:
+    """``text`` with 3-5 random characters replaced, inserted or deleted."""
+    chars = list(text)
+    for _ in range(rng.randint(3, 5)):
+        at = rng.randrange(len(chars))
+        how = rng.random()
+        if how < 0.6:
+            chars[at] = rng.choice(MUTATIONS)
+        elif how < 0.8:
+            chars.insert(at, rng.choice(MUTATIONS))
+        else:
+            del chars[at]
+    return "".join(chars)
+
+
+PLAIN_WORDS = [w for w in VOCABULARY if w.isascii()]
+
+
+def long_text(size: int, rng: random.Random) -> str:
+    """A text of ``size`` characters made of plain chat words (no emoji: the raid texts
+    it is compared with have none, and emoji cost the text measures more)."""
+    words: list[str] = []
+    length = 0
+    while length < size:
+        word = rng.choice(PLAIN_WORDS)
+        words.append(word)
+        length += len(word) + 1
+    return " ".join(words)[:size]
+
+
+def ordinary(rng: random.Random) -> str:
+    """Ordinary chat: a few of the usual lines, mostly new sentences."""
+    if rng.random() < 0.2:
+        return rng.choice(CHAT)
+    return " ".join(rng.choices(VOCABULARY, k=rng.randint(2, 9)))
+
+
+def comments(texts: Iterable[str], *, first: int = 0) -> Iterator[Event]:
+    """One comment per text, each from a new viewer, at 1,000 per second."""
+    t0 = datetime(2026, 11, 24, 20, tzinfo=UTC)
+    for i, text in enumerate(texts, start=first):
+        user = User(user_id=f"68{i:0>17}", unique_id=f"v{i}", nickname=f"Viewer {i}")
+        yield Event(
+            kind="comment",
+            ts=t0 + timedelta(milliseconds=i),
+            streamer="host",
+            room_id="7300000000000000001",
+            msg_id=str(i),
+            user=user,
+            text=text,
+        )
+
+
 def extra_rules(count: int, rng: random.Random) -> str:
     lines = ["version: 1", "rules:"]
     for i in range(count):
@@ -188,9 +256,50 @@ def run(engine: Engine, stream: Iterable[Event], latencies: array[int]) -> tuple
     return count, spent / 1e9
 
 
+def rate(per_s: float) -> str:
+    """Events per second, to three figures when there are few."""
+    return f"{per_s:,.0f}" if per_s >= 100 else f"{per_s:.3g}"
+
+
 def pct(values: array[int], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * p))] / 1000
+
+
+def run_scenarios(
+    ruleset: CompiledRuleset, args: argparse.Namespace, rng: random.Random
+) -> dict[str, tuple[float, float, float]]:
+    """Ordinary chat, a mutated raid and mutated raids of long texts, each on a fresh
+    engine: (events/s, p50 us, p99 us) by name."""
+    # Scenarios, each on a fresh engine, measured after a warm-up that fills the room's
+    # recent texts (the candidates a new text is compared with).
+    n = args.warmup + args.scenario_events
+    scenarios: list[tuple[str, list[str]]] = [
+        ("ordinary chat", [ordinary(rng) for _ in range(n)]),
+        ("ordinary chat (150 chars)", [long_text(len(RAID_TEXT), rng) for _ in range(n)]),
+        ("mutated raid (150 chars)", [mutated(RAID_TEXT, rng) for _ in range(n)]),
+    ]
+    for size in (int(n) for n in args.long_sizes.split(",") if n):
+        base = long_text(size, rng)
+        scenarios.append(
+            (
+                f"mutated raid ({size:,} chars)",
+                [mutated(base, rng) for _ in range(args.warmup + args.long_events)],
+            )
+        )
+    figures: dict[str, tuple[float, float, float]] = {}
+    for name, scenario in scenarios:
+        engine = Engine(ruleset)
+        stream = list(comments(scenario))
+        run(engine, stream[: args.warmup], array("q"))
+        lat = array("q")
+        count, seconds = run(engine, stream[args.warmup :], lat)
+        figures[name] = (count / seconds, pct(lat, 0.5), pct(lat, 0.99))
+        print(
+            f"{name}: {count:,} events, {rate(count / seconds)} events/s, "
+            f"p50 {pct(lat, 0.5):.1f} us, p99 {pct(lat, 0.99):.1f} us"
+        )
+    return figures
 
 
 def main() -> int:
@@ -198,6 +307,12 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--extra-rules", type=int, default=500)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--scenario-events", type=int, default=5000, help="ordinary chat and raid, each"
+    )
+    parser.add_argument("--long-events", type=int, default=100, help="per long size")
+    parser.add_argument("--long-sizes", default="1000,3000,10000", help="characters")
+    parser.add_argument("--warmup", type=int, default=30, help="events before measuring")
     args = parser.parse_args()
     rng = random.Random(args.seed)
 
@@ -223,6 +338,14 @@ def main() -> int:
         )
     del sample
 
+    figures = run_scenarios(examples, args, rng)
+    raid = figures["mutated raid (150 chars)"][0]
+    versus = figures["ordinary chat"][0] / raid, figures["ordinary chat (150 chars)"][0] / raid
+    print(
+        f"a mutated raid costs {versus[0]:.2f} x ordinary chat per event "
+        f"({versus[1]:.2f} x ordinary chat of the same length)"
+    )
+
     # Memory: a million distinct viewers through one engine, generated as they go.
     gc.collect()
     engine = Engine(examples)
@@ -245,7 +368,13 @@ def main() -> int:
     print(
         f"engine: {done / seconds:,.0f} events/s, p50 {pct(latencies, 0.5):.1f} us, "
         f"p99 {pct(latencies, 0.99):.1f} us, {rss_mb():.0f} MB (+{grown:.0f} MB) "
-        f"after {done:,} users"
+        f"after {done:,} users; "
+        + "; ".join(
+            f"{name} {rate(per_s)}/s p50 {p50:,.0f} us p99 {p99:,.0f} us"
+            for name, (per_s, p50, p99) in figures.items()
+        )
+        + f"; mutated raid {versus[0]:.2f} x ordinary chat per event "
+        f"({versus[1]:.2f} x the same length)"
     )
     return 0
 

@@ -3,10 +3,14 @@ example rules, and the figures that say whether it keeps up.
 
     python bench/load.py                              # 200 streams, 5,000 events/s, 30 s
     python bench/load.py --streams 50 --rate 1000 --seconds 10
+    python bench/load.py --mutated-raid                # raid copies each a little changed
 
 The fake server and the load generator run in this process; `modbot run` is a separate
 process (its own core). A few streams are raids (1,000+ comments/s each), the others
 quiet; about 1 % of comments are slurs (ban) and 1 % scam phrases (mute and a reply).
+A raid repeats one text; with ``--mutated-raid`` each copy of a 150-character text has
+3-5 random characters changed, as raid tools do to get past exact-match filters (the
+copy-paste rule then compares texts instead of finding the same one again).
 Reported: events/s sustained by the daemon (from its systemd STATUS, read on a notify
 socket); latencies measured by the daemon (an event's arrival to its moderation call
 being sent, the engine's decision to the call being sent, and to the API's answer),
@@ -97,6 +101,29 @@ WORDS = [
     "watch",
 ]
 TICK = 0.1
+RAID_TEXT = "FOLLOW @raid_king FOR FREE GIFTS"
+# --mutated-raid: a copy of this with 3-5 characters changed is still about 0.95
+# similar to the others (the example rule links at 0.85); a short text would not be.
+MUTATED_RAID_TEXT = (
+    "everyone go and follow @raid_king right now, he is the best streamer on all of "
+    "tiktok live and he gives something back to every single one of you tonight, go go"
+)[:150]
+MUTATIONS = "abcdefghijklmnopqrstuvwxyz0123456789!?.@ "
+
+
+def mutated(text: str, rng: random.Random) -> str:
+    """``text`` with 3-5 random characters replaced, inserted or deleted."""
+    chars = list(text)
+    for _ in range(rng.randint(3, 5)):
+        at = rng.randrange(len(chars))
+        how = rng.random()
+        if how < 0.6:
+            chars[at] = rng.choice(MUTATIONS)
+        elif how < 0.8:
+            chars.insert(at, rng.choice(MUTATIONS))
+        else:
+            del chars[at]
+    return "".join(chars)
 
 
 def _processed(notify: NotifyListener, last: int) -> int:
@@ -263,7 +290,7 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0915
                 viewer = m.Viewer(f"promo{serial}", str(6_890_000_000_000_000_000 + serial))
                 text = "free coins at my page"
             elif handle in raids and roll < 0.3:
-                text = "FOLLOW @raid_king FOR FREE GIFTS"
+                text = mutated(MUTATED_RAID_TEXT, rng) if args.mutated_raid else RAID_TEXT
             else:
                 text = " ".join(rng.choices(WORDS, k=6))
             return m.chat(rooms[handle], viewer, text, now_ms)
@@ -313,6 +340,8 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0915
         stamper.terminate()
         stamper.join(30)
         calls = [c for c in fake.calls if c.route in ("ban", "mute", "chat", "toggle_comments")]
+        # The copy-paste rule pauses a raid stream's comments for 2 minutes.
+        paused = sum(1 for h in raids if not fake.streamer(h).comments_enabled)
     stopped, decided_at, build = _read_log(log)
     # The decision's log line (written just before the engine hands it on) to the call
     # reaching the fake's side of the connection (the stamping proxy; its first try):
@@ -344,11 +373,16 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0915
     )
     counted = int(stopped.get("events", -1))
     ok_calls = sum(1 for c in calls if 200 <= c.status < 300)
+    raid_kind = "mutated raid texts" if args.mutated_raid else "identical raid texts"
     print(
         f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}; daemon: {build} "
         f"({args.python or sys.executable})"
     )
-    print(f"streams: {args.streams} ({len(raids)} raids), all connected in {connect_s:.1f}s")
+    print(
+        f"streams: {args.streams} ({len(raids)} raids, {raid_kind}), all connected in "
+        f"{connect_s:.1f}s; raid streams paused by the copy-paste rule: {paused} of "
+        f"{len(raids)}"
+    )
     print(
         f"offered: {args.rate:,} events/s for {args.seconds:.0f}s; generator behind schedule "
         f"in {behind} of {ticks} ticks; delivered {delivered:,} events in {send_s:.1f}s "
@@ -406,13 +440,13 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0915
         f"{stopped.get('errors', '?')}; exit code {code}"
     )
     print(
-        f"load ({build}): {args.streams} streams, {sustained:,.0f} events/s sustained "
+        f"load ({build}, {raid_kind}): {args.streams} streams, {sustained:,.0f} events/s sustained "
         f"(offered {args.rate:,}), decision-to-call p99 {to_fake.p99_ms} ms "
         f"(to the fake's handler {to_handler.p99_ms} ms; call sent "
         f"{stopped.get('decision_to_call_p99_ms', '?')} ms; to the answer "
         f"{stopped.get('decision_to_answer_p99_ms', '?')} ms; arrival-to-call "
         f"{stopped.get('arrival_to_call_p99_ms', '?')} ms; end to end {end_to_end.p99_ms:.0f} ms), "
-        f"RSS {rss:.0f} MB, "
+        f"RSS {rss:.0f} MB, {paused} of {len(raids)} raids paused, "
         f"{stopped.get('loop_stalls', '?')} loop stalls, "
         f"{max(0, delivered - counted):,} events uncounted"
     )
@@ -451,6 +485,11 @@ def main() -> int:
     parser.add_argument("--raid-rate", type=int, default=1000, help="events/s per raid stream")
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--actionable", type=float, default=0.02, help="share of bad comments")
+    parser.add_argument(
+        "--mutated-raid",
+        action="store_true",
+        help="raid copies of a 150-character text, each with 3-5 random characters changed",
+    )
     parser.add_argument(
         "--python",
         help="the interpreter that runs `modbot run` (default: this one), e.g. the python of "
