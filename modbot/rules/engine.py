@@ -25,8 +25,14 @@ from modbot.rules.conditions import EvalContext
 from modbot.rules.diagnostics import Diagnostic, errors
 from modbot.rules.schema import ActionSpec, format_duration, severity
 from modbot.rules.speech import SpeechCheck
-from modbot.rules.state import EngineState
+from modbot.rules.state import KEY_CHARS, EngineState
 from modbot.rules.text import similarity_key
+
+# The copy-paste check knows a text by its first KEY_CHARS normalised characters: they
+# come from (about) as many characters of the text, so a 10,000-character comment is
+# not normalised whole to be cut afterwards (four times the key covers the separators
+# and marks that normalisation drops).
+KEY_SOURCE = 4 * KEY_CHARS
 
 Mode = Literal["enforce", "observe"]
 
@@ -156,7 +162,7 @@ class Engine:
                     seen = state.repeat(
                         rule.id,
                         key,
-                        similarity_key(event.text) or event.text,
+                        similarity_key(event.text[:KEY_SOURCE]) or event.text[:KEY_SOURCE],
                         t,
                         window.within,
                         window.similarity,
