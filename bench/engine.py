@@ -32,6 +32,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from modbot.events import Event, User
+from modbot.fake.chatter import PLAIN_WORDS, RAID_TEXT, VOCABULARY, mutated
 from modbot.rules.compile import CompiledRuleset, compile_texts, load_ruleset
 from modbot.rules.engine import Engine
 
@@ -46,72 +47,6 @@ CHAT = [
     "hello from Brazil 🇧🇷",
     "can you play the next level",
     "this is a classic cocktail of Scunthorpe assassins",
-]
-VOCABULARY = [
-    "the",
-    "a",
-    "you",
-    "i",
-    "is",
-    "it",
-    "to",
-    "and",
-    "of",
-    "this",
-    "that",
-    "what",
-    "so",
-    "love",
-    "game",
-    "play",
-    "stream",
-    "song",
-    "nice",
-    "wow",
-    "lol",
-    "haha",
-    "omg",
-    "yes",
-    "no",
-    "please",
-    "when",
-    "where",
-    "why",
-    "how",
-    "who",
-    "can",
-    "will",
-    "next",
-    "level",
-    "from",
-    "brazil",
-    "germany",
-    "india",
-    "hello",
-    "hi",
-    "welcome",
-    "back",
-    "again",
-    "today",
-    "tonight",
-    "best",
-    "ever",
-    "👍",
-    "😂",
-    "❤️",
-    "🔥",
-    "🎉",
-    "first",
-    "time",
-    "here",
-    "watching",
-    "my",
-    "friend",
-    "team",
-    "win",
-    "lose",
-    "boss",
-    "fight",
 ]
 NASTY = [
     "free c0ins at bad-site dot com",
@@ -162,33 +97,6 @@ def events(n: int, rng: random.Random, *, first: int = 0) -> Iterator[Event]:
             user=user,
             text=text,
         )
-
-
-# A raid text that trips the copy-paste rule alone (no scam phrase, link or shouting),
-# so that it costs what the copy-paste check adds and nothing else.
-RAID_TEXT = (
-    "everyone go and follow @raid_king right now, he is the best streamer on all of "
-    "tiktok live and he gives something back to every single one of you tonight, go go"
-)[:150]
-MUTATIONS = "abcdefghijklmnopqrstuvwxyz0123456789!?.@ "
-
-
-def mutated(text: str, rng: random.Random) -> str:
-    """``text`` with 3-5 random characters replaced, inserted or deleted."""
-    chars = list(text)
-    for _ in range(rng.randint(3, 5)):
-        at = rng.randrange(len(chars))
-        how = rng.random()
-        if how < 0.6:
-            chars[at] = rng.choice(MUTATIONS)
-        elif how < 0.8:
-            chars.insert(at, rng.choice(MUTATIONS))
-        else:
-            del chars[at]
-    return "".join(chars)
-
-
-PLAIN_WORDS = [w for w in VOCABULARY if w.isascii()]
 
 
 def long_text(size: int, rng: random.Random) -> str:

@@ -51,6 +51,8 @@ from modbot.euler.oauth import TokenStore
 from modbot.euler.routes import DEFAULT_ROUTES
 from modbot.euler.tokens import token_set_from_answer
 from modbot.fake import messages as m
+from modbot.fake.chatter import RAID_TEXT as MUTATED_RAID_TEXT
+from modbot.fake.chatter import mutated
 from modbot.fake.harness import (
     NotifyListener,
     call_target,
@@ -102,28 +104,6 @@ WORDS = [
 ]
 TICK = 0.1
 RAID_TEXT = "FOLLOW @raid_king FOR FREE GIFTS"
-# --mutated-raid: a copy of this with 3-5 characters changed is still about 0.95
-# similar to the others (the example rule links at 0.85); a short text would not be.
-MUTATED_RAID_TEXT = (
-    "everyone go and follow @raid_king right now, he is the best streamer on all of "
-    "tiktok live and he gives something back to every single one of you tonight, go go"
-)[:150]
-MUTATIONS = "abcdefghijklmnopqrstuvwxyz0123456789!?.@ "
-
-
-def mutated(text: str, rng: random.Random) -> str:
-    """``text`` with 3-5 random characters replaced, inserted or deleted."""
-    chars = list(text)
-    for _ in range(rng.randint(3, 5)):
-        at = rng.randrange(len(chars))
-        how = rng.random()
-        if how < 0.6:
-            chars[at] = rng.choice(MUTATIONS)
-        elif how < 0.8:
-            chars.insert(at, rng.choice(MUTATIONS))
-        else:
-            del chars[at]
-    return "".join(chars)
 
 
 def _processed(notify: NotifyListener, last: int) -> int:

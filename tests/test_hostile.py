@@ -23,6 +23,7 @@ import pytest
 from modbot.euler.oauth import TokenStore
 from modbot.euler.tokens import token_set_from_answer
 from modbot.fake import messages as m
+from modbot.fake.chatter import mutated
 from modbot.fake.harness import audit_rows
 from modbot.fake.server import FakeEuler
 from modbot.inert import INVISIBLE
@@ -101,14 +102,6 @@ def _set(message: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
         node = node[key]
     node[last] = value
     return out
-
-
-def _mutated(base: str, rng: random.Random, changes: int) -> str:
-    chars = list(base)
-    for _ in range(changes):
-        i = rng.randrange(len(chars))
-        chars[i] = rng.choice("abcdefghijklmnopqrstuvwxyz ")
-    return "".join(chars)
 
 
 def test_a_hostile_stream_does_not_stop_the_daemon_or_speak_through_it(
@@ -194,12 +187,7 @@ def test_a_hostile_stream_does_not_stop_the_daemon_or_speak_through_it(
         base = "follow my page for free stuff every day it is the best page on all of tiktok ok"
         raiders = [m.Viewer(f"raider_{i}", f"6833333333{i:09d}") for i in range(200)]
         for chunk in range(0, 200, 50):
-            emit(
-                [
-                    m.chat(rid, r, _mutated(base, rng, rng.randint(3, 5)), now)
-                    for r in raiders[chunk : chunk + 50]
-                ]
-            )
+            emit([m.chat(rid, r, mutated(base, rng), now) for r in raiders[chunk : chunk + 50]])
         # 5. The canary: an ordinary slur, which must still be banned within seconds.
         canary = m.Viewer("canary_1", "6844444444000000001")
         sent = time.monotonic()

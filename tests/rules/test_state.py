@@ -8,6 +8,7 @@ from difflib import SequenceMatcher
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from modbot.fake.chatter import PLAIN_WORDS, mutated
 from modbot.rules.state import _SIMILARITY, FUZZY_CANDIDATES, KEY_CHARS, Clusters
 
 from .util import comment, engine, fired, user
@@ -25,90 +26,7 @@ RAID = (
     "FOLLOW @raid_king NOW for FREE GIFTS and free coins every single day, the best "
     "giveaway on all of TikTok LIVE, go and tell all your friends about it right now"
 )
-WORDS = [
-    "the",
-    "a",
-    "you",
-    "i",
-    "is",
-    "it",
-    "to",
-    "and",
-    "of",
-    "this",
-    "that",
-    "what",
-    "so",
-    "love",
-    "game",
-    "play",
-    "stream",
-    "song",
-    "nice",
-    "wow",
-    "lol",
-    "haha",
-    "omg",
-    "yes",
-    "no",
-    "please",
-    "when",
-    "where",
-    "why",
-    "how",
-    "who",
-    "can",
-    "will",
-    "next",
-    "level",
-    "from",
-    "brazil",
-    "germany",
-    "india",
-    "hello",
-    "hi",
-    "welcome",
-    "back",
-    "again",
-    "today",
-    "tonight",
-    "best",
-    "ever",
-    "first",
-    "time",
-    "here",
-    "watching",
-    "my",
-    "friend",
-    "team",
-    "win",
-    "lose",
-    "boss",
-    "fight",
-    "music",
-    "dance",
-    "clip",
-    "chat",
-    "run",
-    "speed",
-    "build",
-]
-NOISE = "abcdefghijklmnopqrstuvwxyz0123456789!?.@ "
-
-
-def mutated(text: str, changes: int, rng: random.Random) -> str:
-    """``text`` with ``changes`` random characters replaced, inserted or deleted."""
-    chars = list(text)
-    for _ in range(changes):
-        at = rng.randrange(len(chars))
-        how = rng.random()
-        if how < 0.6:
-            chars[at] = rng.choice(NOISE)
-        elif how < 0.8:
-            chars.insert(at, rng.choice(NOISE))
-        else:
-            del chars[at]
-    return "".join(chars)
+WORDS = PLAIN_WORDS
 
 
 def lcs(a: str, b: str) -> int:
@@ -181,7 +99,7 @@ def test_a_mutated_raid_from_distinct_accounts_trips_a_per_room_repeat_rule() ->
     rng = random.Random(3)
     e = engine(RAID_RULE)
     results = [
-        fired(e, comment(mutated(RAID, rng.randint(3, 5), rng), who=user(i), at=i * 0.01))
+        fired(e, comment(mutated(RAID, rng, rng.randint(3, 5)), who=user(i), at=i * 0.01))
         for i in range(12)
     ]
     assert results == [[]] * 7 + [["raid"]] * 5
@@ -194,7 +112,7 @@ def test_copies_with_a_tenth_of_their_characters_changed_still_trip_it() -> None
     e = engine(RAID_RULE)
     first = None
     for i in range(40):
-        text = mutated(RAID, len(RAID) // 10, rng)
+        text = mutated(RAID, rng, len(RAID) // 10)
         if fired(e, comment(text, who=user(i), at=i * 0.01)) and first is None:
             first = i + 1
     assert first is not None
@@ -220,7 +138,7 @@ def test_a_long_comment_costs_bounded_work() -> None:
     totals = []
     for i in range(40):
         before = clusters.comparisons
-        totals.append(clusters.add(mutated(base, 5, rng), i * 0.01, 30.0, 0.85, keep=8))
+        totals.append(clusters.add(mutated(base, rng, 5), i * 0.01, 30.0, 0.85, keep=8))
         assert clusters.comparisons - before <= FUZZY_CANDIDATES
     assert max(map(len, clusters.clusters.data)) == KEY_CHARS
     assert min(totals[7:]) >= 8  # still a raid: the rule's count from the 8th copy on
@@ -232,10 +150,10 @@ def test_a_raid_stops_comparing_once_the_rule_count_is_reached() -> None:
     rng = random.Random(7)
     clusters = Clusters(cap=1000)
     for i in range(50):
-        clusters.add(mutated(RAID, rng.randint(3, 5), rng), i * 0.01, 30.0, 0.85, keep=8)
+        clusters.add(mutated(RAID, rng, rng.randint(3, 5)), i * 0.01, 30.0, 0.85, keep=8)
     before = clusters.comparisons
     for i in range(50, 150):
-        assert clusters.add(mutated(RAID, 4, rng), i * 0.01, 30.0, 0.85, keep=8) == 8
+        assert clusters.add(mutated(RAID, rng, 4), i * 0.01, 30.0, 0.85, keep=8) == 8
     assert clusters.comparisons - before == 100 * 7
     # The link sets stay as small as the count: nothing grows with the raid.
     assert max(len(c[1] or ()) for c in clusters.clusters.data.values()) <= 2 * 8
