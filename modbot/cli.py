@@ -9,13 +9,16 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 import math
+import os
 import sys
+import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, Self, TextIO, cast
 
 import anyio
 
@@ -778,6 +781,144 @@ def _decision_json(d: Decision, event: Event) -> dict[str, Any]:
     return record
 
 
+class Progress:
+    """A progress line on a terminal: ``what: N events read, R/s, T elapsed``, redrawn in
+    place (carriage return, erase line) and cut to the terminal's width, at most once per
+    ``interval`` seconds; the clock is read once per ``every`` steps, so a fast loop pays
+    a counter increment per event. Off a terminal (``stream`` not a tty, or ``TERM=dumb``)
+    it writes nothing at all, so scripts and ``--json`` output stay as they were."""
+
+    def __init__(
+        self,
+        stream: TextIO,
+        what: str,
+        *,
+        every: int = 1,
+        interval: float = 0.1,
+        clock: Callable[[], float] = time.monotonic,
+        columns: Callable[[], int] | None = None,
+        enabled: bool | None = None,
+    ) -> None:
+        self.stream = stream
+        self.what = what
+        self.every = max(1, every)
+        self.interval = interval
+        self.clock = clock
+        self.columns = columns or self._terminal_columns
+        if enabled is None:
+            enabled = os.environ.get("TERM") != "dumb" and _isatty(stream)
+        self.enabled = enabled
+        self.count = 0
+        self.started = clock()
+        self.drawn_at = -math.inf
+        self.drawn = False  # the line is on the screen now
+        self.draws = 0
+        self._unchecked = 0
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.clear()  # an error's sentence starts on a line of its own
+
+    def step(self, n: int = 1) -> None:
+        """``n`` more events; redraws when the clock says it is time."""
+        self.count += n
+        if not self.enabled:
+            return
+        self._unchecked += n
+        if self._unchecked >= self.every:
+            self._unchecked = 0
+            self.tick()
+
+    def tick(self) -> None:
+        """Redraw if ``interval`` has passed since the last time (also while nothing
+        arrives, so the elapsed time moves on)."""
+        if self.enabled:
+            now = self.clock()
+            if now - self.drawn_at >= self.interval:
+                self._draw(now)
+
+    def line(self, now: float) -> str:
+        elapsed = max(0.0, now - self.started)
+        rate = f"{self.count / elapsed:,.0f}/s" if elapsed >= 0.05 else "-/s"
+        return f"{self.what}: {self.count:,} events read, {rate}, {_elapsed(elapsed)} elapsed"
+
+    def clear(self) -> None:
+        """Take the line off the screen (before other output on the same terminal)."""
+        if self.drawn:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+            self.drawn = False
+
+    def finish(self) -> None:
+        """The last figures, left on a line of their own if a line was ever shown."""
+        if self.enabled and self.draws:
+            self._draw(self.clock())
+            self.stream.write("\n")
+            self.stream.flush()
+            self.drawn = False
+
+    def _draw(self, now: float) -> None:
+        self.drawn_at = now
+        width = max(10, self.columns()) - 1  # the last column would wrap on some terminals
+        self.stream.write("\r\x1b[K" + _fitted(self.line(now), width))
+        self.stream.flush()
+        self.drawn = True
+        self.draws += 1
+
+    def _terminal_columns(self) -> int:
+        try:
+            return os.get_terminal_size(self.stream.fileno()).columns
+        except (OSError, ValueError):
+            return 80
+
+
+class _AboveProgress:
+    """Where log lines go while a progress line is shown: the line is taken off before
+    each (the next tick draws it again), so no log line starts on its row."""
+
+    def __init__(self, progress: Progress, target: TextIO) -> None:
+        self.progress = progress
+        self.target = target
+
+    def write(self, text: str) -> int:
+        self.progress.clear()
+        return self.target.write(text)
+
+    def flush(self) -> None:
+        self.target.flush()
+
+    def isatty(self) -> bool:
+        return _isatty(self.target)
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (OSError, ValueError):  # a closed or odd stream
+        return False
+
+
+def _fitted(line: str, width: int) -> str:
+    """``line`` in ``width`` columns (it is ASCII): whole ``, ``-separated parts while
+    they fit, a cut first part when even that does not."""
+    if len(line) <= width:
+        return line
+    parts = line.split(", ")
+    while len(parts) > 1 and len(", ".join(parts)) > width:
+        parts.pop()
+    return ", ".join(parts)[:width]
+
+
+def _elapsed(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
+
+
 def _replay(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     ruleset = _load_rules(args.rule_paths or [settings.rules_dir], out=None)
     if ruleset is None:
@@ -793,7 +934,10 @@ def _replay(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     }
     events = bad = unknown = 0
     reported: set[str] = set()
-    with handle:
+    # On a terminal, a progress line on stderr; cleared before any other line lands on it.
+    progress = Progress(sys.stderr, "replay", every=256)
+    shared = progress.enabled and _isatty(out)
+    with handle, progress:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
@@ -803,30 +947,22 @@ def _replay(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
                 unknown += len(problems)
                 for problem in set(problems) - reported:  # each unknown key once, not per line
                     reported.add(problem)
+                    progress.clear()
                     sys.stderr.write(
                         scrub(f"{args.events}:{number}: warning: {problem} (ignored)") + "\n"
                     )
                 event = parse_event(data)
             except EventError as exc:
                 bad += 1
+                progress.clear()
                 sys.stderr.write(scrub(f"{args.events}:{number}: skipped: {exc}") + "\n")
                 continue
             events += 1
+            progress.step()
             decisions = engine.evaluate(event, event.ts)
             _tally(summary, decisions)
-            for d in decisions:
-                if d.suppressed:
-                    continue
-                if args.json:
-                    print(json.dumps(_decision_json(d, event)), file=out)
-                else:
-                    # Viewer text (handle, matched words, reply texts) shown inert.
-                    print(
-                        f"{format_ts(event.ts)} @{shown(d.unique_id, 40)} {shown(d.rule_id)}: "
-                        f"{shown(d.describe(), 120)}"
-                        f"{'' if d.mode == 'enforce' else ' (observe)'} - {shown(d.detail, 200)}",
-                        file=out,
-                    )
+            _show_decisions(decisions, event, args.json, out, progress if shared else None)
+    progress.finish()
     width = max([len(r) for r in summary] + [4])
     lines = [f"{'rule':<{width}}  fired  enforced  observed"]
     lines += [
@@ -843,6 +979,28 @@ def _replay(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
         )
     sys.stderr.write("\n".join(lines) + "\n")
     return EXIT_FAILED if bad and not events else EXIT_OK
+
+
+def _show_decisions(
+    decisions: list[Decision], event: Event, as_json: bool, out: TextIO, progress: Progress | None
+) -> None:
+    """Print one event's decisions that were not suppressed (``replay``); a progress
+    line on the same terminal is taken off first."""
+    for d in decisions:
+        if d.suppressed:
+            continue
+        if progress is not None:
+            progress.clear()
+        if as_json:
+            print(json.dumps(_decision_json(d, event)), file=out)
+        else:
+            # Viewer text (handle, matched words, reply texts) shown inert.
+            print(
+                f"{format_ts(event.ts)} @{shown(d.unique_id, 40)} {shown(d.rule_id)}: "
+                f"{shown(d.describe(), 120)}"
+                f"{'' if d.mode == 'enforce' else ' (observe)'} - {shown(d.detail, 200)}",
+                file=out,
+            )
 
 
 def _tally(summary: dict[str, dict[str, int]], decisions: list[Decision]) -> None:
@@ -1401,6 +1559,21 @@ def _record(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     _open_state_dir(settings.state_dir)
     _require_session(settings, "modbot record")
 
+    # On a terminal, a progress line on stderr, which log lines are written above.
+    progress = Progress(sys.stderr, "recording")
+    if progress.enabled:
+        level = logging.getLevelName(logging.getLogger().level).lower()  # as main set it
+        configure(
+            settings.log_format,
+            level=level,
+            stream=cast("TextIO", _AboveProgress(progress, sys.stderr)),
+        )
+
+    async def redraw() -> None:
+        while True:  # the elapsed time moves on while the stream is quiet
+            progress.tick()
+            await anyio.sleep(0.5)
+
     async def capture(sink: TextIO) -> int:
         written = 0
         send, receive = anyio.create_memory_object_stream[Arrival](1_000)
@@ -1420,15 +1593,20 @@ def _record(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
             tg.start_soon(watcher.run, send)
             if not args.json:
                 print(f"Recording @{handle} to {args.output} (waiting until live)...", file=out)
+                out.flush()
+            if progress.enabled:
+                tg.start_soon(redraw)
             with anyio.move_on_after(args.duration or math.inf):
                 async with receive:
                     async for events, _ in receive:
                         for event in events:
                             sink.write(json.dumps(event.to_json(), ensure_ascii=False) + "\n")
                             written += 1
+                        progress.step(len(events))
                         if any(event.kind == "stream_end" for event in events):
                             break
             tg.cancel_scope.cancel()
+        progress.finish()
         if args.json:
             result = {"streamer": handle, "output": str(args.output), "events": written}
             print(json.dumps(result), file=out)
@@ -1437,5 +1615,5 @@ def _record(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
         return EXIT_OK
 
     # The output first: a file that cannot be written is said before anything is created.
-    with args.output.open("w", encoding="utf-8", buffering=1) as sink:
+    with args.output.open("w", encoding="utf-8", buffering=1) as sink, progress:
         return anyio.run(capture, sink, backend="asyncio")
