@@ -471,6 +471,8 @@ async def _summary(state_dir: Path, finished: bool, screen: _Screen, record: Pat
     lines.append(
         f"\nAudit log: {db}\nTry: modbot audit --state-dir {state_dir}\n"
         f"     modbot audit --state-dir {state_dir} --format json\n"
-        f"     modbot undo --state-dir {state_dir} ID   (against the demo's fake server)"
+        f"     modbot undo --state-dir {state_dir} ID   (against the demo's fake server)\n"
+        f"The demo's state directory {state_dir} (its audit log and fake grant) is kept "
+        "for `modbot audit` and `modbot undo`; delete it when done."
     )
     screen.say("\n".join(lines))
