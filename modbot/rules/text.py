@@ -37,6 +37,7 @@ from importlib import resources
 from typing import Final, Literal
 
 import ahocorasick
+import regex
 
 Level = Literal["none", "basic", "standard"]
 LEVELS: tuple[Level, ...] = ("none", "basic", "standard")
@@ -944,50 +945,38 @@ def domain_allowed(domain: str, allow: Iterable[str]) -> bool:
 
 # --- measures ------------------------------------------------------------------------
 
-_ZWJ = "\u200d"
-
-
-# Code points that join the cluster before them besides marks and the joiner: variation
-# selectors, skin tones, tags. Regional indicators pair up into flags.
-_JOINING = ((0xFE00, 0xFE0F), (0x1F3FB, 0x1F3FF), (0xE0020, 0xE007F))
-_FLAGS = (0x1F1E6, 0x1F1FF)
-_MARKS = ("Mn", "Me", "Mc")
-
-
-def _extends(c: str, previous: str) -> bool:
-    code = ord(c)
-    return (
-        unicodedata.category(c) in _MARKS
-        or _ZWJ in (c, previous)
-        or any(low <= code <= high for low, high in _JOINING)
-    )
+# Grapheme clusters are UAX #29's extended grapheme clusters, as the regex module finds
+# them (\X): an emoji ZWJ sequence, a flag, a keycap, a letter with its marks, a Hangul
+# syllable spelled in jamo and CR LF each count once.
+_CLUSTER: Final = regex.compile(r"\X")
+# An emoji cluster (UTS #51): one with an Extended_Pictographic character (the property
+# UAX #29 builds emoji clusters from), a skin tone, a regional indicator (a flag, or half
+# of one) or a keycap. The same verdict as the emoji package's data set (every RGI
+# sequence, tests/rules/test_graphemes.py), from the same Unicode tables as \X, and an
+# emoji stays one when a mark or an odd modifier is piled on it (the data set has no
+# such sequence, so an exact lookup would not count it).
+_EMOJI: Final = regex.compile(
+    r"[\p{Extended_Pictographic}\p{Emoji_Modifier}\p{Regional_Indicator}]|[0-9#*]\uFE0F?\u20E3"
+)
+# Characters that can share a cluster with a neighbour (UAX #29's Grapheme_Cluster_Break
+# values that rules GB3-GB13 do not always break at): a text with none of them has one
+# cluster per character, and measure() skips the cluster walk (most chat with emoji).
+_JOINS: Final = regex.compile(
+    r"[\r\p{GCB=Extend}\p{GCB=ZWJ}\p{GCB=SpacingMark}\p{GCB=Prepend}"
+    r"\p{GCB=Regional_Indicator}\p{GCB=L}\p{GCB=V}\p{GCB=T}]"
+)
+_STACKED: Final = regex.compile(r"[\p{Mn}\p{Me}]")  # the marks zalgo stacks
 
 
 def graphemes(text: str) -> list[str]:
-    """User-perceived characters (an emoji with modifiers or a flag counts once)."""
-    if text.isascii():
-        return list(text)
-    clusters: list[str] = []
-    previous = ""
-    pending_flag = False
-    for c in text:
-        regional = _FLAGS[0] <= ord(c) <= _FLAGS[1]
-        if clusters and (_extends(c, previous) or (regional and pending_flag)):
-            clusters[-1] += c
-            pending_flag = False if regional else pending_flag
-        else:
-            clusters.append(c)
-            pending_flag = regional
-        previous = c
+    """User-perceived characters: UAX #29 extended grapheme clusters."""
+    clusters: list[str] = _CLUSTER.findall(text)
     return clusters
 
 
 def is_emoji(cluster: str) -> bool:
-    """Whether a grapheme cluster is an emoji."""
-    return any(
-        (unicodedata.category(c) == "So" and ord(c) >= 0x2190) or _FLAGS[0] <= ord(c) <= _FLAGS[1]
-        for c in cluster
-    )
+    """Whether a grapheme cluster is an emoji (see ``_EMOJI``)."""
+    return _EMOJI.search(cluster) is not None
 
 
 _FIGURES = ("length", "caps_ratio", "repeated_chars", "emoji_count", "mentions", "zalgo")
@@ -1042,7 +1031,7 @@ def measure(text: str) -> Measures:
     """Length in graphemes, caps ratio, longest run, emoji, mentions, stacked marks."""
     if text.isascii():
         return _measure_ascii(text)
-    if _classes().extenders.search(text) is None:
+    if _JOINS.search(text) is None:
         return _measure_simple(text)
     return _measure_unicode(text)
 
@@ -1064,7 +1053,7 @@ def _measure_unicode(text: str) -> Measures:
             previous = key
         longest = max(longest, run if not key.isspace() else 0)
     zalgo = any(
-        sum(1 for c in cluster if unicodedata.category(c) in ("Mn", "Me")) >= ZALGO_MARKS
+        len(cluster) >= ZALGO_MARKS and len(_STACKED.findall(cluster)) >= ZALGO_MARKS
         for cluster in clusters
     )
     return Measures(
@@ -1078,12 +1067,13 @@ def _measure_unicode(text: str) -> Measures:
 
 
 def _measure_ascii(text: str) -> Measures:
-    """``measure`` for plain ASCII (most chat): no clusters, emoji or marks to find."""
+    """``measure`` for plain ASCII (most chat): no emoji or marks, and every character
+    is a cluster but for CR LF."""
     raw = text.encode("ascii")
     letters = len(raw) - len(raw.translate(None, _ASCII_LETTERS))
     caps = (len(raw) - len(raw.translate(None, _ASCII_UPPER))) / letters if letters >= 5 else 0.0
     return Measures(
-        length=len(text),
+        length=len(text) - text.count("\r\n") if "\r" in text else len(text),
         caps_ratio=caps,
         repeated_chars=_longest_run(text.lower()),
         emoji_count=0,
@@ -1093,8 +1083,9 @@ def _measure_ascii(text: str) -> Measures:
 
 
 def _measure_simple(text: str) -> Measures:
-    """``measure`` for a text whose every character is a cluster of its own (no marks,
-    joiners, variation selectors, skin tones, tags or flags: most chat with emoji)."""
+    """``measure`` for a text whose every character is a cluster of its own (none of
+    ``_JOINS``: no marks, joiners, skin tones, tags, flags, jamo or CR; most chat with
+    emoji)."""
     letters = upper = 0
     for c in text:
         if c.isalpha():
@@ -1110,7 +1101,7 @@ def _measure_simple(text: str) -> Measures:
         length=len(text),
         caps_ratio=upper / letters if letters >= 5 else 0.0,
         repeated_chars=longest,
-        emoji_count=len(_classes().emoji.findall(text)),
+        emoji_count=len(_EMOJI.findall(text)),
         mentions=_mentions(text),
         zalgo=False,
     )
@@ -1143,39 +1134,25 @@ def _longest_run(text: str) -> int:
 
 @dataclass(frozen=True, slots=True)
 class _CharClasses:
-    extenders: re.Pattern[str]  # characters that join the cluster before them (graphemes)
-    emoji: re.Pattern[str]  # one-character emoji (is_emoji)
     marks: re.Pattern[str]  # combining marks (Mn, Me) that normalisation drops
 
 
-# Planes with combining marks and symbols (BMP, SMP, SSP): the others hold ideographs,
-# private use and nothing assigned (tests/rules/test_text.py scans them all to be sure).
+# Planes with combining marks (BMP, SMP, SSP): the others hold ideographs, private use
+# and nothing assigned (tests/rules/test_text.py scans them all to be sure).
 MARK_PLANES = ((0, 0x20000), (0xE0000, 0xE1000))
 
 
 @functools.cache
 def _classes() -> _CharClasses:
-    """Regex classes of the characters ``graphemes`` and ``is_emoji`` look for, made once
-    (the first non-ASCII text) from the interpreter's Unicode tables."""
-    extenders = [ord(_ZWJ)]
-    for low, high in (*_JOINING, _FLAGS):
-        extenders += range(low, high + 1)
-    emoji: list[int] = []
-    marks: list[int] = []
-    for low, high in MARK_PLANES:
-        for code in range(low, high):
-            category = unicodedata.category(chr(code))
-            if category in _MARKS:
-                extenders.append(code)
-                if category != "Mc":
-                    marks.append(code)
-            elif category == "So" and code >= 0x2190:
-                emoji.append(code)
-    return _CharClasses(
-        re.compile(_char_class(extenders)),
-        re.compile(_char_class(emoji)),
-        re.compile(_char_class(marks) + "+"),
-    )
+    """Regex classes of the characters normalisation drops, made once (the first
+    non-ASCII text) from the interpreter's Unicode tables."""
+    marks = [
+        code
+        for low, high in MARK_PLANES
+        for code in range(low, high)
+        if unicodedata.category(chr(code)) in ("Mn", "Me")
+    ]
+    return _CharClasses(re.compile(_char_class(marks) + "+"))
 
 
 def _char_class(codes: list[int]) -> str:

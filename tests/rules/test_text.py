@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import itertools
+import re
 import unicodedata
 from collections.abc import Sequence
 
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from modbot.rules import text as tx
@@ -275,9 +276,11 @@ def test_the_fast_paths_of_normalisation_agree_with_the_general_ones(
 
 @settings(max_examples=500, deadline=None)
 @given(st.text(alphabet=st.characters(max_codepoint=127), max_size=60))
+@example("a\r\n\r\nb\n\r")
 def test_the_ascii_fast_path_measures_like_the_general_one(text: str) -> None:
     assert tx._measure_ascii(text) == tx._measure_unicode(text)
-    assert tx.graphemes(text) == list(text)
+    # One cluster per character, but for CR LF (UAX #29's GB3).
+    assert tx.graphemes(text) == re.findall(r"\r\n|.", text, re.DOTALL)
 
 
 @settings(max_examples=1000, deadline=None)
