@@ -68,6 +68,7 @@ RATE_LIMIT_ATTEMPTS = 5
 RECOVER_MAX_AGE = {"reply": 60.0, "warn": 60.0}  # a late chat message confuses more than it helps
 RECOVER_DEFAULT_AGE = 600.0
 RECOVER_CALL_LIMIT = 30.0  # one replay at start-up: then it failed, and start-up goes on
+RECOVER_BUDGET = 60.0  # all replays at start-up together: the rest fail with why
 ERROR_LIMIT = 500  # characters of an error kept in the audit row
 
 
@@ -582,11 +583,14 @@ class Executor:
         Returns (retried, given up). Mutes, bans and comment toggles are retried within
         ten minutes of their decision; chat messages within a minute. The others are
         marked ``failed`` with why. Each row is replayed at most once, whatever happens
-        to the replay (the row notes the try before the call), and for at most
-        ``RECOVER_CALL_LIMIT`` seconds: no row can hold start-up, or crash it twice.
+        to the replay (the row notes the try before the call), for at most
+        ``RECOVER_CALL_LIMIT`` seconds, and all of them within ``RECOVER_BUDGET``: no row
+        can hold start-up, or crash it twice. A chat message passes the speech check
+        again (the rules may have changed since it was decided).
         """
         retried = given_up = 0
         now = self.clock.now()
+        deadline = anyio.current_time() + RECOVER_BUDGET
         for entry in await self.store.pending():
             why = self._not_replayed(entry, now)
             intent = None
@@ -595,14 +599,22 @@ class Executor:
                     intent = intent_from_entry(entry)
                 except Exception as exc:  # noqa: BLE001 (a row no modbot wrote: said in the row)
                     why = f"could not be replayed after a restart: {failure(exc)}"
+            left = deadline - anyio.current_time()
+            if intent is not None and left <= 0:
+                intent, why = None, f"not replayed: start-up spends at most {RECOVER_BUDGET:g}s"
             if intent is None:
                 await self.store.finish([(entry.id, "failed", why)], now)
                 given_up += 1
                 continue
+            if intent.action in CHAT and (problem := self.speech(intent.text or "")) is not None:
+                await self.store.finish([(entry.id, "skipped", f"not said: {problem}")], now)
+                given_up += 1
+                continue
             await self.store.patch_params(entry.id, {"replayed_at_start": True}, now)
-            late = f"its replay after a restart took over {RECOVER_CALL_LIMIT:g}s"
+            limit = min(RECOVER_CALL_LIMIT, left)
+            late = f"its replay after a restart took over {limit:.3g}s"
             outcome = _Outcome(entry.id, "failed", late, [])
-            with anyio.move_on_after(RECOVER_CALL_LIMIT):
+            with anyio.move_on_after(limit):
                 outcome = await self.perform(intent, entry.id)
             outcome.params = {"recovered_after_restart": True}
             with anyio.CancelScope(shield=True):

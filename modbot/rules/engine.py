@@ -122,13 +122,14 @@ class Engine:
             self._events, self._decisions, len(self._ruleset.rules), self.state.entries()
         )
 
-    def speech_problem(self, text: str) -> str | None:
-        """Why the bot must not say ``text`` under the current rules (None: it may)."""
+    def speech_problem(self, text: str, fields: Sequence[str] = ()) -> str | None:
+        """Why the bot must not say ``text`` under the current rules (None: it may);
+        ``fields`` are the viewer values a template put into it."""
         ruleset = self._ruleset
         speech = self._speech
         if speech is None or speech.ruleset is not ruleset:
             speech = self._speech = SpeechCheck(ruleset)
-        return speech.problem(text)
+        return speech.problem(text, fields)
 
     def evaluate(self, event: Event, now: datetime) -> list[Decision]:
         """The decisions for one event at time ``now``."""
@@ -200,12 +201,18 @@ class Engine:
         out = []
         for action in actions:
             text = None
+            held = suppressed
             template = action.template if action.kind == "reply" else None
             if action.kind == "warn":
                 template = rule.warn
             if template is not None:
                 fields = fields or _fields(rule, event, user, actions)
                 text = template.render(fields)
+                if held is None:
+                    # What a viewer's fields make the bot say is checked with them in
+                    # hand (the executor checks every message again, by its text).
+                    unsaid = self.speech_problem(text, template.filled(fields))
+                    held = None if unsaid is None else f"not said: {unsaid}"
             out.append(
                 Decision(
                     rule_id=rule.id,
@@ -220,7 +227,7 @@ class Engine:
                     comments_enabled=action.enabled,
                     comments_for_s=action.for_s,
                     strike=strike,
-                    suppressed=suppressed,
+                    suppressed=held,
                     priority=rule.priority,
                 )
             )

@@ -195,6 +195,10 @@ class Template:
         """The text without its fields (what the rule author wrote)."""
         return "".join(value for kind, value in self.parts if kind == "text")
 
+    def filled(self, values: Mapping[str, str]) -> list[str]:
+        """The field values as :meth:`render` puts them into the text."""
+        return [spoken(values.get(v, ""), FIELD_LIMIT) for kind, v in self.parts if kind == "field"]
+
     def render(self, values: Mapping[str, str]) -> str:
         """The text with fields filled in; viewer-controlled values are made inert.
 

@@ -12,11 +12,11 @@ never says what it would punish.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from modbot.events import Event, User
+from modbot.events import Event
 from modbot.inert import is_blank
 from modbot.rules import conditions as c
 from modbot.rules.text import find_links
@@ -46,6 +46,23 @@ def text_checks(condition: c.Predicate) -> Iterator[c.Predicate]:
         yield condition
 
 
+def as_speech(check: c.Predicate) -> c.Predicate | None:
+    """A rule's text check as it applies to a message of the bot's (None: links, which
+    every message is checked for anyway).
+
+    Whatever field the rule looks at, the message is the text; a term the rule matches
+    as a whole comment (``equals``) or at its start or end counts anywhere in the
+    message as a word (``Bye {user.nickname}`` must not say a listed nickname), and
+    ``contains`` stays ``contains``.
+    """
+    if isinstance(check, c.Terms):
+        mode: c.TermMode = "contains" if check.mode == "contains" else "words"
+        return c.Terms(check.label, "text", check.level, mode, check.term_ids, check.names)
+    if isinstance(check, c.Regex):
+        return c.Regex(check.label, "text", check.pattern, check.source)
+    return None
+
+
 class SpeechCheck:
     """The text checks of a ruleset's enforcing rules, for the bot's own messages."""
 
@@ -53,27 +70,35 @@ class SpeechCheck:
         self.ruleset = ruleset
         self.matchers = ruleset.matchers
         self.checks = tuple(
-            (rule.id, check)
+            (rule.id, speech)
             for rule in ruleset.rules
             if rule.mode == "enforce"
             for check in text_checks(rule.condition)
+            if (speech := as_speech(check)) is not None
         )
 
-    def problem(self, text: str) -> str | None:
-        """Why ``text`` must not be said (None: it may be)."""
+    def problem(self, text: str, fields: Iterable[str] = ()) -> str | None:
+        """Why ``text`` must not be said (None: it may be).
+
+        ``fields`` are the viewer values a template put into it: each is checked on its
+        own too, so a pattern anchored to a whole comment (``^...$``) is not hidden by
+        the words around it.
+        """
         if is_blank(text):
             return "the message is empty (a template's fields rendered blank)"
         links = find_links(text)
         if links:
             return f"the message holds a link ({links[0]})"
-        if not self.checks:
-            return None
-        said = Event(
-            "comment", _EPOCH, "", user=User("", "", text[:64]), text=text, extra={"said": True}
-        )
-        ctx = c.EvalContext(said, 0.0, self.matchers, _NoRates())
-        for rule_id, check in self.checks:
-            reason = check(ctx)
-            if reason is not None:
-                return f"the message would trip rule {rule_id!r} ({reason})"
+        for part in (text, *fields):
+            if not part:
+                continue
+            ctx = c.EvalContext(_said(part), 0.0, self.matchers, _NoRates())
+            for rule_id, check in self.checks:
+                reason = check(ctx)
+                if reason is not None:
+                    return f"the message would trip rule {rule_id!r} ({reason})"
         return None
+
+
+def _said(text: str) -> Event:
+    return Event("comment", _EPOCH, "", text=text, extra={"said": True})

@@ -32,6 +32,7 @@ from modbot.euler.client import EulerClient
 from modbot.events import Event, User
 from modbot.fake.clock import FakeClock
 from modbot.fake.server import FakeEuler
+from modbot.rules.engine import Engine
 from tests.rules.util import engine as engine_of
 
 from .util import decision, event, execute
@@ -393,3 +394,39 @@ async def test_random_intents_and_answers_never_stop_it_and_every_row_is_final(
         assert await store.count("pending") == 0
         assert len(found) + executor.statistics().errors == len(plan)
         assert all(r.status in {"done", "failed", "skipped", "observed"} for r in found)
+
+
+async def test_a_pending_reply_is_checked_again_before_its_replay(
+    client: EulerClient, store: AuditStore, fake: FakeEuler, clock: FakeClock
+) -> None:
+    """A reply left pending (decided under other rules, or by an older modbot) is not sent
+    at start-up if the speech check refuses it now."""
+    e = event(fake, clock, 1)
+    said = intent_for(decision(e, "reply", text="bye, see scam.com"), e).entry()
+    await store.add([said], clock.now())
+    executor = Executor(client, store, clock, speech=Engine().speech_problem)
+    assert await executor.recover() == (0, 1)
+    (row,) = await rows(store)
+    assert row.status == "skipped"
+    assert "holds a link (scam.com)" in (row.error or "")
+    assert fake.calls_to("chat") == []
+
+
+async def test_all_replays_at_start_up_share_one_budget(
+    client: EulerClient, store: AuditStore, fake: FakeEuler, clock: FakeClock, monkeypatch
+) -> None:
+    found = [event(fake, clock, n) for n in (1, 2, 3)]
+    await store.add([intent_for(decision(e, "ban"), e).entry() for e in found], clock.now())
+
+    async def hangs(*args: object, **kwargs: object) -> None:
+        await anyio.sleep_forever()
+
+    monkeypatch.setattr(client, "ban", hangs)
+    monkeypatch.setattr(executor_module, "RECOVER_CALL_LIMIT", 0.06)
+    monkeypatch.setattr(executor_module, "RECOVER_BUDGET", 0.1)
+    await Executor(client, store, clock).recover()
+    errors = [r.error or "" for r in await rows(store)]
+    assert "took over 0.06s" in errors[0]
+    assert "took over" in errors[1]  # what was left of the budget
+    assert errors[2].startswith("not replayed: start-up spends at most 0.1s")
+    assert await store.count("pending") == 0

@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import textwrap
 
+import pytest
+
+from modbot.events import User
 from modbot.rules.compile import compile_texts
+from modbot.rules.engine import Engine
+from tests.rules.util import T0, comment, ruleset
 
 
 def warnings_of(rules: str) -> list[str]:
@@ -78,3 +83,48 @@ def test_a_text_the_rules_would_punish_is_never_sent() -> None:
     )
     assert len(found) == 1
     assert found[0].startswith("rule 'r': 'no slurword here, see scam.com' is never sent:")
+
+
+NICKNAME_ONLY = """
+version: 1
+lists:
+  slurs: [slurword]
+rules:
+  - id: nick-slurs
+    on: comment
+    when: {user.nickname.words: "@slurs"}
+    then: [ban]
+  - id: nick-equals
+    on: comment
+    when: {user.nickname.equals: [badname]}
+    then: [ban]
+  - id: anchored
+    on: comment
+    when: {text.regex: "^kill yourself$"}
+    then: [ban]
+  - id: welcome
+    on: comment
+    when: {text.contains: hello}
+    then:
+      - reply: "Welcome, this stream has rules: be kind, no spam, no links, have fun! Goodbye {user.nickname}"
+"""
+
+
+@pytest.mark.parametrize("nickname", ["slurword", "badname", "kill yourself"])
+def test_a_viewer_field_is_checked_wherever_it_lands_in_the_reply(nickname: str) -> None:
+    """A term of a nickname-only rule past the 64th character, a term the rule matches as
+    the whole nickname, a pattern anchored to a whole comment: none is said."""
+    rules = Engine(ruleset(NICKNAME_ONLY))
+    who = User(user_id="681", unique_id="v1", nickname=nickname)
+    (reply,) = [d for d in rules.evaluate(comment("hello", who=who), T0) if d.action == "reply"]
+    assert reply.suppressed is not None
+    assert reply.suppressed.startswith("not said: the message would trip rule")
+    assert len(reply.text or "") > 64
+
+
+def test_an_innocent_nickname_is_said() -> None:
+    rules = Engine(ruleset(NICKNAME_ONLY))
+    who = User(user_id="681", unique_id="v1", nickname="Anna")
+    (reply,) = [d for d in rules.evaluate(comment("hello", who=who), T0) if d.action == "reply"]
+    assert reply.suppressed is None
+    assert (reply.text or "").endswith("Goodbye Anna")
