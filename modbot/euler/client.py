@@ -272,6 +272,15 @@ class EulerClient:
         # repr() nor vars() of the client shows it.
         self._key = {"x-api-key": SecretStr(api_key)} if api_key else {}
         self._timeout = httpx.Timeout(timeout).as_dict()
+        # httpx's timeout bounds each phase and each read, not the answer: a server
+        # that drips a byte per read would hold a call (and its connection) for ever.
+        # So the whole exchange, from asking the pool for a connection to the body's last
+        # byte, has a deadline too: twice the timeout. An answer of the API (a few
+        # kilobytes, one or two reads) takes a fraction of one timeout; the second one
+        # leaves room for httpx's own pool and connect timeouts (one timeout each) to
+        # fire first, so that they keep their meaning: the request was never sent, and
+        # even a chat message may go again. Past the deadline it may have been.
+        self._deadline = 2.0 * timeout
         self._http: httpx.AsyncBaseTransport = transport or api_transport()
 
     def __repr__(self) -> str:
@@ -684,8 +693,9 @@ class EulerClient:
         json_body: Any,
         headers: dict[str, str],
     ) -> tuple[httpx.Response, bytes]:
-        """One request and its body, read as sent up to ``MAX_BODY`` bytes; httpx's own
-        errors (TransportError, Timeout...) or BadResponse."""
+        """One request and its body, read as sent up to ``MAX_BODY`` bytes, all within
+        the exchange's deadline; httpx's own errors (TransportError, Timeout...),
+        BadResponse, or ApiUnavailable past the deadline."""
         request = httpx.Request(
             method,
             self._base + path,
@@ -698,12 +708,17 @@ class EulerClient:
             },
             extensions={"timeout": self._timeout},
         )
-        response = await self._http.handle_async_request(request)
-        try:
-            content = await _body(response, name)
-        finally:
-            await response.aclose()
-        return response, content
+        # move_on_after rather than fail_after: its TimeoutError would be an OSError to
+        # the handlers in _exchange, and one raised inside would pass for the deadline.
+        with anyio.move_on_after(self._deadline):
+            response = await self._http.handle_async_request(request)
+            try:
+                content = await _body(response, name)
+            finally:
+                await response.aclose()  # httpcore shields its close from the cancel
+            return response, content
+        msg = f"the {name} answer was not complete within {self._deadline:g} s"
+        raise ApiUnavailable(msg, route=name)  # the request may have been received
 
     @asynccontextmanager
     async def _within_budget(self, name: str) -> AsyncIterator[RouteBudget]:

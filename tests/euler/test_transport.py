@@ -321,6 +321,37 @@ class TestBrokenAnswers:
             with pytest.raises(ApiUnavailable, match="timed out"):
                 await api.user_id("host")
 
+    async def test_an_answer_dripped_a_byte_at_a_time_ends_at_the_deadline(self):
+        """Each byte comes within the read timeout, the answer never does: httpx's
+        timeout bounds each read, the client's deadline (twice the timeout) the whole
+        exchange. The connection goes, so the pool's one slot serves the next call."""
+        dripping = anyio.Event()
+
+        async def drip(stream: anyio.abc.SocketStream, seen: list[bytes]) -> None:
+            await read_request(stream, seen)
+            if dripping.is_set():  # a later connection: answered at once
+                await stream.send(OK)
+                await anyio.sleep_forever()
+            await stream.send(_head(b"Content-Length: 100"))
+            dripping.set()
+            while True:
+                await anyio.sleep(0.1)
+                await stream.send(b" ")
+
+        async with (
+            serve(drip) as (url, connections),
+            client(url, timeout=0.3, transport=api_transport(1)) as api,
+        ):
+            started = anyio.current_time()
+            with pytest.raises(ApiUnavailable, match=r"not complete within 0\.6 s") as info:
+                await api.user_id("host")
+            took = anyio.current_time() - started
+            assert dripping.is_set()
+            assert type(info.value) is ApiUnavailable
+            assert 0.55 <= took < 1.2
+            assert await api.user_id("host") == "42"
+        assert len(connections) == 2
+
     async def test_nothing_listening_is_api_unavailable(self):
         listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
         port = listener.extra(anyio.abc.SocketAttribute.local_port)
