@@ -36,7 +36,8 @@ from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from modbot.actions.plan import CALLS, Intent, intent_for
-from modbot.audit.store import AuditStore, Entry, NewEntry
+from modbot.audit.records import Entry, NewEntry
+from modbot.audit.store import AuditStore
 from modbot.clock import Clock, epoch
 from modbot.errors import (
     ApiError,

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from modbot.audit.store import Entry, NewEntry
+from modbot.audit.records import Entry, NewEntry
 from modbot.euler.policy import plan_mute
 from modbot.euler.scopes import ACTION_SCOPES
 from modbot.events import Event

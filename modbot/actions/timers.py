@@ -15,7 +15,8 @@ from anyio.abc import TaskStatus
 
 from modbot.actions.executor import Executor, failure
 from modbot.actions.plan import Intent
-from modbot.audit.store import AuditStore, Timer
+from modbot.audit.records import Timer
+from modbot.audit.store import AuditStore
 from modbot.clock import Clock, epoch
 from modbot.errors import AuditError
 from modbot.events import format_ts

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from modbot.actions.executor import AlreadyRecorded, Executor
 from modbot.actions.plan import NotUndoable, inverse
-from modbot.audit.store import AuditStore, Entry
+from modbot.audit.records import Entry
+from modbot.audit.store import AuditStore
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import json
 import os
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -29,9 +29,24 @@ import anyio
 import structlog
 
 from modbot.audit.query import AuditFilter
+from modbot.audit.records import Entry, NewEntry, Timer
 from modbot.audit.schema import MIGRATIONS, VERSION
 from modbot.errors import AuditError, ConfigError
 from modbot.events import format_ts
+
+__all__ = [  # the row types are at home in records.py, and importable from here too
+    "BUSY_TIMEOUT_MS",
+    "DB_NAME",
+    "MAX_TEXT_STORED",
+    "RETURNING",
+    "AuditStore",
+    "Entry",
+    "NewEntry",
+    "Patience",
+    "Timed",
+    "Timer",
+    "default_db",
+]
 
 BUSY_TIMEOUT_MS = 10_000
 # INSERT ... RETURNING (SQLite 3.35, 2021) tells which rows of a batch went in within
@@ -60,93 +75,6 @@ _COLUMNS = (
     "id, ts, streamer, room_id, user_id, unique_id, rule, rule_hash, action, params, mode,"
     " status, detail, error, msg_id, msg_text, undo_of, undone_by, reason, updated"
 )
-
-
-@dataclass(frozen=True)
-class NewEntry:
-    """An audit row to write."""
-
-    ts: datetime
-    streamer: str
-    rule: str
-    action: str
-    mode: str
-    status: str
-    room_id: str = ""
-    user_id: str = ""
-    unique_id: str = ""
-    rule_hash: str = ""
-    params: dict[str, Any] = field(default_factory=dict)
-    detail: str = ""
-    error: str | None = None
-    msg_id: str = ""
-    msg_text: str = ""
-    undo_of: int | None = None
-    reason: str | None = None
-
-
-@dataclass(frozen=True)
-class Entry:
-    """An audit row as stored."""
-
-    id: int
-    ts: str
-    streamer: str
-    room_id: str
-    user_id: str
-    unique_id: str
-    rule: str
-    rule_hash: str
-    action: str
-    params: dict[str, Any]
-    mode: str
-    status: str
-    detail: str
-    error: str | None
-    msg_id: str
-    msg_text: str
-    undo_of: int | None
-    undone_by: int | None
-    reason: str | None
-    updated: str
-
-    def to_json(self) -> dict[str, Any]:
-        """The ``modbot audit --format json`` object (cli.md's fields and a few more)."""
-        return {
-            "id": self.id,
-            "ts": self.ts,
-            "streamer": self.streamer,
-            "room_id": self.room_id,
-            "user_id": self.user_id,
-            "unique_id": self.unique_id,
-            "rule": self.rule,
-            "rule_hash": self.rule_hash,
-            "action": self.action,
-            "params": self.params,
-            "mode": self.mode,
-            "status": self.status,
-            "undo_of": self.undo_of,
-            "undone_by": self.undone_by,
-            "detail": self.detail,
-            "error": self.error,
-            "msg_id": self.msg_id,
-            "text": self.msg_text,
-            "reason": self.reason,
-            "updated": self.updated,
-        }
-
-
-@dataclass(frozen=True)
-class Timer:
-    """A reversal due later: unmute at a mute's expiry, or comments back on."""
-
-    id: int
-    due: float
-    kind: str  # unmute | comments_on
-    streamer: str
-    room_id: str
-    user_id: str
-    action_id: int
 
 
 def _entry(row: sqlite3.Row | tuple[Any, ...]) -> Entry:

@@ -16,7 +16,7 @@ import io
 import json
 from collections.abc import Iterable, Sequence
 
-from modbot.audit.store import Entry
+from modbot.audit.records import Entry
 from modbot.inert import INVISIBLE, shown
 from modbot.rules.schema import format_duration
 
