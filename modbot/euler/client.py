@@ -655,12 +655,19 @@ class EulerClient:
                 response, content = await self._send(
                     name, route.method, url, params, json_body, headers
                 )
-                budget.learn(
+                refused = budget.learn(
                     response.headers,
                     self._clock.monotonic(),
                     epoch(self._clock),
                     ok=response.is_success,
                 )
+                if refused is not None:  # once per route; later ones counted in the budget
+                    log.warning(
+                        "euler.ratelimit_policy_ignored",
+                        route=name,
+                        policy=clean(response.headers.get("ratelimit-policy", ""), 80),
+                        reason=refused,
+                    )
             return _read(route, response, content, epoch(self._clock), sent_token=token is not None)
         except AuthExpired:
             raise
@@ -723,12 +730,20 @@ class EulerClient:
     @asynccontextmanager
     async def _within_budget(self, name: str) -> AsyncIterator[RouteBudget]:
         """Wait until the route's advertised budget allows one more request, and count
-        the request until its answer (or its failure, or cancellation)."""
+        the request until its answer (or its failure, or cancellation). A wait longer
+        than the retry policy's ``max_wait`` is not waited: RateLimited goes to the
+        caller, who pauses the route (as for a 429 asking as long)."""
         budget = self._budgets[name]
         for _ in range(1000):  # each wait ends a window; the bound only guards a stuck clock
             wait = budget.delay(self._clock.monotonic())
             if wait <= 0:
                 break
+            if wait > self._retry.max_wait:
+                msg = (
+                    f"the {name} route's advertised budget allows no request for {wait:.0f} s "
+                    f"(more than {self._retry.max_wait:g} s)"
+                )
+                raise RateLimited(msg, retry_after=wait, route=name)
             await self._sleep(wait)
         budget.note_sent()
         try:

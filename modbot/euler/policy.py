@@ -17,6 +17,16 @@ from email.utils import parsedate_to_datetime
 
 EPOCH_THRESHOLD = 1_000_000_000  # a reset value this large is an epoch, not seconds
 EPOCH_MS_THRESHOLD = 100_000_000_000
+# The longest wait a server can ask for (Retry-After, RateLimit-Reset): an hour. Euler's
+# longest window is a day's quota, but a pause longer than an hour is an outage the
+# operator must see, not a wait; and `Retry-After: 1e300` must not park a route for ever.
+MAX_RETRY_AFTER = 3600.0
+# What a RateLimit-Policy may advertise: a window of at most an hour and at most this
+# many requests in it (the API's are a few per second). Outside that the header is
+# ignored as if absent: `1;w=1e300` would hold the route for ever, `1e300;w=1` would
+# make the list of answer times as long as the server likes.
+MAX_POLICY_WINDOW = 3600.0
+MAX_POLICY_LIMIT = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,22 +82,47 @@ class RouteBudget:
         self.answered: deque[float] = deque()  # answer times within the window
         self.in_flight = 0
         self.blocked_until = 0.0
+        self.ignored = 0  # RateLimit-Policy headers refused as out of bounds
 
-    def learn(self, headers: Mapping[str, str], now: float, now_epoch: float, ok: bool) -> None:
+    def learn(
+        self, headers: Mapping[str, str], now: float, now_epoch: float, ok: bool
+    ) -> str | None:
+        """Learn the budget from an answer's headers. Returns why a ``RateLimit-Policy``
+        was ignored the first time one is (the caller logs it once), else None; later
+        refusals are only counted in ``ignored``."""
         lowered = {k.lower(): v for k, v in headers.items()}
+        refused: str | None = None
         policy = lowered.get("ratelimit-policy")
         if policy:
-            parts = [part.strip() for part in policy.split(",")[0].split(";")]
-            limit = _number(parts[0])
-            window = next((_number(p[2:]) for p in parts[1:] if p.startswith("w=")), None)
-            if limit is not None and limit >= 1:
-                self.limit = int(limit)
-                self.window = window if window and window > 0 else 1.0
+            refused = self._learn_policy(policy)
         if ok and lowered.get("ratelimit-remaining", "").strip() == "0":
             reset = retry_after_seconds(
                 {"ratelimit-reset": lowered.get("ratelimit-reset", "1")}, now_epoch
             )
-            self.blocked_until = max(self.blocked_until, now + min(reset or 1.0, 3600.0))
+            self.blocked_until = max(self.blocked_until, now + (reset or 1.0))
+        if refused is None:
+            return None
+        self.ignored += 1
+        return refused if self.ignored == 1 else None
+
+    def _learn_policy(self, policy: str) -> str | None:
+        """Take ``limit;w=window`` (the first policy listed); why not, when refused."""
+        parts = [part.strip() for part in policy.split(",", maxsplit=1)[0].split(";")]
+        limit = _number(parts[0])
+        if limit is None or limit < 1:
+            return None  # no budget stated (an empty or zero policy): nothing to learn
+        window = 1.0
+        for part in parts[1:]:
+            if part.startswith("w="):
+                found = _number(part[2:])
+                if found is None or not 0 < found <= MAX_POLICY_WINDOW:
+                    return f"its window is not a number of seconds in (0, {MAX_POLICY_WINDOW:g}]"
+                window = found
+        if limit > MAX_POLICY_LIMIT:
+            return f"its limit is more than {MAX_POLICY_LIMIT} requests"
+        self.limit = int(limit)
+        self.window = window
+        return None
 
     def delay(self, now: float) -> float:
         """Seconds to wait before the next request may go (0: now)."""
@@ -124,29 +159,41 @@ def retry_after_seconds(headers: Mapping[str, str], now_epoch: float) -> float |
     ``Retry-After`` is seconds or an HTTP date. ``RateLimit-Reset`` and
     ``X-RateLimit-Reset`` are seconds when small and an epoch (seconds or
     milliseconds) when large, since clients in the wild read them both ways.
+
+    The answer is at most ``MAX_RETRY_AFTER``: a longer wait (``Retry-After: 1e300``, a
+    date in the year 9999) is cut to it. A value that is not a finite number or a date
+    (``inf``, ``nan``) or that is negative is no answer and the next header is read; a
+    date or an epoch in the past is 0.
     """
     lowered = {k.lower(): v for k, v in headers.items()}
     value = lowered.get("retry-after")
     if value is not None:
         seconds = _number(value)
         if seconds is not None:
-            return max(0.0, seconds)
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            when = None
-        if when is not None:
-            return max(0.0, when.timestamp() - now_epoch)
+            if seconds >= 0:
+                return min(seconds, MAX_RETRY_AFTER)
+        else:
+            try:
+                when = parsedate_to_datetime(value)
+            except (TypeError, ValueError, IndexError, OverflowError):
+                when = None
+            if when is not None:
+                return _bounded(when.timestamp() - now_epoch)
     for name in ("ratelimit-reset", "x-ratelimit-reset"):
         reset = _number(lowered.get(name))
-        if reset is None:
+        if reset is None or reset < 0:
             continue
         if reset >= EPOCH_MS_THRESHOLD:
-            return max(0.0, reset / 1000 - now_epoch)
+            return _bounded(reset / 1000 - now_epoch)
         if reset >= EPOCH_THRESHOLD:
-            return max(0.0, reset - now_epoch)
-        return max(0.0, reset)
+            return _bounded(reset - now_epoch)
+        return _bounded(reset)
     return None
+
+
+def _bounded(seconds: float) -> float:
+    """A wait the server asked for, within [0, MAX_RETRY_AFTER]."""
+    return min(max(0.0, seconds), MAX_RETRY_AFTER)
 
 
 def _number(value: str | None) -> float | None:

@@ -6,6 +6,7 @@ import json
 
 import httpx
 import pytest
+from structlog.testing import capture_logs
 
 from modbot.errors import (
     ApiError,
@@ -632,6 +633,107 @@ class TestNothingEscapes:
         with pytest.raises(RequestRejected, match="route's path"):
             await client.user_id("../accounts")
         assert not fake.calls
+
+
+def _answering(
+    *headers: dict[str, str], status: int = 200
+) -> tuple[httpx.MockTransport, list[httpx.Request]]:
+    """A transport whose answers carry ``headers`` (the last one again and again)."""
+    sent: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        extra = headers[min(len(sent), len(headers)) - 1]
+        body = b'{"code":%d,"numeric_user_id":"42"}' % status
+        return httpx.Response(status, headers=extra, content=body)
+
+    return httpx.MockTransport(handler), sent
+
+
+class TestHostileRateHeaders:
+    """Rate-limit headers that once parked a route for ever (about 1e300 s)."""
+
+    async def test_a_policy_with_a_huge_window_is_ignored_and_logged_once(self, clock, sleeps):
+        transport, sent = _answering({"RateLimit-Policy": "1;w=1e300"})
+        async with EulerClient(
+            "http://euler.test", "k-1", transport=transport, clock=clock, sleep=sleeps
+        ) as api:
+            with capture_logs() as logs:
+                for _ in range(3):
+                    assert await api.user_id("x") == "42"
+        assert len(sent) == 3
+        assert sleeps.waits == []
+        ignored = [e for e in logs if e["event"] == "euler.ratelimit_policy_ignored"]
+        assert len(ignored) == 1
+        assert ignored[0]["route"] == "user_id"
+        assert ignored[0]["policy"] == "1;w=1e300"
+
+    async def test_a_budget_wait_past_max_wait_is_rate_limited_not_slept(self, clock, sleeps):
+        """A window the parser allows (an hour) can still ask for more than the client
+        waits: the call raises RateLimited(retry_after) without sleeping or sending, and
+        the executor pauses the route as for a 429."""
+        transport, sent = _answering({"RateLimit-Policy": "1;w=3600"})
+        async with EulerClient(
+            "http://euler.test",
+            "k-1",
+            transport=transport,
+            clock=clock,
+            sleep=sleeps,
+            retry=RetryPolicy(max_wait=60.0),
+        ) as api:
+            assert await api.user_id("x") == "42"
+            with pytest.raises(RateLimited, match="advertised budget") as info:
+                await api.user_id("x")
+        assert len(sent) == 1
+        assert sleeps.waits == []
+        assert info.value.retry_after == pytest.approx(3600 * 1.1)
+
+    async def test_a_budget_wait_within_max_wait_is_slept(self, clock, sleeps):
+        transport, sent = _answering({"RateLimit-Policy": "1;w=10"})
+        async with EulerClient(
+            "http://euler.test",
+            "k-1",
+            transport=transport,
+            clock=clock,
+            sleep=sleeps,
+            retry=RetryPolicy(max_wait=60.0),
+        ) as api:
+            assert await api.user_id("x") == "42"
+            assert await api.user_id("x") == "42"
+        assert len(sent) == 2
+        assert sleeps.waits == [pytest.approx(11.0)]
+
+    @pytest.mark.parametrize(
+        ("retry_after", "expected"),
+        [
+            ("1e300", 3600.0),
+            ("Fri, 31 Dec 9999 23:59:59 GMT", 3600.0),
+            ("-5", None),
+            ("inf", None),
+            ("nan", None),
+        ],
+    )
+    async def test_a_429_asking_for_ever_pauses_an_hour_at_most(
+        self, retry_after, expected, clock, sleeps
+    ):
+        transport, sent = _answering({"Retry-After": retry_after}, status=429)
+        async with EulerClient(
+            "http://euler.test",
+            "k-1",
+            transport=transport,
+            clock=clock,
+            sleep=sleeps,
+            retry=RetryPolicy(max_attempts=2),
+        ) as api:
+            with pytest.raises(RateLimited) as info:
+                await api.user_id("x")
+        assert info.value.retry_after == expected
+        if expected is None:  # no answer from the server: the client's own backoff
+            assert len(sent) == 2
+            assert all(0 < w < 1 for w in sleeps.waits)
+        else:
+            assert len(sent) == 1
+            assert sleeps.waits == []
 
 
 class TestRepr:

@@ -8,6 +8,9 @@ import pytest
 
 from modbot.euler.policy import (
     CLOSE_CODES,
+    MAX_POLICY_LIMIT,
+    MAX_POLICY_WINDOW,
+    MAX_RETRY_AFTER,
     MutePlan,
     Next,
     RetryPolicy,
@@ -66,6 +69,34 @@ class TestRetryAfterHeaders:
     )
     def test_header_table(self, headers, expected):
         """Retry-After wins; reset values are seconds when small and epochs when large."""
+        result = retry_after_seconds(headers, NOW)
+        if expected is None:
+            assert result is None
+        else:
+            assert result == pytest.approx(expected)
+
+    @pytest.mark.parametrize(
+        ("headers", "expected"),
+        [
+            ({"Retry-After": "1e300"}, MAX_RETRY_AFTER),
+            ({"Retry-After": "3601"}, MAX_RETRY_AFTER),
+            ({"Retry-After": "3600"}, 3600.0),
+            ({"Retry-After": "Fri, 31 Dec 9999 23:59:59 GMT"}, MAX_RETRY_AFTER),
+            ({"RateLimit-Reset": "1e300"}, MAX_RETRY_AFTER),  # an epoch in ms, far away
+            ({"X-RateLimit-Reset": str(int(NOW + 86_400))}, MAX_RETRY_AFTER),
+            ({"Retry-After": "-5"}, None),
+            ({"Retry-After": "-5", "RateLimit-Reset": "8"}, 8.0),
+            ({"Retry-After": "inf"}, None),
+            ({"Retry-After": "-inf", "RateLimit-Reset": "8"}, 8.0),
+            ({"Retry-After": "nan"}, None),
+            ({"Retry-After": "1e400"}, None),  # inf once parsed
+            ({"RateLimit-Reset": "-3"}, None),
+            ({"RateLimit-Reset": "nan", "X-RateLimit-Reset": "4"}, 4.0),
+        ],
+    )
+    def test_a_hostile_wait_is_bounded_or_no_answer(self, headers, expected):
+        """A finite but huge wait is cut to an hour (it would park the route for ever);
+        one that is negative or not finite is no answer, and the next header counts."""
         result = retry_after_seconds(headers, NOW)
         if expected is None:
             assert result is None
@@ -185,3 +216,57 @@ class TestRouteBudget:
         budget.learn({"RateLimit-Policy": policy}, 0.0, 1e9, ok=True)
         assert budget.limit in (None, 5)
         assert budget.window > 0
+
+    @pytest.mark.parametrize(
+        "policy",
+        [
+            "1;w=1e300",
+            f"1;w={MAX_POLICY_WINDOW + 1:g}",
+            "1;w=0",
+            "1;w=-1",
+            "1;w=inf",
+            "1;w=nan",
+            "1;w=",
+            "1e300;w=1",
+            f"{MAX_POLICY_LIMIT + 1};w=1",
+        ],
+    )
+    def test_a_policy_out_of_bounds_is_ignored_as_if_absent(self, policy):
+        """``1;w=1e300`` once made the next request wait about 1e300 s: a window past an
+        hour, or a limit past MAX_POLICY_LIMIT, is refused and what was learned stays."""
+        budget = RouteBudget()
+        assert budget.learn({"RateLimit-Policy": "3;w=2"}, 0.0, 1e9, ok=True) is None
+        reason = budget.learn({"RateLimit-Policy": policy}, 0.0, 1e9, ok=True)
+        assert reason
+        assert (budget.limit, budget.window) == (3, 2.0)
+        budget.note_sent()
+        budget.note_answered(0.0)
+        assert budget.delay(0.0) == 0
+        fresh = RouteBudget()
+        fresh.learn({"RateLimit-Policy": policy}, 0.0, 1e9, ok=True)
+        assert fresh.limit is None
+        for _ in range(3):
+            fresh.note_sent()
+            fresh.note_answered(0.0)
+        assert fresh.delay(0.0) == 0
+
+    def test_a_refused_policy_is_reported_once_and_counted(self):
+        budget = RouteBudget()
+        reasons = [
+            budget.learn({"RateLimit-Policy": "1;w=1e300"}, 0.0, 1e9, ok=True) for _ in range(3)
+        ]
+        assert reasons[0] is not None
+        assert "window" in reasons[0]
+        assert reasons[1:] == [None, None]
+        assert budget.ignored == 3
+
+    def test_the_largest_policy_allowed_is_taken(self):
+        budget = RouteBudget()
+        policy = f"{MAX_POLICY_LIMIT};w={MAX_POLICY_WINDOW:g}"
+        assert budget.learn({"RateLimit-Policy": policy}, 0.0, 1e9, ok=True) is None
+        assert (budget.limit, budget.window) == (MAX_POLICY_LIMIT, MAX_POLICY_WINDOW)
+
+    def test_remaining_zero_with_a_huge_reset_holds_an_hour_at_most(self):
+        budget = RouteBudget()
+        budget.learn({"RateLimit-Remaining": "0", "RateLimit-Reset": "1e300"}, 0.0, 1e9, ok=True)
+        assert budget.delay(0.0) == pytest.approx(MAX_RETRY_AFTER)
