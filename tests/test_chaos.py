@@ -199,8 +199,8 @@ async def test_chaos_during_a_raid(
     # No secret reached a log line, an audit row or an error: the API key, the client
     # secret, and every access and refresh token issued (refreshes included).
     logs = capfd.readouterr()
-    secrets = [fake.api_key, fake.client_secret, *fake._access, *fake._refresh]
-    assert len(fake._access) >= 2  # the expired token was refreshed
+    secrets = [fake.api_key, fake.client_secret, *fake.oauth.access, *fake.oauth.refresh]
+    assert len(fake.oauth.access) >= 2  # the expired token was refreshed
     stored = b"".join(p.read_bytes() for p in sorted(state.glob("audit.db*")))
     assert b"slurword" in stored
     for secret in secrets:
