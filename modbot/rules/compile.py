@@ -23,6 +23,7 @@ from modbot.inert import is_blank
 from modbot.rules import conditions as c
 from modbot.rules.diagnostics import Diagnostic, Pos, did_you_mean, errors
 from modbot.rules.loader import (
+    MAX_LIST_BYTES,
     FileRefused,
     LoadedFile,
     YList,
@@ -57,7 +58,18 @@ from modbot.rules.speech import SpeechCheck
 from modbot.rules.text import LEVELS, Level, Matcher
 
 DEFAULT_EXEMPT = ("owner", "moderator")
-MAX_TERMS = 1_000_000
+# What the terms of a ruleset may cost. Compiling a term costs time and memory (its
+# normal forms, its plural, the spelling without spaces, its place in the automaton):
+# measured here, 50,000 two-word terms took 6.2 s of CPU and 208 MB peak, 100,000 took
+# 12.7 s and 375 MB, 440,000 (4 MiB) 43 s and 1.09 GB, past the daemon's 30 s reload
+# limit and its unit's MemoryMax. These are counted as lists are read and before each
+# condition's terms go into a matcher, so a ruleset over them is refused before the
+# work. A list used at two normalize levels goes into two matchers and counts twice.
+MAX_TERMS = 25_000  # all terms together (2-3 s, about 120 MB)
+MAX_TERM_TEXT = 1024 * 1024  # their characters together (long terms cost by length)
+# pyahocorasick walks its trie recursively: one term of 650,000 characters crashed the
+# interpreter (a segmentation fault when the automaton is freed).
+MAX_TERM_LENGTH = 1_000
 MAX_REGEX = 4096
 
 
@@ -260,6 +272,7 @@ def _compile(
 class _ListDef:
     terms: list[str]
     pos: Pos
+    text: int = 0  # characters of all its terms
 
 
 @dataclass
@@ -279,6 +292,13 @@ class _Compiler:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     lists: dict[str, _ListDef] = field(default_factory=dict)
     broken_lists: set[str] = field(default_factory=set)
+    list_bytes: int = 0  # of the list files read so far
+    list_terms: int = 0  # terms of the lists defined so far
+    list_text: int = 0
+    entries: int = 0  # terms given to the matchers (a list once per level it is used at)
+    entry_text: int = 0
+    list_ids: dict[tuple[Level, str], frozenset[int]] = field(default_factory=dict)
+    over_budget: bool = False  # the lists broke a limit on terms: compile no terms
     matchers: dict[Level, Matcher] = field(
         default_factory=lambda: {lv: Matcher(lv) for lv in LEVELS}
     )
@@ -394,9 +414,40 @@ class _Compiler:
                 continue
             terms = self._list_terms(path, name, value, where)
             if terms is not None:
-                self.lists[name] = _ListDef(terms, where)
+                terms = self._list_budget(name, terms, where)
+            if terms is not None:
+                self.lists[name] = _ListDef(terms, where, sum(map(len, terms)))
             else:
                 self.broken_lists.add(name)  # reported once here, not at every use
+
+    def _list_budget(self, name: str, terms: list[str], where: Pos) -> list[str] | None:
+        """``terms``, or None (and an error) when they break a limit on terms."""
+        long = next((i for i, t in enumerate(terms) if len(t) > MAX_TERM_LENGTH), None)
+        if long is not None:
+            self.error(
+                where,
+                f"list {name!r}: term {long + 1} has {len(terms[long])} characters;"
+                f" a term may have at most {MAX_TERM_LENGTH}",
+            )
+            return None
+        self.list_terms += len(terms)
+        self.list_text += sum(map(len, terms))
+        self.over_budget = self.list_terms > MAX_TERMS or self.list_text > MAX_TERM_TEXT
+        if self.list_terms > MAX_TERMS:
+            self.error(
+                where,
+                f"list {name!r}: the lists hold {self.list_terms} terms with this one;"
+                f" all lists together may hold at most {MAX_TERMS} terms",
+            )
+            return None
+        if self.list_text > MAX_TERM_TEXT:
+            self.error(
+                where,
+                f"list {name!r}: the lists hold {self.list_text} characters of terms with"
+                f" this one; all lists together may hold at most {MAX_TERM_TEXT}",
+            )
+            return None
+        return terms
 
     def _list_terms(self, path: Path, name: str, value: Any, where: Pos) -> list[str] | None:
         if isinstance(value, YList):
@@ -411,7 +462,9 @@ class _Compiler:
         if isinstance(value, YMap) and set(value) == {"file"} and isinstance(value["file"], str):
             target = path.parent / value["file"]
             try:
-                terms = read_list_file(target, path.parent)
+                terms, size = read_list_file(
+                    target, path.parent, room=MAX_LIST_BYTES - self.list_bytes
+                )
             except FileRefused as exc:
                 self.error(
                     value.where("file"), f"list {name!r}: not reading {value['file']!r}: {exc}"
@@ -428,9 +481,7 @@ class _Compiler:
                     value.where("file"), f"list {name!r}: cannot read {value['file']!r}: {exc}"
                 )
                 return None
-            if len(terms) > MAX_TERMS:
-                self.error(value.where("file"), f"list {name!r}: more than {MAX_TERMS} terms")
-                return None
+            self.list_bytes += size
             return terms
         self.error(where, f"list {name!r}: expected a list of terms or {{file: PATH}}")
         return None
@@ -867,7 +918,8 @@ class _Compiler:
     def _terms(
         self, key: str, mode: str, value: Any, where: Pos, ctx: _RuleContext, which: c.Field
     ) -> c.Predicate:
-        terms: list[str] = []
+        inline: list[str] = []
+        refs: list[str] = []
         items = value if isinstance(value, list) else [value]
         for i, item in enumerate(items):
             pos = value.where(i) if isinstance(value, YList) else where
@@ -876,22 +928,57 @@ class _Compiler:
                 continue
             text = str(item)
             if text.startswith("@") and len(text) > 1 and " " not in text:
-                found = self._list_ref(text, pos)
-                terms.extend(found or [])
+                if self._list_ref(text, pos) is not None:
+                    refs.append(text[1:])
+            elif len(text) > MAX_TERM_LENGTH:
+                self.error(
+                    pos,
+                    f"{key}: a term of {len(text)} characters; a term may have at most"
+                    f" {MAX_TERM_LENGTH}",
+                )
             else:
-                terms.append(text)
-        matcher = self.matchers[ctx.level]
-        names = self.term_names[ctx.level]
+                inline.append(text)
+        level = ctx.level
+        if self.over_budget:  # the ruleset is refused already: skip the costly part
+            return c.Terms(key, which, level, mode, frozenset(), {})  # type: ignore[arg-type]
+        # A list goes into a level's matcher once, however many rules use it there.
+        fresh = [n for n in dict.fromkeys(refs) if (level, n) not in self.list_ids]
+        count = len(inline) + sum(len(self.lists[n].terms) for n in fresh)
+        text_size = sum(map(len, inline)) + sum(self.lists[n].text for n in fresh)
+        if self.entries + count > MAX_TERMS:
+            raise SchemaProblem(
+                f"with these {count} terms the rules have {self.entries + count};"
+                f" all rules together may have at most {MAX_TERMS} (a list counts once"
+                " for each normalize level it is used at)"
+            )
+        if self.entry_text + text_size > MAX_TERM_TEXT:
+            raise SchemaProblem(
+                f"with these terms the rules have {self.entry_text + text_size} characters"
+                f" of terms; all rules together may have at most {MAX_TERM_TEXT}"
+            )
+        self.entries += count
+        self.entry_text += text_size
+        for name in fresh:
+            self.list_ids[level, name] = self._add_terms(level, self.lists[name].terms)
+        ids = set(self._add_terms(level, inline))
+        for name in refs:
+            ids |= self.list_ids[level, name]
+        if not ids and (inline or any(self.lists[n].terms for n in refs)):
+            raise SchemaProblem("none of the terms has a letter or digit to match")
+        names = self.term_names[level]
+        return c.Terms(key, which, ctx.level, mode, frozenset(ids), names)  # type: ignore[arg-type]
+
+    def _add_terms(self, level: Level, terms: Iterable[str]) -> frozenset[int]:
+        """The ids of ``terms`` in the matcher of ``level`` (added to it if new)."""
+        matcher = self.matchers[level]
+        names = self.term_names[level]
         ids: set[int] = set()
         for term in terms:
             term_id = matcher.add(term)
-            if term_id is None:
-                continue
-            ids.add(term_id)
-            names.setdefault(term_id, term)
-        if not ids and terms:
-            raise SchemaProblem("none of the terms has a letter or digit to match")
-        return c.Terms(key, which, ctx.level, mode, frozenset(ids), names)  # type: ignore[arg-type]
+            if term_id is not None:
+                ids.add(term_id)
+                names.setdefault(term_id, term)
+        return frozenset(ids)
 
     def _regex(self, key: str, value: Any, which: c.Field) -> c.Predicate:
         patterns = _strings(value)

@@ -29,6 +29,10 @@ RULE_SUFFIXES = (".yaml", ".yml")
 MIB = 1024 * 1024
 MAX_RULE_FILE_BYTES = 1 * MIB
 MAX_LIST_FILE_BYTES = 4 * MIB
+# All list files of a ruleset together (read before any term is compiled, so a hostile
+# set of files is refused before it costs memory; what the terms cost is bounded by the
+# compiler's MAX_TERMS and MAX_TERM_TEXT).
+MAX_LIST_BYTES = 8 * MIB
 # What a file may expand to once YAML aliases are followed (an alias repeats its anchor's
 # value: nine levels of ten aliases are a billion values from 351 bytes). Each anchor's
 # value is built once and shared; these count the values as if each alias were a copy.
@@ -59,7 +63,7 @@ def _size(limit: int) -> str:
     return f"{limit // MIB} MiB" if limit % MIB == 0 else f"{limit} bytes"
 
 
-def read_bounded(path: Path, limit: int) -> bytes:
+def read_bounded(path: Path, limit: int, *, limit_name: str | None = None) -> bytes:
     """The bytes of a regular file of at most ``limit`` bytes, else ``FileRefused``.
 
     Never blocks and never reads more than ``limit + 1`` bytes: a FIFO, a device
@@ -67,7 +71,8 @@ def read_bounded(path: Path, limit: int) -> bytes:
     and again on the open descriptor (opened non-blocking, so a FIFO without a writer
     does not wait); a file that grows while it is read, or says it is smaller than it
     is (``/proc``), is refused at the limit. ``OSError`` for a file that cannot be
-    opened (``FileNotFoundError`` when there is none).
+    opened (``FileNotFoundError`` when there is none). ``limit_name`` says in words
+    which limit ``limit`` is, for the diagnostic (else "the limit is N MiB").
     """
     before = path.stat()
     if not stat.S_ISREG(before.st_mode):
@@ -78,7 +83,7 @@ def read_bounded(path: Path, limit: int) -> bytes:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise FileRefused(f"it is {_kind(info.st_mode)}, not a regular file")
-        too_big = f"the limit is {_size(limit)}"
+        too_big = limit_name or f"the limit is {_size(limit)}"
         if info.st_size > limit:
             raise FileRefused(f"it is {info.st_size} bytes; {too_big}")
         chunks: list[bytes] = []
@@ -409,12 +414,15 @@ def rule_files(paths: list[Path]) -> tuple[list[Path], list[Diagnostic]]:
     return found, problems
 
 
-def read_list_file(path: Path, root: Path) -> list[str]:
-    """A term list: one term per line, ``#`` starts a comment, blank lines skipped.
+def read_list_file(path: Path, root: Path, *, room: int = MAX_LIST_BYTES) -> tuple[list[str], int]:
+    """A term list and its size in bytes: one term per line, ``#`` starts a comment,
+    blank lines skipped.
 
     ``path`` must resolve (symbolic links followed) to a regular file inside ``root``,
-    the rules directory, of at most ``MAX_LIST_FILE_BYTES``; else ``FileRefused``.
-    ``OSError`` when it cannot be read, ``UnicodeDecodeError`` when it is not UTF-8.
+    the rules directory, of at most ``MAX_LIST_FILE_BYTES`` and at most ``room`` bytes
+    (what is left of ``MAX_LIST_BYTES`` after the list files read before it); else
+    ``FileRefused``. ``OSError`` when it cannot be read, ``UnicodeDecodeError`` when it
+    is not UTF-8.
     """
     try:
         target = path.resolve()
@@ -425,7 +433,15 @@ def read_list_file(path: Path, root: Path) -> list[str]:
         raise FileRefused(
             f"it is {target}, outside the rules directory {base}; list files must be in it"
         )
-    text = read_bounded(target, MAX_LIST_FILE_BYTES).decode("utf-8")
+    limit, limit_name = MAX_LIST_FILE_BYTES, None
+    if room < limit:
+        limit = max(room, 0)
+        limit_name = (
+            f"all list files together may hold at most {_size(MAX_LIST_BYTES)}"
+            f" and the ones before it hold {MAX_LIST_BYTES - limit} bytes"
+        )
+    data = read_bounded(target, limit, limit_name=limit_name)
+    text = data.decode("utf-8")
     terms: list[str] = []
     for raw in text.splitlines():
         line = (
@@ -433,4 +449,4 @@ def read_list_file(path: Path, root: Path) -> list[str]:
         )
         if line:
             terms.append(line)
-    return terms
+    return terms, len(data)

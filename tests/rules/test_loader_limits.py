@@ -21,6 +21,7 @@ from modbot.rules import compile as compile_module
 from modbot.rules import loader
 from modbot.rules.compile import load_ruleset
 from modbot.rules.loader import MAX_LIST_FILE_BYTES, MAX_RULE_FILE_BYTES, parse
+from modbot.rules.text import Matcher
 
 LINE = re.compile(r"^(?P<file>[^:]+):(?P<line>\d+):(?P<col>\d+): error: (?P<message>.+)$")
 
@@ -356,3 +357,205 @@ def test_an_unexpected_exception_of_the_parser_is_one_diagnostic(
     path.write_text(RULE)
     found = only_error(path, capsys)
     assert found["message"] == f"could not be loaded: KeyError: '{path}'"
+
+
+# --- what all terms together may cost ------------------------------------------------------
+# Compiling a term costs time and memory: 440,000 terms (a 4 MiB list file) took 43 s and
+# 1.09 GB, past the daemon's reload limit and MemoryMax. The totals are checked as the
+# lists are read and before terms go into a matcher, so an over-size ruleset is refused
+# at once instead of after the work.
+
+
+SYLLABLES = ("ba", "ke", "di", "mo", "pu", "la", "ne", "ri", "so", "tu")
+
+
+def term(i: int) -> str:
+    """The ``i``th of two-word terms, distinct however normalised (no digit, no letter
+    twice in a row)."""
+    word = "".join(SYLLABLES[int(d)] for d in str(i))
+    return f"{word} {SYLLABLES[i % 10]}x"
+
+
+def words_file(path: Path, count: int, start: int = 0) -> None:
+    """``count`` distinct two-word terms, one a line."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{term(i)}\n" for i in range(start, start + count)))
+
+
+def lists_rule(names: dict[str, str], uses: list[tuple[str, str]], prefix: str = "r") -> str:
+    """A rule file with list files ``names`` (name: file) and one rule per (list, level)."""
+    lists = "".join(f"  {name}: {{file: {file}}}\n" for name, file in names.items())
+    rules = "".join(
+        f"  - id: {prefix}{i}\n    on: comment\n    normalize: {level}\n"
+        f'    when: {{text.words: "@{name}"}}\n    then: [log]\n'
+        for i, (name, level) in enumerate(uses)
+    )
+    return f"version: 1\nlists:\n{lists}rules:\n{rules}"
+
+
+def refused_quickly(rules: Path) -> list[str]:
+    started = time.process_time()
+    ruleset, diagnostics = load_ruleset([rules])
+    took = time.process_time() - started
+    assert ruleset is None
+    assert took < 0.5, f"refused after {took:.2f} s: the terms were compiled first"
+    return [d.message for d in diagnostics if d.severity == "error"]
+
+
+def test_a_4_mib_list_of_terms_is_refused_before_it_is_compiled(tmp_path: Path) -> None:
+    """The review's repro: a list file within its 4 MiB holding ~440,000 terms."""
+    big = tmp_path / "lists" / "big.txt"
+    big.parent.mkdir()
+    big.write_text("".join(f"{i:x} {i % 251:x}\n" for i in range(440_000)))
+    assert big.stat().st_size <= MAX_LIST_FILE_BYTES
+    (tmp_path / "r.yaml").write_text(lists_rule({"big": "lists/big.txt"}, [("big", "standard")]))
+    assert refused_quickly(tmp_path) == [
+        (
+            f"list 'big': the lists hold 440000 terms with this one; all lists together may hold"
+            f" at most {compile_module.MAX_TERMS} terms"
+        )
+    ]
+
+
+def test_lists_just_over_the_total_term_limit_are_refused_before_compiling(
+    tmp_path: Path,
+) -> None:
+    """Two lists in two rule files, each within any one-file limit, one term too many."""
+    assert compile_module.MAX_TERMS == 25_000
+    half = compile_module.MAX_TERMS // 2
+    words_file(tmp_path / "a.txt", half)
+    words_file(tmp_path / "b.txt", half + 1, start=half)
+    (tmp_path / "1.yaml").write_text(lists_rule({"a": "a.txt"}, [("a", "standard")]))
+    (tmp_path / "2.yaml").write_text(lists_rule({"b": "b.txt"}, [("b", "standard")], "s"))
+    messages = refused_quickly(tmp_path)
+    assert messages == [
+        (
+            f"list 'b': the lists hold {2 * half + 1} terms with this one; all lists together"
+            " may hold at most 25000 terms"
+        )
+    ]
+
+
+def test_a_list_counts_once_for_each_level_it_is_used_at(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each normalize level has its own matcher: a list used at two levels is in two."""
+    monkeypatch.setattr(compile_module, "MAX_TERMS", 300)
+    words_file(tmp_path / "a.txt", 200)
+    uses = [("a", "none"), ("a", "basic")]
+    (tmp_path / "r.yaml").write_text(lists_rule({"a": "a.txt"}, uses))
+    ruleset, diagnostics = load_ruleset([tmp_path])
+    assert ruleset is None
+    assert [d.message for d in diagnostics] == [
+        (
+            "text.words: with these 200 terms the rules have 400; all rules together may have at"
+            " most 300 (a list counts once for each normalize level it is used at)"
+        )
+    ]
+
+
+def test_a_list_used_by_many_rules_at_one_level_is_compiled_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fifty rules using one list at one level cost the list once, not fifty times."""
+    monkeypatch.setattr(compile_module, "MAX_TERMS", 300)
+    words_file(tmp_path / "a.txt", 200)
+    added: list[str] = []
+    original = Matcher.add
+
+    def counted(self: Matcher, term: str) -> int | None:
+        added.append(term)
+        return original(self, term)
+
+    monkeypatch.setattr(Matcher, "add", counted)
+    (tmp_path / "r.yaml").write_text(lists_rule({"a": "a.txt"}, [("a", "standard")] * 50))
+    ruleset, diagnostics = load_ruleset([tmp_path])
+    assert diagnostics == []
+    assert ruleset is not None
+    assert len(added) == 200
+    assert all(r.condition == ruleset.rules[0].condition for r in ruleset.rules)
+
+
+def test_inline_terms_count_towards_the_total(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(compile_module, "MAX_TERMS", 3)
+    (tmp_path / "r.yaml").write_text(
+        RULE.replace("{text.words: alpha}", "{text.words: [alpha, beta]}")
+        + "  - id: s\n    on: comment\n    when: {text.contains: [gamma, delta]}\n"
+        "    then: [log]\n"
+    )
+    ruleset, diagnostics = load_ruleset([tmp_path])
+    assert ruleset is None
+    assert [(d.line, d.message) for d in diagnostics] == [
+        (
+            9,
+            (
+                "text.contains: with these 2 terms the rules have 4; all rules together may"
+                " have at most 3 (a list counts once for each normalize level it is used at)"
+            ),
+        )
+    ]
+
+
+def test_the_characters_of_all_terms_are_limited(tmp_path: Path) -> None:
+    """Long terms cost by their length: 1,100 terms of 1,000 characters are refused."""
+    term = "x" * compile_module.MAX_TERM_LENGTH
+    (tmp_path / "long.txt").write_text("".join(f"{i}{term[len(str(i)) :]}\n" for i in range(1100)))
+    (tmp_path / "r.yaml").write_text(lists_rule({"long": "long.txt"}, [("long", "standard")]))
+    assert refused_quickly(tmp_path) == [
+        (
+            "list 'long': the lists hold 1100000 characters of terms with this one; all lists"
+            f" together may hold at most {compile_module.MAX_TERM_TEXT}"
+        )
+    ]
+
+
+def test_a_term_of_650_000_characters_is_refused_not_a_crash(tmp_path: Path) -> None:
+    """pyahocorasick frees its trie recursively: such a term crashed the interpreter."""
+    huge = " ".join(f"w{i}" for i in range(100_000))
+    assert len(huge) > 650_000
+    (tmp_path / "one.txt").write_text(huge + "\n")
+    (tmp_path / "r.yaml").write_text(
+        lists_rule({"one": "one.txt"}, [("one", "standard")])
+        + '  - id: inline\n    on: comment\n    when: {text.words: "'
+        + "y" * 1001
+        + '"}\n    then: [log]\n'
+    )
+    assert refused_quickly(tmp_path) == [
+        f"list 'one': term 1 has {len(huge)} characters; a term may have at most 1000",
+        "text.words: a term of 1001 characters; a term may have at most 1000",
+    ]
+
+
+def test_all_list_files_together_are_limited_in_bytes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Three list files of 3 MiB each (mostly comments): the third passes 8 MiB."""
+    assert loader.MAX_LIST_BYTES == 8 * 1024 * 1024
+    size = 3 * 1024 * 1024
+    for name in "abc":
+        (tmp_path / f"{name}.txt").write_bytes(f"{name}term\n".encode() + b"#" * (size - 6))
+    files = {name: f"{name}.txt" for name in "abc"}
+    (tmp_path / "r.yaml").write_text(lists_rule(files, [(n, "standard") for n in "abc"]))
+    assert refused_quickly(tmp_path) == [
+        (
+            "list 'c': not reading 'c.txt': it is 3145728 bytes; all list files together may"
+            " hold at most 8 MiB and the ones before it hold 6291456 bytes"
+        )
+    ]
+
+
+def test_a_moderate_ruleset_still_compiles_and_matches(tmp_path: Path) -> None:
+    words_file(tmp_path / "lists" / "a.txt", 2_000)
+    words_file(tmp_path / "lists" / "b.txt", 2_000, start=2_000)
+    files = {"a": "lists/a.txt", "b": "lists/b.txt"}
+    uses = [("a", "standard"), ("b", "basic"), ("a", "standard")]
+    (tmp_path / "r.yaml").write_text(lists_rule(files, uses))
+    ruleset, diagnostics = load_ruleset([tmp_path])
+    assert diagnostics == []
+    assert ruleset is not None
+    assert ruleset.matchers["standard"].size == 2_000
+    assert ruleset.matchers["basic"].size == 2_000
+    assert ruleset.matchers["standard"].find(f"say {term(1999)} now")
+    assert ruleset.matchers["basic"].find(f"say {term(2000)} now")
