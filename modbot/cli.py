@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Self, TextIO, cast
 import anyio
 
 from modbot.__about__ import __version__, build
+from modbot.actions.table import kind_of, undoable
 from modbot.clock import SystemClock
 from modbot.config import (
     DEFAULT_API_BASE_URL,
@@ -767,11 +768,12 @@ def _decision_json(d: Decision, event: Event) -> dict[str, Any]:
         "mode": d.mode,
         "detail": d.detail,
     }
-    if d.action == "mute":
+    takes = kind.takes if (kind := kind_of(d.action)) is not None else "nothing"
+    if takes == "duration":
         record["duration_s"] = d.duration_s
     if d.text is not None:
         record["text"] = d.text
-    if d.action == "comments":
+    if takes == "toggle":
         record["enabled"] = d.comments_enabled
         record["for_s"] = d.comments_for_s
     if d.strike is not None:
@@ -1487,11 +1489,7 @@ def _undo(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
             ids = list(args.ids)
             if where is not None:
                 candidates = await store.query(where)
-                ids = [
-                    e.id
-                    for e in candidates
-                    if e.action in ("mute", "ban", "comments") and e.undone_by is None
-                ]
+                ids = [e.id for e in candidates if undoable(e.action) and e.undone_by is None]
                 if not ids:
                     if not args.json:
                         print(

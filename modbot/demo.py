@@ -42,6 +42,7 @@ import anyio
 import yaml
 from pydantic import SecretStr
 
+from modbot.actions.table import describe as described
 from modbot.audit.query import AuditFilter
 from modbot.audit.store import AuditStore, Entry, default_db
 from modbot.config import Settings
@@ -58,7 +59,6 @@ from modbot.inert import shown
 from modbot.log import configure
 from modbot.loopback import LoopbackServer, serve
 from modbot.rules.engine import Decision
-from modbot.rules.schema import format_duration
 
 SETTLE = 2.0  # seconds after the last scripted event for the last calls to finish
 MARKER = "demo.json"
@@ -233,16 +233,7 @@ def fit(text: str, width: int) -> str:
 
 def describe(entry: Entry) -> str:
     """An audit entry's action in short: ``mute 10m``, ``reply 'hi …'``, ``comments off``."""
-    p = entry.params
-    if entry.action == "mute":
-        return f"mute {format_duration(p.get('duration_s'))}"
-    if entry.action == "comments":
-        state = "on" if p.get("enabled") else "off"
-        extra = f" for {format_duration(p['for_s'])}" if p.get("for_s") else ""
-        return f"comments {state}{extra}"
-    if entry.action in ("reply", "warn"):
-        return f"{entry.action} {shown(str(p.get('text', '')), 16)!r}"
-    return entry.action
+    return described(entry.action, entry.params, text_limit=16)
 
 
 def outcome(entry: Entry) -> tuple[str, str]:

@@ -3,11 +3,9 @@
 For each event's decisions (already merged by the engine: one enforcement per user per
 event) the executor:
 
-1. plans the intents and gates them: observe mode, rules whose OAuth scope is not
-   granted (switched to observe, one warning per rule and scope), a de-duplication
-   window so one burst never sends the same mute or ban twice, one chat message per
-   room per ``reply_interval`` (TikTok drops bursts), comments never turned off while
-   already off, and ``--dry-run``;
+1. plans the intents and gates them (:mod:`modbot.actions.gate`, the policy as a pure
+   function: scope, dry run, reply pacing, comment state, de-duplication, the speech
+   check), saying once per rule and scope when one only observes for want of a scope;
 2. writes the intents that call the API to the audit store (``pending``) in one
    statement per batch, before their calls and without waiting for the batch before;
    the others (observed, skipped, logged: most of a raid's decisions) go to a writer
@@ -23,9 +21,8 @@ The same ``perform()`` serves decisions, expiry timers, crash recovery and undo.
 from __future__ import annotations
 
 import contextlib
-import math
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, NamedTuple, TypeVar
@@ -35,7 +32,10 @@ import structlog
 from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from modbot.actions.plan import CALLS, Intent, intent_for
+from modbot.actions import gate as gating
+from modbot.actions.gate import GatePolicy, GateState, Speech
+from modbot.actions.plan import Intent, intent_for, intent_from_entry
+from modbot.actions.table import RECOVER_AGE, kind_of, routes
 from modbot.audit.records import Entry, NewEntry
 from modbot.audit.store import AuditStore
 from modbot.clock import Clock, epoch
@@ -48,26 +48,14 @@ from modbot.errors import (
 from modbot.euler.client import EulerClient
 from modbot.euler.watcher import hand_on
 from modbot.events import Event
-from modbot.inert import is_blank, shown
+from modbot.inert import shown
 from modbot.log import scrub
 from modbot.rules.engine import Decision
 
 log = structlog.get_logger("modbot.executor")
 T = TypeVar("T")
 
-ROUTES = {
-    "mute": "mute",
-    "unmute": "unmute",
-    "ban": "ban",
-    "unban": "unban",
-    "reply": "chat",
-    "warn": "chat",
-    "comments": "toggle_comments",
-}
-CHAT = frozenset({"reply", "warn"})  # the actions that speak from the streamer's account
 RATE_LIMIT_ATTEMPTS = 5
-RECOVER_MAX_AGE = {"reply": 60.0, "warn": 60.0}  # a late chat message confuses more than it helps
-RECOVER_DEFAULT_AGE = 600.0
 RECOVER_CALL_LIMIT = 30.0  # one replay at start-up: then it failed, and start-up goes on
 RECOVER_BUDGET = 60.0  # all replays at start-up together: the rest fail with why
 ERROR_LIMIT = 500  # characters of an error kept in the audit row
@@ -153,33 +141,31 @@ class Executor:
         max_in_flight: int = 64,
         per_route: int = 8,
         batch_max: int = 500,
-        speech: Callable[[str], str | None] | None = None,
+        speech: Speech | None = None,
     ) -> None:
         self.client = client
         self.store = store
         self.clock = clock
-        self.dry_run = dry_run
-        self.granted = granted_scopes
-        self.reply_interval = reply_interval
-        self.dedup_window = dedup_window
         self.batch_max = batch_max
-        # Why a chat message must not be said (the rules' own text checks); without
-        # it, only a blank message is held back.
-        self.speech = speech or _only_blank
+        # speech: why a chat message must not be said (the rules' own text checks);
+        # without it, only a blank message is held back.
+        self.policy = GatePolicy(
+            dry_run=dry_run,
+            reply_interval=reply_interval,
+            dedup_window=dedup_window,
+            speech=speech or gating.only_blank,
+        )
+        self.gates = GateState(granted=granted_scopes)
         # fast_acquire: taking a free slot does not yield to the loop. Under load every
         # turn of the loop is a few milliseconds, and a call went through two such
         # slots (in flight, route) before it was sent.
         self._in_flight = anyio.Semaphore(max_in_flight, fast_acquire=True)
         self._max_in_flight = max_in_flight
+        self._per_route = per_route
         self._route_limits = {
-            r: anyio.Semaphore(per_route, fast_acquire=True) for r in set(ROUTES.values())
+            r: anyio.Semaphore(per_route, fast_acquire=True) for r in sorted(routes())
         }
         self._paused_until: dict[str, float] = {}
-        self._recent: dict[tuple[str, str, str], tuple[float, float]] = {}
-        self._last_reply: dict[str, float] = {}
-        self._comments_off: dict[str, bool] = {}
-        self._warned: set[tuple[str, str]] = set()
-        self._denied: set[str] = set()  # scopes the API refused despite the grant
         self._outcomes: MemoryObjectSendStream[_Outcome] | None = None
         self._records: MemoryObjectSendStream[list[NewEntry]] | None = None
         self._counts = dict.fromkeys(
@@ -193,11 +179,17 @@ class Executor:
 
     # --- lifecycle ----------------------------------------------------------------------
 
+    @property
+    def dedup_window(self) -> float:
+        return self.policy.dedup_window
+
+    @dedup_window.setter
+    def dedup_window(self, seconds: float) -> None:
+        self.policy = replace(self.policy, dedup_window=seconds)
+
     def update_scopes(self, granted: frozenset[str]) -> None:
         """The token was refreshed: gate actions by the new grant from now on."""
-        self.granted = granted
-        self._denied.clear()
-        self._warned.clear()
+        self.gates.regrant(granted)
 
     def latency(self) -> dict[str, CallLatency]:
         """Delays before moderation calls, over the last 100,000 first tries.
@@ -370,59 +362,21 @@ class Executor:
     # --- gating -------------------------------------------------------------------------
 
     def gate(self, intent: Intent) -> Intent:
-        """Apply the speech check, observe-by-scope, de-duplication, reply pacing and
-        comment state."""
-        if not intent.calls_api:
-            return _unknown_skipped(intent)
-        if intent.action in CHAT and (problem := self.speech(intent.text or "")) is not None:
-            return intent.skipped(f"not said: {problem}")
-        scope = intent.scope
-        if scope is not None and (
-            scope in self._denied or (self.granted is not None and scope not in self.granted)
-        ):
-            if (intent.rule, scope) not in self._warned:
-                self._warned.add((intent.rule, scope))
-                log.warning(
-                    "scope.missing",
-                    rule=intent.rule,
-                    scope=scope,
-                    action=intent.action,
-                    message=f"rule {intent.rule!r} only observes: its {intent.action} needs the "
-                    f"OAuth scope {scope}, which the grant lacks; run `modbot auth login`",
-                )
-            return replace(
-                intent, mode="observe", detail=f"{intent.detail}; observe: no scope {scope}"
+        """The gate's verdict on one intent (:func:`modbot.actions.gate.gate`), saying
+        once per rule and scope when a rule only observes for want of a scope."""
+        gated = gating.gate(intent, self.gates, epoch(self.clock), self.policy)
+        scope = gated.missing_scope
+        if scope is not None:
+            rule, action = intent.rule_id, intent.action
+            log.warning(
+                "scope.missing",
+                rule=rule,
+                scope=scope,
+                action=action,
+                message=f"rule {rule!r} only observes: its {action} needs the OAuth scope "
+                f"{scope}, which the grant lacks; run `modbot auth login`",
             )
-        if not intent.room_id:
-            return intent.skipped("the room id is not known yet")
-        if self.dry_run:
-            return replace(intent, mode="observe", detail=f"{intent.detail}; dry run")
-        now = epoch(self.clock)
-        if intent.action in CHAT:
-            last = self._last_reply.get(intent.room_id)
-            if last is not None and now - last < self.reply_interval:
-                return intent.skipped(
-                    f"one chat message per {self.reply_interval:g}s in a room (TikTok drops bursts)"
-                )
-            self._last_reply[intent.room_id] = now
-            return intent
-        if intent.action == "comments":
-            off = not intent.enabled
-            if self._comments_off.get(intent.room_id, False) == off and off:
-                return intent.skipped("comments are already off")
-            self._comments_off[intent.room_id] = off
-            return intent
-        key = (intent.room_id, intent.user_id, intent.action)
-        seen = self._recent.get(key)
-        weight = _weight(intent)
-        if seen is not None and now - seen[0] < self.dedup_window and weight <= seen[1]:
-            return intent.skipped(
-                f"the same {intent.action} was sent {now - seen[0]:.0f}s ago in this burst"
-            )
-        self._recent[key] = (now, weight)
-        if len(self._recent) > 50_000:
-            self._recent = {k: v for k, v in self._recent.items() if now - v[0] < self.dedup_window}
-        return intent
+        return gated.intent
 
     # --- calling ------------------------------------------------------------------------
 
@@ -439,12 +393,15 @@ class Executor:
             return await self._perform(intent, entry_id, stamps)
         except Exception as exc:  # one intent never stops the others
             self._counts["failed"] += 1
-            log.exception("action.crashed", action=intent.action, rule=intent.rule, entry=entry_id)
+            log.exception(
+                "action.crashed", action=intent.action, rule=intent.rule_id, entry=entry_id
+            )
             return _Outcome(entry_id, "failed", failure(exc), [])
 
     async def _perform(self, intent: Intent, entry_id: int, stamps: Stamps | None) -> _Outcome:
-        route = ROUTES.get(intent.action)
-        if route is None:
+        kind = kind_of(intent.action)
+        route = kind.route if kind is not None else None
+        if kind is None or kind.call is None or route is None:
             return _Outcome(entry_id, "failed", f"{intent.action} is not an API call", [])
         if self.client is None:
             return _Outcome(entry_id, "failed", "no API client (offline)", [])
@@ -454,10 +411,10 @@ class Executor:
         for _ in range(RATE_LIMIT_ATTEMPTS):
             await self._wait_route(route)
             try:
-                async with self._route_limits[route]:
+                async with self._limit(route):
                     first_try, stamps = stamps, None
                     with self._timed(first_try):
-                        await self._call(intent)
+                        await kind.call(self.client, intent)
             except RateLimited as exc:
                 pause = exc.retry_after if exc.retry_after is not None else 10.0
                 self._paused_until[route] = max(
@@ -468,8 +425,7 @@ class Executor:
                 retryable = True
                 continue
             except PlanOrScopeDenied as exc:
-                if intent.scope:
-                    self._denied.add(intent.scope)
+                gating.refused(intent.scope, self.gates)
                 error = scrub(str(exc))
                 break
             except AuthExpired as exc:
@@ -482,18 +438,18 @@ class Executor:
             except Exception as exc:  # one call never stops the others: it failed, and why
                 error = failure(exc)
                 log.exception(
-                    "action.crashed", action=intent.action, rule=intent.rule, entry=entry_id
+                    "action.crashed", action=intent.action, rule=intent.rule_id, entry=entry_id
                 )
                 break
             else:
+                gating.called(intent, self.gates)
                 self._counts["done"] += 1
                 return _Outcome(entry_id, "done", None, self._timers_for(intent, entry_id))
         self._counts["failed"] += 1
         error = shown(error, ERROR_LIMIT) if error is not None else None
-        if intent.action == "comments":
-            self._comments_off.pop(intent.room_id, None)  # unknown now
+        gating.failed(intent, self.gates)
         log.warning(
-            "action.failed", action=intent.action, rule=intent.rule, entry=entry_id, error=error
+            "action.failed", action=intent.action, rule=intent.rule_id, entry=entry_id, error=error
         )
         return _Outcome(entry_id, "failed", error, [], retryable=retryable)
 
@@ -522,38 +478,23 @@ class Executor:
         if delay > 0:
             await anyio.sleep(min(delay, 120.0))
 
-    async def _call(self, intent: Intent) -> None:
-        client = self.client
-        assert client is not None
-        room, user = intent.room_id, intent.user_id
-        if intent.action == "mute":
-            duration = intent.api_duration
-            assert duration is not None
-            await client.mute(room, user, duration, intent.msg_id or None)
-        elif intent.action == "unmute":
-            await client.unmute(room, user)
-        elif intent.action == "ban":
-            await client.ban(room, user, intent.msg_id or None)
-        elif intent.action == "unban":
-            await client.unban(room, user)
-        elif intent.action in ("reply", "warn"):
-            await client.send_chat(room, intent.text or "")
-        elif intent.action == "comments":
-            await client.toggle_comments(room, enabled=bool(intent.enabled))
-            self._comments_off[room] = not intent.enabled
-        else:
-            msg = f"{intent.action} is not an API call"
-            raise ValueError(msg)
+    def _limit(self, route: str) -> anyio.Semaphore:
+        """The slots of one route (a route added to the action table later gets its own)."""
+        limit = self._route_limits.get(route)
+        if limit is None:
+            limit = self._route_limits[route] = anyio.Semaphore(self._per_route, fast_acquire=True)
+        return limit
 
     def _timers_for(
         self, intent: Intent, entry_id: int
     ) -> list[tuple[float, str, str, str, str, int]]:
         now = epoch(self.clock)
-        if intent.action == "mute" and intent.unmute_after is not None:
+        if intent.unmute_after is not None:
             due = now + intent.unmute_after
             return [(due, "unmute", intent.streamer, intent.room_id, intent.user_id, entry_id)]
-        if intent.action == "comments" and intent.enabled is False and intent.for_s:
-            due = now + intent.for_s
+        for_s = intent.decision.comments_for_s
+        if intent.action == "comments" and intent.comments_enabled is False and for_s:
+            due = now + for_s
             return [(due, "comments_on", intent.streamer, intent.room_id, "", entry_id)]
         return []
 
@@ -607,8 +548,8 @@ class Executor:
                 await self.store.finish([(entry.id, "failed", why)], now)
                 given_up += 1
                 continue
-            if intent.action in CHAT and (problem := self.speech(intent.text or "")) is not None:
-                await self.store.finish([(entry.id, "skipped", f"not said: {problem}")], now)
+            if (problem := gating.unsaid(intent, self.policy.speech)) is not None:
+                await self.store.finish([(entry.id, "skipped", problem)], now)
                 given_up += 1
                 continue
             await self.store.patch_params(entry.id, {"replayed_at_start": True}, now)
@@ -632,24 +573,14 @@ class Executor:
             age = (now - datetime.fromisoformat(entry.ts)).total_seconds()
         except (TypeError, ValueError):
             return f"its time {shown(str(entry.ts), 40)!r} cannot be read; not replayed"
-        limit = RECOVER_MAX_AGE.get(entry.action, RECOVER_DEFAULT_AGE)
-        if entry.action not in ROUTES or age > limit:
+        kind = kind_of(entry.action)
+        limit = kind.recover_age if kind is not None else RECOVER_AGE
+        if kind is None or kind.route is None or age > limit:
             return (
                 f"interrupted by a restart and {age:.0f}s old when modbot came back "
                 f"(retried only within {limit:.0f}s)"
             )
         return None
-
-
-def _unknown_skipped(intent: Intent) -> Intent:
-    """An intent that calls nothing, skipped if its action is none modbot knows."""
-    if intent.action not in CALLS and intent.action != "log" and intent.skip is None:
-        return intent.skipped(f"{intent.action!r} is not an action modbot knows")
-    return intent
-
-
-def _only_blank(text: str) -> str | None:
-    return "the message is empty" if is_blank(text) else None
 
 
 def failure(exc: BaseException) -> str:
@@ -667,34 +598,3 @@ def _more(receive: MemoryObjectReceiveStream[T], batch: list[T], most: int) -> l
         except (anyio.WouldBlock, anyio.EndOfStream):
             break
     return batch
-
-
-def intent_from_entry(entry: Entry) -> Intent:
-    """Rebuild the intent of a recorded row (crash recovery)."""
-    p = entry.params
-    return Intent(
-        action=entry.action,
-        ts=datetime.fromisoformat(entry.ts),
-        streamer=entry.streamer,
-        room_id=entry.room_id,
-        rule=entry.rule,
-        mode=entry.mode,
-        user_id=entry.user_id,
-        unique_id=entry.unique_id,
-        rule_hash=entry.rule_hash,
-        detail=entry.detail,
-        msg_id=entry.msg_id,
-        msg_text=entry.msg_text,
-        duration_s=p.get("duration_s"),
-        text=p.get("text"),
-        enabled=p.get("enabled"),
-        for_s=p.get("for_s"),
-        undo_of=entry.undo_of,
-    )
-
-
-def _weight(intent: Intent) -> float:
-    """How strong an action is, for de-duplication (a longer mute is not a repeat)."""
-    if intent.action == "mute":
-        return math.inf if intent.duration_s is None else intent.duration_s
-    return 0.0

@@ -1,7 +1,9 @@
 """Decisions to intents, and intents to their inverse (pure: no I/O, no clock).
 
 An ``Intent`` is one API call to make (or not, with the reason): the engine's
-``Decision`` plus where (room) and how (the API's mute duration, a timer for the rest).
+``Decision`` itself plus where (room) and how (the API's mute duration, a timer for the
+rest). What each action calls, needs and undoes is the action table's
+(:mod:`modbot.actions.table`).
 ``inverse()`` gives the call that reverses a done action, for ``modbot undo``; expiry
 timers use the same calls.
 """
@@ -12,103 +14,145 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from modbot.actions.table import kind_of
 from modbot.audit.records import Entry, NewEntry
 from modbot.euler.policy import plan_mute
-from modbot.euler.scopes import ACTION_SCOPES
 from modbot.events import Event
 from modbot.inert import encodable
 from modbot.rules.engine import Decision
 
-CALLS = frozenset({"mute", "ban", "reply", "warn", "comments", "unmute", "unban"})
-SCOPES: dict[str, str | None] = {**ACTION_SCOPES, "unmute": "webcast:mute", "unban": "webcast:ban"}
 UNDO_RULE = "undo"
 
 
 @dataclass(frozen=True)
 class Intent:
-    """One action to carry out, with everything the API call and the audit row need."""
+    """One action to carry out: the engine's decision, where, and for what.
 
-    action: str  # mute ban reply warn comments log unmute unban
+    The decision's facts keep its names (``rule_id``, ``suppressed``,
+    ``comments_enabled``...); the intent adds the event's place and time, and the links
+    an undo or an expiry carries. Undo, expiry timers and crash recovery make
+    decisions of modbot's own (:func:`own`).
+    """
+
+    decision: Decision
     ts: datetime
     streamer: str
     room_id: str
-    rule: str
-    mode: str = "enforce"
-    user_id: str = ""
-    unique_id: str = ""
-    rule_hash: str = ""
-    detail: str = ""
     msg_id: str = ""
     msg_text: str = ""
-    duration_s: float | None = None  # mute: wanted length, None = forever
-    text: str | None = None  # reply/warn
-    enabled: bool | None = None  # comments
-    for_s: float | None = None  # comments: back on after
-    strike: int | None = None
-    skip: str | None = None  # why it will not be called
     undo_of: int | None = None
     reason: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def action(self) -> str:
+        return self.decision.action
+
+    @property
+    def rule_id(self) -> str:
+        return self.decision.rule_id
+
+    @property
+    def mode(self) -> str:
+        return self.decision.mode
+
+    @property
+    def user_id(self) -> str:
+        return self.decision.user_id
+
+    @property
+    def text(self) -> str | None:
+        return self.decision.text
+
+    @property
+    def comments_enabled(self) -> bool | None:
+        return self.decision.comments_enabled
+
+    @property
+    def suppressed(self) -> str | None:
+        return self.decision.suppressed
+
+    @property
     def calls_api(self) -> bool:
-        return self.action in CALLS and self.mode == "enforce" and self.skip is None
+        kind = kind_of(self.decision.action)
+        return kind is not None and kind.calls_api and self.decision.enforced
 
     @property
     def scope(self) -> str | None:
-        return SCOPES.get(self.action)
+        kind = kind_of(self.decision.action)
+        return None if kind is None else kind.scope
 
     @property
     def api_duration(self) -> int | None:
-        return plan_mute(self.duration_s).api_duration if self.action == "mute" else None
+        kind = kind_of(self.decision.action)
+        if kind is None or not kind.stepped_duration:
+            return None
+        return plan_mute(self.decision.duration_s).api_duration
 
     @property
     def unmute_after(self) -> float | None:
-        return plan_mute(self.duration_s).unmute_after if self.action == "mute" else None
+        kind = kind_of(self.decision.action)
+        if kind is None or not kind.stepped_duration:
+            return None
+        return plan_mute(self.decision.duration_s).unmute_after
+
+    def changed(self, **facts: Any) -> Intent:
+        """This intent with some of its decision's facts changed."""
+        return replace(self, decision=replace(self.decision, **facts))
+
+    def skipped(self, why: str) -> Intent:
+        return self.changed(suppressed=why)
 
     def params(self) -> dict[str, Any]:
         """What the audit row keeps about the call (never viewer-controlled code)."""
+        d = self.decision
+        kind = kind_of(d.action)
+        takes = kind.takes if kind is not None else "nothing"
         out: dict[str, Any] = dict(self.extra)
-        if self.action == "mute":
-            out["duration_s"] = self.duration_s
-            out["api_duration"] = self.api_duration
-            if self.unmute_after is not None:
-                out["unmute_after_s"] = self.unmute_after
-        if self.text is not None:
-            out["text"] = encodable(self.text)
-        if self.action == "comments":
-            out["enabled"] = self.enabled
-            if self.for_s:
-                out["for_s"] = self.for_s
-        if self.strike is not None:
-            out["strike"] = self.strike
+        if takes == "duration":
+            out["duration_s"] = d.duration_s
+            if kind is not None and kind.stepped_duration:
+                out["api_duration"] = self.api_duration
+                if self.unmute_after is not None:
+                    out["unmute_after_s"] = self.unmute_after
+        if d.text is not None:
+            out["text"] = encodable(d.text)
+        if takes == "toggle":
+            out["enabled"] = d.comments_enabled
+            if d.comments_for_s:
+                out["for_s"] = d.comments_for_s
+        if d.strike is not None:
+            out["strike"] = d.strike
         return out
 
     def status_before_call(self) -> str:
         """The status written with the intent: ``pending`` for a call to make."""
-        if self.skip is not None:
+        if self.decision.suppressed is not None:
             return "skipped"
-        if self.mode == "observe":
+        if self.decision.mode == "observe":
             return "observed"
-        if self.action == "log":
+        kind = kind_of(self.decision.action)
+        if kind is not None and not kind.calls_api:
             return "done"
         return "pending"
 
     def entry(self) -> NewEntry:
+        """The audit row of this intent (the store's columns: ``rule`` is the rule id)."""
+        d = self.decision
         return NewEntry(
             ts=self.ts,
             streamer=self.streamer,
-            rule=self.rule,
-            action=self.action,
-            mode=self.mode,
+            rule=d.rule_id,
+            action=d.action,
+            mode=d.mode,
             status=self.status_before_call(),
             room_id=self.room_id,
-            user_id=self.user_id,
-            unique_id=encodable(self.unique_id),
-            rule_hash=self.rule_hash,
+            user_id=d.user_id,
+            unique_id=encodable(d.unique_id),
+            rule_hash=d.rule_hash,
             params=self.params(),
             detail=encodable(
-                self.detail if self.skip is None else f"{self.detail}; not done: {self.skip}"
+                d.detail if d.suppressed is None else f"{d.detail}; not done: {d.suppressed}"
             ),
             msg_id=self.msg_id,
             msg_text=encodable(self.msg_text),
@@ -116,31 +160,80 @@ class Intent:
             reason=self.reason,
         )
 
-    def skipped(self, why: str) -> Intent:
-        return replace(self, skip=why)
-
 
 def intent_for(decision: Decision, event: Event) -> Intent:
     """The intent of one engine decision on one event (suppressed ones are skipped)."""
     return Intent(
-        action=decision.action,
+        decision,
         ts=event.ts,
         streamer=event.streamer,
         room_id=event.room_id,
-        rule=decision.rule_id,
-        mode=decision.mode,
-        user_id=decision.user_id,
-        unique_id=decision.unique_id,
-        rule_hash=decision.rule_hash,
-        detail=decision.detail,
         msg_id=event.msg_id,
         msg_text=event.text,
-        duration_s=decision.duration_s,
-        text=decision.text,
-        enabled=decision.comments_enabled,
-        for_s=decision.comments_for_s,
-        strike=decision.strike,
-        skip=decision.suppressed,
+    )
+
+
+def own(
+    action: str,
+    *,
+    ts: datetime,
+    streamer: str,
+    room_id: str,
+    rule_id: str,
+    user_id: str,
+    unique_id: str,
+    detail: str,
+    comments_enabled: bool | None = None,
+    undo_of: int | None = None,
+    reason: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Intent:
+    """An intent of modbot's own making (undo, an expiry), enforced."""
+    decision = Decision(
+        rule_id=rule_id,
+        rule_hash="",
+        action=action,
+        mode="enforce",
+        detail=detail,
+        user_id=user_id,
+        unique_id=unique_id,
+        comments_enabled=comments_enabled,
+    )
+    return Intent(
+        decision,
+        ts=ts,
+        streamer=streamer,
+        room_id=room_id,
+        undo_of=undo_of,
+        reason=reason,
+        extra=extra or {},
+    )
+
+
+def intent_from_entry(entry: Entry) -> Intent:
+    """Rebuild the intent of a recorded row (crash recovery): :meth:`Intent.entry` back."""
+    p = entry.params
+    decision = Decision(
+        rule_id=entry.rule,
+        rule_hash=entry.rule_hash,
+        action=entry.action,
+        mode="observe" if entry.mode == "observe" else "enforce",
+        detail=entry.detail,
+        user_id=entry.user_id,
+        unique_id=entry.unique_id,
+        duration_s=p.get("duration_s"),
+        text=p.get("text"),
+        comments_enabled=p.get("enabled"),
+        comments_for_s=p.get("for_s"),
+    )
+    return Intent(
+        decision,
+        ts=datetime.fromisoformat(entry.ts),
+        streamer=entry.streamer,
+        room_id=entry.room_id,
+        msg_id=entry.msg_id,
+        msg_text=entry.msg_text,
+        undo_of=entry.undo_of,
     )
 
 
@@ -156,13 +249,11 @@ def inverse(entry: Entry, now: datetime, *, reason: str | None = None) -> Intent
     if entry.undone_by is not None:
         msg = f"#{entry.id} was already undone by #{entry.undone_by}"
         raise NotUndoable(msg)
-    if entry.action in ("reply", "warn"):
-        msg = f"#{entry.id} is a chat message; a sent message cannot be taken back"
+    kind = kind_of(entry.action)
+    if kind is not None and kind.not_undoable is not None:
+        msg = f"#{entry.id} {kind.not_undoable}"
         raise NotUndoable(msg)
-    if entry.action == "log":
-        msg = f"#{entry.id} only logged; there is nothing to undo"
-        raise NotUndoable(msg)
-    if entry.action in ("unmute", "unban") or entry.rule == UNDO_RULE:
+    if entry.rule == UNDO_RULE:
         msg = f"#{entry.id} reversed an earlier action; it cannot be undone"
         raise NotUndoable(msg)
     if entry.status != "done":
@@ -174,24 +265,21 @@ def inverse(entry: Entry, now: datetime, *, reason: str | None = None) -> Intent
     if not entry.room_id:
         msg = f"#{entry.id} has no room id to act in"
         raise NotUndoable(msg)
-    base = Intent(
-        action=entry.action,
+    if kind is None or kind.inverse is None:
+        msg = f"#{entry.id}: the action {entry.action!r} has no inverse"
+        raise NotUndoable(msg)
+    back = kind_of(kind.inverse)
+    flipped = back is not None and back.takes == "toggle"
+    return own(
+        kind.inverse,
         ts=now,
         streamer=entry.streamer,
         room_id=entry.room_id,
-        rule=UNDO_RULE,
+        rule_id=UNDO_RULE,
         user_id=entry.user_id,
         unique_id=entry.unique_id,
         detail=f"undo of #{entry.id} ({entry.rule}: {entry.action})",
+        comments_enabled=not entry.params.get("enabled") if flipped else None,
         undo_of=entry.id,
         reason=reason,
     )
-    if entry.action == "mute":
-        return replace(base, action="unmute")
-    if entry.action == "ban":
-        return replace(base, action="unban")
-    if entry.action == "comments":
-        turned_on = bool(entry.params.get("enabled"))
-        return replace(base, action="comments", enabled=not turned_on)
-    msg = f"#{entry.id}: the action {entry.action!r} has no inverse"
-    raise NotUndoable(msg)

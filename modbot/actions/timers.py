@@ -14,7 +14,7 @@ import structlog
 from anyio.abc import TaskStatus
 
 from modbot.actions.executor import Executor, failure
-from modbot.actions.plan import Intent
+from modbot.actions.plan import own
 from modbot.audit.records import Timer
 from modbot.audit.store import AuditStore
 from modbot.clock import Clock, epoch
@@ -70,16 +70,16 @@ class Timers:
         original = await self.store.get(timer.action_id)
         rule = original.rule if original else "timer"
         what = "mute" if timer.kind == "unmute" else "comments off"
-        intent = Intent(
-            action="unmute" if timer.kind == "unmute" else "comments",
+        intent = own(
+            "unmute" if timer.kind == "unmute" else "comments",
             ts=self.clock.now(),
             streamer=timer.streamer,
             room_id=timer.room_id,
-            rule=rule,
+            rule_id=rule,
             user_id=timer.user_id,
             unique_id=original.unique_id if original else "",
             detail=f"the {what} of #{timer.action_id} expired",
-            enabled=True if timer.kind == "comments_on" else None,
+            comments_enabled=True if timer.kind == "comments_on" else None,
             extra={"expiry_of": timer.action_id},
         )
         entry, retryable = await self.executor.carry_out(intent)

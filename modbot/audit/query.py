@@ -6,11 +6,11 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from modbot.actions.table import names
 from modbot.events import format_ts
 from modbot.inert import shown
 
 STATUSES = ("pending", "done", "failed", "skipped", "observed")
-ACTIONS = ("mute", "ban", "reply", "comments", "log", "warn", "unmute", "unban")
 MAX_LIMIT = 100_000
 
 _AGO = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
@@ -57,8 +57,8 @@ class AuditFilter:
         if self.status is not None and self.status not in STATUSES:
             msg = f"status must be one of {', '.join(STATUSES)}, not {self.status!r}"
             raise FilterError(msg)
-        if self.action is not None and self.action not in ACTIONS:
-            msg = f"action must be one of {', '.join(ACTIONS)}, not {self.action!r}"
+        if self.action is not None and self.action not in names():
+            msg = f"action must be one of {', '.join(names())}, not {self.action!r}"
             raise FilterError(msg)
         if self.limit is not None and not 1 <= self.limit <= MAX_LIMIT:
             msg = f"limit must be from 1 to {MAX_LIMIT}, not {self.limit}"

@@ -16,9 +16,9 @@ import io
 import json
 from collections.abc import Iterable, Sequence
 
+from modbot.actions.table import describe
 from modbot.audit.records import Entry
 from modbot.inert import INVISIBLE, shown
-from modbot.rules.schema import format_duration
 
 CSV_FIELDS = (
     "id",
@@ -47,18 +47,9 @@ reading JSON does."""
 
 
 def what(entry: Entry) -> str:
-    """The action in a few words: ``mute 10m``, ``comments off 2m``, ``reply '...'``."""
-    p = entry.params
-    if entry.action == "mute":
-        seconds = p.get("duration_s")
-        return f"mute {format_duration(None if seconds is None else float(seconds))}"
-    if entry.action == "comments":
-        state = "on" if p.get("enabled") else "off"
-        extra = f" {format_duration(float(p['for_s']))}" if p.get("for_s") else ""
-        return f"comments {state}{extra}"
-    if entry.action in ("reply", "warn") and p.get("text"):
-        return f"{entry.action} {shown(str(p['text']), 30)!r}"
-    return entry.action
+    """The action in a few words: ``mute 10m``, ``comments off for 2m``, ``reply '...'``
+    (the action table's words; a text shown inert)."""
+    return describe(entry.action, entry.params, text_limit=30)
 
 
 def table(entries: Sequence[Entry]) -> str:

@@ -6,7 +6,9 @@ both spellings are accepted everywhere and stored in the API's spelling.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+
+from modbot.actions.table import kind_of, rule_actions
 
 KNOWN_SCOPES: frozenset[str] = frozenset(
     {
@@ -32,15 +34,25 @@ ALIASES: Mapping[str, str] = {
     "webcast:earnings": "webcast:user_earnings",
 }
 
-# What each rule action needs. `log` and `observe`-mode rules need nothing.
-ACTION_SCOPES: Mapping[str, str | None] = {
-    "mute": "webcast:mute",
-    "ban": "webcast:ban",
-    "reply": "webcast:chat",
-    "warn": "webcast:chat",
-    "comments": "webcast:comments",
-    "log": None,
-}
+
+class _ActionScopes(Mapping[str, str | None]):
+    """What each rule action needs, read from the action table when asked (so an action
+    added there is known here). ``log`` and ``observe``-mode rules need nothing."""
+
+    def __getitem__(self, action: str) -> str | None:
+        kind = kind_of(action)
+        if kind is None or not kind.in_rules:
+            raise KeyError(action)
+        return kind.scope
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(rule_actions())
+
+    def __len__(self) -> int:
+        return len(rule_actions())
+
+
+ACTION_SCOPES: Mapping[str, str | None] = _ActionScopes()
 
 # What the daemon needs whatever the rules say: finding out who is live.
 BASE_SCOPES: tuple[str, ...] = ("webcast:bulk_live_check",)

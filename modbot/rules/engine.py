@@ -19,11 +19,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal, NamedTuple
 
+from modbot.actions.table import describe, format_duration, kind_of, severity
 from modbot.events import Event, User
 from modbot.rules.compile import CompiledRule, CompiledRuleset, empty_ruleset, load_ruleset
 from modbot.rules.conditions import EvalContext
 from modbot.rules.diagnostics import Diagnostic, errors
-from modbot.rules.schema import ActionSpec, format_duration, severity
+from modbot.rules.schema import ActionSpec
 from modbot.rules.speech import SpeechCheck
 from modbot.rules.state import KEY_CHARS, EngineState
 from modbot.rules.text import similarity_key
@@ -43,7 +44,7 @@ class Decision:
 
     rule_id: str
     rule_hash: str
-    action: Literal["mute", "ban", "reply", "comments", "log", "warn"]
+    action: str  # a name in the action table (modbot.actions.table)
     mode: Mode
     detail: str
     user_id: str
@@ -61,17 +62,18 @@ class Decision:
         """Whether this decision is to be carried out (not observe, not suppressed)."""
         return self.mode == "enforce" and self.suppressed is None
 
+    def facts(self) -> dict[str, object]:
+        """The action's own facts, under the audit row's names (``describe`` reads them)."""
+        return {
+            "duration_s": self.duration_s,
+            "text": self.text,
+            "enabled": self.comments_enabled,
+            "for_s": self.comments_for_s,
+        }
+
     def describe(self) -> str:
         """A short human form: ``mute 10m``, ``ban``, ``reply '...'``."""
-        if self.action == "mute":
-            return f"mute {format_duration(self.duration_s)}"
-        if self.action == "comments":
-            state = "on" if self.comments_enabled else "off"
-            extra = f" for {format_duration(self.comments_for_s)}" if self.comments_for_s else ""
-            return f"comments {state}{extra}"
-        if self.action in ("reply", "warn"):
-            return f"{self.action} {self.text!r}"
-        return self.action
+        return describe(self.action, self.facts())
 
 
 class EngineStatistics(NamedTuple):
@@ -202,9 +204,9 @@ class Engine:
         for action in actions:
             text = None
             held = suppressed
-            template = action.template if action.kind == "reply" else None
-            if action.kind == "warn":
-                template = rule.warn
+            template = action.template
+            if template is None and (kind := kind_of(action.kind)) is not None and kind.chat:
+                template = rule.warn  # a chat action without its own text says the rule's warning
             if template is not None:
                 fields = fields or _fields(rule, event, user, actions)
                 text = template.render(fields)
@@ -222,7 +224,7 @@ class Engine:
                     detail=reason,
                     user_id=user.user_id,
                     unique_id=user.unique_id,
-                    duration_s=action.duration if action.kind == "mute" else None,
+                    duration_s=action.duration_s,
                     text=text,
                     comments_enabled=action.enabled,
                     comments_for_s=action.for_s,
@@ -238,14 +240,19 @@ def _fields(
     rule: CompiledRule, event: Event, user: User, actions: list[ActionSpec]
 ) -> dict[str, str]:
     """What reply and warn templates may say (schema.TEMPLATE_FIELDS)."""
-    mute = next((a for a in actions if a.kind == "mute"), None)
+    mute = next((a for a in actions if _takes(a.kind) == "duration"), None)
     return {
         "user.unique_id": user.unique_id,
         "user.nickname": user.nickname,
         "rule.id": rule.id,
-        "duration": format_duration(mute.duration) if mute else "",
+        "duration": format_duration(mute.duration_s) if mute else "",
         "streamer": event.streamer,
     }
+
+
+def _takes(action: str) -> str:
+    kind = kind_of(action)
+    return "nothing" if kind is None else kind.takes
 
 
 def _candidates(ruleset: CompiledRuleset, ctx: EvalContext) -> list[CompiledRule]:
@@ -277,41 +284,41 @@ def _exempt(rule: CompiledRule, user: User) -> bool:
 def merge(decisions: Sequence[Decision]) -> list[Decision]:
     """One enforcement per user per event, replies and comment toggles not repeated.
 
-    The most severe enforcing mute or ban wins (ban > longer mute > shorter mute; the
-    earlier, higher-priority rule on a tie); the others stay in the list, marked
-    ``suppressed``. Observe-mode and already suppressed decisions are left as they are.
+    The most severe enforcing action wins (the action table's ``severity``: ban >
+    longer mute > shorter mute; the earlier, higher-priority rule on a tie); the
+    others stay in the list, marked ``suppressed``. An action the table says is not
+    repeated (a reply, a comments toggle) is kept once per event. Observe-mode and
+    already suppressed decisions are left as they are.
     """
     live = [d for d in decisions if d.mode == "enforce" and d.suppressed is None]
-    enforcements = [d for d in live if d.action in ("mute", "ban")]
+    enforcements = [d for d in live if severity(d.action, d.duration_s)[0] > 0]
     winner = None
     if enforcements:
         winner = max(
             enforcements,
             key=lambda d: severity(d.action, d.duration_s),
         )
-    seen_texts: set[str] = set()
-    seen_toggles: set[tuple[bool | None, float | None]] = set()
+    seen: set[tuple[object, ...]] = set()
     out: list[Decision] = []
     for d in decisions:
-        if d.mode != "enforce" or d.suppressed is not None:
+        kind = kind_of(d.action)
+        if d.mode != "enforce" or d.suppressed is not None or kind is None:
             out.append(d)
-        elif d.action in ("mute", "ban") and winner is not None and d is not winner:
+        elif kind.severity > 0 and winner is not None and d is not winner:
             why = f"superseded by {winner.describe()} from rule {winner.rule_id}"
             out.append(replace(d, suppressed=why))
-        elif d.action in ("reply", "warn"):
-            key = d.text or ""
-            if key in seen_texts:
-                out.append(replace(d, suppressed="the same reply is already sent for this event"))
+        elif kind.repeated:
+            # Chat messages are one thing whatever says them: a reply and a warn alike.
+            key = ("chat" if kind.chat else d.action, d.text or "", *_toggle(d))
+            if key in seen:
+                out.append(replace(d, suppressed=kind.repeated))
             else:
-                seen_texts.add(key)
-                out.append(d)
-        elif d.action == "comments":
-            toggle = (d.comments_enabled, d.comments_for_s)
-            if toggle in seen_toggles:
-                out.append(replace(d, suppressed="the same comments toggle is already made"))
-            else:
-                seen_toggles.add(toggle)
+                seen.add(key)
                 out.append(d)
         else:
             out.append(d)
     return out
+
+
+def _toggle(d: Decision) -> tuple[bool | None, float | None]:
+    return (d.comments_enabled, d.comments_for_s)

@@ -6,12 +6,12 @@ accepted here and nowhere else; the engine sees seconds and enums.
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from modbot.actions.table import describe, kind_of, rule_actions
 from modbot.events import EVENT_KINDS
 from modbot.inert import shorten, spoken
 
@@ -41,7 +41,7 @@ RULE_KEYS = (
     "enabled",
 )
 ROLES = ("owner", "moderator", "subscriber", "follower", "friend")
-ACTIONS = ("mute", "ban", "reply", "comments", "log", "warn")
+ACTIONS = rule_actions()  # the shipped ones; parsing reads the action table itself
 MODES = ("enforce", "observe")
 NORMALIZE = ("none", "basic", "standard")
 RULE_ID = re.compile(r"^[a-z0-9-]{1,64}$")
@@ -134,20 +134,6 @@ def parse_duration(value: object, *, allow_forever: bool = False) -> float | Non
             return float(seconds)
     forever = " or 'forever'" if allow_forever else ""
     raise SchemaProblem(f"expected a duration like 30s, 10m, 2h or 1d{forever}, got {value!r}")
-
-
-@functools.lru_cache(maxsize=512)  # a ruleset has a handful of durations, said per firing
-def format_duration(seconds: float | None) -> str:
-    """The short form of a duration (``10m``, ``1h30m``, ``forever``)."""
-    if seconds is None:
-        return "forever"
-    left = int(seconds)
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        if left >= size:
-            parts.append(f"{left // size}{unit}")
-            left %= size
-    return "".join(parts) or "0s"
 
 
 # --- comparisons -------------------------------------------------------------------------
@@ -245,82 +231,78 @@ def parse_template(value: object) -> Template:
 
 @dataclass(frozen=True, slots=True)
 class ActionSpec:
-    """One action of a rule, in its strict form."""
+    """One action of a rule, in its strict form (``kind`` names a row of the action table)."""
 
-    kind: Literal["mute", "ban", "reply", "comments", "log", "warn"]
-    duration: float | None = None  # mute: seconds, None = forever
+    kind: str
+    duration_s: float | None = None  # mute: seconds, None = forever
     template: Template | None = None  # reply
     enabled: bool | None = None  # comments
     for_s: float | None = None  # comments: turned back after this long
 
     def describe(self) -> str:
-        if self.kind == "mute":
-            return f"mute {format_duration(self.duration)}"
-        if self.kind == "comments":
-            state = "on" if self.enabled else "off"
-            return f"comments {state}" + (
-                f" for {format_duration(self.for_s)}" if self.for_s else ""
-            )
-        if self.kind == "reply" and self.template is not None:
-            return f"reply {self.template.source!r}"
-        return self.kind
+        text = self.template.source if self.template is not None else None
+        facts = {"duration_s": self.duration_s, "text": text, "enabled": self.enabled}
+        return describe(self.kind, facts | {"for_s": self.for_s})
+
+
+def _unknown(value: object) -> SchemaProblem:
+    return SchemaProblem(f"unknown action {value!r}; expected one of {', '.join(rule_actions())}")
 
 
 def parse_action(value: object, *, in_steps: bool = False) -> ActionSpec:
     """``ban``, ``log``, ``warn``, ``"mute 10m"``, ``{mute: 10m}``, ``{reply: T}``,
-    ``{comments: {enabled: false, for: 2m}}``."""
+    ``{comments: {enabled: false, for: 2m}}``: the forms the action table's ``takes``
+    allows."""
     if isinstance(value, str):
         word, _, rest = value.strip().partition(" ")
         rest = rest.strip()
-        if word == "mute":
+        kind = kind_of(word)
+        if kind is None or not kind.in_rules:
+            raise _unknown(value)
+        if kind.takes == "duration":
             if not rest:
-                raise SchemaProblem("mute needs a duration, like 'mute 10m' or 'mute forever'")
-            return ActionSpec("mute", duration=parse_duration(rest, allow_forever=True))
-        if word in ("ban", "log") and not rest:
-            return ActionSpec(word)  # type: ignore[arg-type]
-        if word == "warn" and not rest:
-            if not in_steps:
-                raise SchemaProblem("warn is an escalate step; use reply: TEXT in then")
-            return ActionSpec("warn")
-        if word == "reply":
-            raise SchemaProblem("write a reply as {reply: TEXT} (a mapping)")
-        raise SchemaProblem(f"unknown action {value!r}; expected one of {', '.join(ACTIONS)}")
+                msg = f"{word} needs a duration, like '{word} 10m' or '{word} forever'"
+                raise SchemaProblem(msg)
+            return ActionSpec(word, duration_s=parse_duration(rest, allow_forever=True))
+        if kind.takes == "nothing" and not rest:
+            if kind.only_in_steps is not None and not in_steps:
+                raise SchemaProblem(kind.only_in_steps)
+            return ActionSpec(word)
+        if kind.takes == "text":
+            raise SchemaProblem(f"write a {word} as {{{word}: TEXT}} (a mapping)")
+        raise _unknown(value)
     if isinstance(value, Mapping):
         if len(value) != 1:
             raise SchemaProblem(f"an action mapping has exactly one key, got {sorted(value)}")
         ((name, arg),) = value.items()
-        if name == "mute":
-            return ActionSpec("mute", duration=parse_duration(arg, allow_forever=True))
-        if name == "reply":
-            return ActionSpec("reply", template=parse_template(arg))
-        if name == "comments":
-            if not isinstance(arg, Mapping) or "enabled" not in arg:
-                raise SchemaProblem("comments takes {enabled: false, for: 2m}")
-            extra = set(arg) - {"enabled", "for"}
-            if extra:
-                raise SchemaProblem(f"comments takes enabled and for, not {sorted(extra)}")
-            enabled = arg["enabled"]
-            if not isinstance(enabled, bool):
-                raise SchemaProblem(f"comments.enabled must be true or false, got {enabled!r}")
-            for_s = parse_duration(arg["for"]) if arg.get("for") is not None else None
-            if for_s is not None and enabled:
-                raise SchemaProblem("comments.for only makes sense with enabled: false")
-            return ActionSpec("comments", enabled=enabled, for_s=for_s)
-        if name == "ban" and arg in (None, True):
-            return ActionSpec("ban")
-        if name == "log" and arg in (None, True):
-            return ActionSpec("log")
-        raise SchemaProblem(f"unknown action {name!r}; expected one of {', '.join(ACTIONS)}")
+        kind = kind_of(name) if isinstance(name, str) else None
+        if kind is None or not kind.in_rules:
+            raise _unknown(name)
+        if kind.takes == "duration":
+            return ActionSpec(name, duration_s=parse_duration(arg, allow_forever=True))
+        if kind.takes == "text":
+            return ActionSpec(name, template=parse_template(arg))
+        if kind.takes == "toggle":
+            return _toggle(name, arg)
+        if kind.only_in_steps is None and arg in (None, True):
+            return ActionSpec(name)
+        raise _unknown(name)
     raise SchemaProblem(
         f"expected an action like 'ban', 'mute 10m' or {{reply: ...}}, got {value!r}"
     )
 
 
-SEVERITY = {"ban": 3, "mute": 2}
-
-
-def severity(kind: str, duration: float | None) -> tuple[int, float]:
-    """How severe an enforcement is: ban > longer mute > shorter mute (forever is longest)."""
-    if kind == "mute":
-        return (SEVERITY[kind], float("inf") if duration is None else duration)
-    return (SEVERITY.get(kind, 0), 0.0)
+def _toggle(name: str, arg: object) -> ActionSpec:
+    """``{comments: {enabled: false, for: 2m}}``."""
+    if not isinstance(arg, Mapping) or "enabled" not in arg:
+        raise SchemaProblem(f"{name} takes {{enabled: false, for: 2m}}")
+    extra = set(arg) - {"enabled", "for"}
+    if extra:
+        raise SchemaProblem(f"{name} takes enabled and for, not {sorted(extra)}")
+    enabled = arg["enabled"]
+    if not isinstance(enabled, bool):
+        raise SchemaProblem(f"{name}.enabled must be true or false, got {enabled!r}")
+    for_s = parse_duration(arg["for"]) if arg.get("for") is not None else None
+    if for_s is not None and enabled:
+        raise SchemaProblem(f"{name}.for only makes sense with enabled: false")
+    return ActionSpec(name, enabled=enabled, for_s=for_s)

@@ -34,7 +34,7 @@ def decision(e: Event, action: str, rule: str = "r", **fields: Any) -> Decision:
     return Decision(
         rule_id=rule,
         rule_hash="h",
-        action=action,  # type: ignore[arg-type]
+        action=action,
         mode=fields.pop("mode", "enforce"),
         detail="test",
         user_id=e.user.user_id,
