@@ -5,6 +5,14 @@ which gives the room id and the streamer's own user id (their events are marked
 ``is_owner`` and never actioned). Every other message becomes at most one ``Event``;
 an unknown message type is counted and ignored, a malformed message is counted by
 kind of problem and skipped, so one bad message never costs the others.
+
+What is malformed depends on the field. A bad id, time or text, or a bad field that
+says what the event is (a gift's type, diamonds and count, a viewer count, a control
+action), drops the message. A bad side field, one that only informs conditions (a
+viewer's follow status, follower count and honour level, a like's count, a social
+message's follow and share counts), is counted as "FIELD ignored" and read as 0, and
+the message goes on: else a chat could carry its slur past the rules by a bad
+``followerCount``.
 """
 
 from __future__ import annotations
@@ -146,7 +154,9 @@ class Decoder:
         follow = _obj(raw.get("followInfo"))
         attr = _obj(raw.get("userAttr"))
         honor = _obj(raw.get("userHonor"))
-        follow_status = _int(follow.get("followStatus"), "", "user.followInfo.followStatus")
+        # Side fields: a bad one reads as 0 (not a follower, level 0, no followers),
+        # the reading that trusts the viewer least, so it never exempts anyone.
+        follow_status = self._side(follow.get("followStatus"), "user.followInfo.followStatus")
         is_owner = bool(ident.get("isAnchor")) or (
             bool(self.owner_user_id) and user_id == self.owner_user_id
         )
@@ -162,9 +172,18 @@ class Decoder:
             is_follower=bool(ident.get("isFollowerOfAnchor")) or follow_status in (1, 2),
             is_friend=bool(ident.get("isMutualFollowingWithAnchor")) or follow_status == 2,
             is_gifter=bool(ident.get("isGiftGiverOfAnchor")),
-            gifter_level=_int(honor.get("level"), "", "user.userHonor.level"),
-            follower_count=_int(follow.get("followerCount"), "", "user.followInfo.followerCount"),
+            gifter_level=self._side(honor.get("level"), "user.userHonor.level"),
+            follower_count=self._side(follow.get("followerCount"), "user.followInfo.followerCount"),
         )
+
+    def _side(self, value: object, name: str) -> int:
+        """A side field (see the module's docstring): its number, or 0 when it is not
+        one, counted as ``"NAME ignored"`` (never quoting the value)."""
+        try:
+            return parse_number(value, name)
+        except EventError:
+            self.malformed[f"{name} ignored"] += 1
+            return 0
 
     def on_chat(self, data: dict[str, Any]) -> Event:
         user = self._user(data, data.get("userIdentity"))
@@ -183,6 +202,9 @@ class Decoder:
         details = data.get("giftDetails")
         if not isinstance(details, dict):
             raise BadMessage("gift message without giftDetails")
+        # The type, diamonds and count are what a gift is (not side fields): a bad type
+        # read as 0 would count each step of a streak as a gift, bad diamonds as 0 would
+        # pass a costly gift as a free one. A gift has no text the rules could miss.
         streakable = (
             _int(details.get("giftType"), "gift", "giftDetails.giftType") == STREAKABLE_GIFT
         )
@@ -200,15 +222,18 @@ class Decoder:
 
     def on_like(self, data: dict[str, Any]) -> Event:
         user = self._user(data, data.get("userIdentity"))
-        return self._base(
-            "like", data, user=user, count=_int(data.get("likeCount"), "like", "likeCount")
-        )
+        # A side field: no rule weighs a like's count, the like itself (who, how often)
+        # is what like rules count, so a bad count reads as 0 and the like goes on.
+        count = self._side(data.get("likeCount"), "like likeCount")
+        return self._base("like", data, user=user, count=count)
 
     def on_social(self, data: dict[str, Any]) -> Event | None:
         display = _obj(_obj(data.get("common")).get("displayText"))
         key = str(display.get("key", ""))
-        follows = _int(data.get("followCount"), "social", "followCount")
-        shares = _int(data.get("shareCount"), "social", "shareCount")
+        # Side fields: they only help tell a follow from a share when the display key
+        # does not; a bad one reads as 0 (no such hint).
+        follows = self._side(data.get("followCount"), "social followCount")
+        shares = self._side(data.get("shareCount"), "social shareCount")
         if "follow" in key or follows:
             kind: EventKind = "follow"
         elif "share" in key or shares:

@@ -208,27 +208,30 @@ MESSAGES = {
     "stream_end": lambda: m.stream_end(ROOM, NOW),
 }
 USER = ("user", "followInfo")
-# Every numeric field the decoder reads, by the message kinds that carry it.
-NUMERIC_FIELDS: list[tuple[str, tuple[str, ...]]] = [
-    *((kind, ("common", "createTime")) for kind in MESSAGES),
+USER_SIDE_FIELDS = (
+    (*USER, "followStatus"),
+    (*USER, "followerCount"),
+    ("user", "userHonor", "level"),
+)
+# The numeric side fields (they only inform conditions), by the message kinds that
+# carry them: a bad one is counted as ignored and read as 0, and the message goes on.
+SIDE_FIELDS: list[tuple[str, tuple[str, ...]]] = [
     *(
         (kind, path)
         for kind in ("chat", "emote", "gift", "join", "like", "follow")
-        for path in (
-            (*USER, "followStatus"),
-            (*USER, "followerCount"),
-            ("user", "userHonor", "level"),
-        )
+        for path in USER_SIDE_FIELDS
     ),
-    ("question", ("details", *USER, "followStatus")),
-    ("question", ("details", *USER, "followerCount")),
-    ("question", ("details", "user", "userHonor", "level")),
-    ("gift", ("giftDetails", "giftType")),
-    ("gift", ("giftDetails", "diamondCount")),
-    ("gift", ("repeatCount",)),
+    *(("question", ("details", *path)) for path in USER_SIDE_FIELDS),
     ("like", ("likeCount",)),
     ("follow", ("followCount",)),
     ("follow", ("shareCount",)),
+]
+# Every other numeric field the decoder reads, by the message kinds that carry it.
+NUMERIC_FIELDS: list[tuple[str, tuple[str, ...]]] = [
+    *((kind, ("common", "createTime")) for kind in MESSAGES),
+    ("gift", ("giftDetails", "giftType")),
+    ("gift", ("giftDetails", "diamondCount")),
+    ("gift", ("repeatCount",)),
     ("viewers", ("viewerCount",)),
     ("stream_end", ("action",)),
 ]
@@ -272,6 +275,54 @@ def test_a_hostile_number_makes_its_message_malformed_and_the_next_goes_on(kind,
     assert sum(d.malformed.values()) == 1
     (reason,) = d.malformed  # names the field, never quotes the value
     assert reason.endswith(f"{path[-1]} must be a whole number of at most 19 digits")
+
+
+@pytest.mark.parametrize("value", ["", True, 1.5, "²"], ids=repr)
+@pytest.mark.parametrize("path", USER_SIDE_FIELDS, ids=".".join)
+def test_a_chat_with_a_bad_side_field_keeps_its_text_for_the_rules(path, value):
+    """The review's repro: a slur with "followerCount": "" was dropped as malformed, so
+    it was never moderated. The side field reads as 0 and is counted as ignored."""
+    bad = m.chat(ROOM, FAN, "you are a slurword", NOW)
+    bad["data"]["userIdentity"]["isFollowerOfAnchor"] = False  # followStatus alone says
+    _set(bad, path, value)
+    d = decoder()
+    (event,) = d.decode(m.bundle([bad], NOW))
+    assert event.kind == "comment"
+    assert event.text == "you are a slurword"
+    assert event.user is not None
+    assert event.user.user_id == FAN.user_id
+    side = {
+        "followStatus": (event.user.is_follower, event.user.is_friend),
+        "followerCount": event.user.follower_count,
+        "level": event.user.gifter_level,
+    }
+    expected = {"followStatus": (False, False), "followerCount": 0, "level": 0}
+    assert side[path[-1]] == expected[path[-1]]
+    assert dict(d.malformed) == {f"{'.'.join(path)} ignored": 1}
+
+
+@pytest.mark.parametrize("value", HOSTILE_NUMBERS, ids=repr)
+@pytest.mark.parametrize(
+    ("kind", "path"), SIDE_FIELDS, ids=lambda x: ".".join(x) if isinstance(x, tuple) else x
+)
+def test_a_hostile_side_field_is_counted_as_ignored_and_its_message_kept(kind, path, value):
+    bad = MESSAGES[kind]()
+    _set(bad, path, value)
+    d = decoder()
+    events = d.decode(m.bundle([bad, m.chat(ROOM, FAN, "next one", NOW)], NOW))
+    assert [e.kind for e in events] == [{"chat": "comment"}.get(kind, kind), "comment"]
+    assert sum(d.malformed.values()) == 1
+    (reason,) = d.malformed  # names the field, never quotes the value
+    assert reason.endswith(f".{path[-1]} ignored" if "user" in path else f" {path[-1]} ignored")
+
+
+def test_a_like_with_a_bad_count_is_a_like_of_0() -> None:
+    bad = m.like(ROOM, FAN, 15, NOW)
+    _set(bad, ("likeCount",), "--1")
+    d = decoder()
+    (event,) = d.decode(m.bundle([bad], NOW))
+    assert (event.kind, event.count) == ("like", 0)
+    assert dict(d.malformed) == {"like likeCount ignored": 1}
 
 
 @pytest.mark.parametrize("value", HOSTILE_IDS, ids=repr)
