@@ -403,6 +403,7 @@ class TestWhereSecretsGo:
 
 def test_replay_text_output_shows_viewer_text_inert(tmp_path):
     """Each hostile payload as a handle, nickname and comment: one plain line per decision."""
+    from modbot.rules.text import find_links
     from tests.hostile import PAYLOADS, raw_invisible
 
     rules = tmp_path / "rules"
@@ -435,7 +436,11 @@ def test_replay_text_output_shows_viewer_text_inert(tmp_path):
     assert main(["replay", str(events), "--rules", str(rules)], stdout=out) == 0
     text = out.getvalue()
     assert raw_invisible(text, allowed="\n") == []
-    assert len(text.splitlines()) == 2 * len(PAYLOADS)  # a mute and a reply each, no forged line
+    # A mute and a reply each, no forged line; a reply whose handle holds a link is not
+    # said (the speech check: the bot never posts a viewer's link).
+    linked = [p for p in PAYLOADS.values() if find_links("stop it @v" + p)]
+    assert linked == [PAYLOADS["osc8_link"]]
+    assert len(text.splitlines()) == 2 * len(PAYLOADS) - len(linked)
     assert all(line.startswith("2026-11-24T20:00:") for line in text.splitlines())
 
 
