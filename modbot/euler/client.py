@@ -477,7 +477,7 @@ class EulerClient:
         self, *, client_id: str, client_secret: str, code: str, redirect_uri: str
     ) -> TokenSet:
         """Trade an authorization code for tokens."""
-        register_secret(client_secret, code)
+        register_secret(client_secret, code, slot="code")
         return await self._token_call(
             {
                 "client_id": client_id,
@@ -496,7 +496,7 @@ class EulerClient:
         Raises:
             ReauthRequired: the refresh token is expired, revoked or already used.
         """
-        register_secret(client_secret, refresh_token)
+        register_secret(client_secret, refresh_token, slot="refresh")
         try:
             return await self._token_call(
                 {
@@ -517,7 +517,7 @@ class EulerClient:
 
     async def revoke(self, *, client_id: str, client_secret: str, token: str, hint: str) -> None:
         """Revoke a token (RFC 7009: succeeds even if it was already revoked)."""
-        register_secret(client_secret, token)
+        register_secret(client_secret, token, slot="revoke")
         await self._call(
             "revoke",
             json_body={
@@ -541,7 +541,7 @@ class EulerClient:
             tokens = token_set_from_answer(data, epoch(self._clock))
         except ValueError as exc:
             raise BadResponse(f"the token endpoint's answer: {exc}", route="token") from exc
-        register_secret(tokens.access_token, tokens.refresh_token)
+        register_secret(tokens.access_token, tokens.refresh_token, slot="grant")
         return tokens
 
     # --- the sending loop ---------------------------------------------------------------

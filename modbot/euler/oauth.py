@@ -92,7 +92,7 @@ class TokenStore:
         except (OSError, ValueError) as exc:
             msg = f"the token file {self.path} is unreadable ({exc}); run `modbot auth login`"
             raise ConfigError(msg, setting="state_dir") from None
-        register_secret(tokens.access_token, tokens.refresh_token)
+        register_secret(tokens.access_token, tokens.refresh_token, slot="grant")
         return tokens
 
     def save(self, tokens: TokenSet) -> None:
@@ -225,7 +225,12 @@ class TokenManager:
 
     def _refresh_due(self, tokens: TokenSet) -> bool:
         now = epoch(self._clock)
-        if not tokens.expires_within(self._margin, now):
+        # At most half the token's lifetime: a token that lives less than the margin
+        # would otherwise be due at once, and every use of it would start a refresh.
+        margin = self._margin
+        if tokens.issued_at is not None:
+            margin = min(margin, (tokens.expires_at - tokens.issued_at) / 2)
+        if not tokens.expires_within(margin, now):
             return False
         return now >= self._hold_until or tokens.expires_at <= now
 

@@ -30,6 +30,7 @@ from modbot.euler.oauth import (
 from modbot.euler.tokens import TokenSet, token_set_from_answer
 from modbot.fake.clock import FakeClock
 from modbot.fake.server import FakeEuler
+from modbot.log import REDACTED, SECRETS, scrub
 from modbot.loopback import serve
 
 VIEWER = "7000000000000000001"
@@ -396,3 +397,50 @@ class TestAbsurdRefreshAnswers:
             with pytest.raises(BadResponse, match="access_token"):
                 await manager.access_token()
             assert "X-Evil" not in (await manager.current()).access_token.get_secret_value()
+
+
+class TestShortLivedTokens:
+    async def test_a_1_second_token_is_not_refreshed_at_every_use(self, fake, manager, clock):
+        """expires_in below the 120 s margin made every token use start a refresh: the
+        margin is at most half the token's lifetime, so it refreshes when half is gone."""
+        async with (
+            serve(_edit_token_answers(fake.app, _expires_in("1"))) as server,
+            await _client(server.url, fake, manager, clock),
+        ):
+            clock.advance(3600)  # the stored token has expired: one refresh, to a 1 s token
+            first = await manager.access_token()
+            for _ in range(20):
+                assert await manager.access_token() == first
+            assert len(fake.calls_to("token")) == 1
+            clock.advance(0.4)
+            assert await manager.access_token() == first
+            clock.advance(0.1)  # half of its second is gone: due
+            second = await manager.access_token()
+            assert second != first
+            assert await manager.access_token() == second
+            assert len(fake.calls_to("token")) == 2
+
+    async def test_an_hour_long_token_keeps_the_full_margin(self, api, fake, manager, clock):
+        first = await manager.access_token()
+        clock.advance(3600 - 121)
+        assert await manager.access_token() == first
+        assert fake.calls_to("token") == []
+        clock.advance(2)  # 119 s left: within the 120 s margin
+        assert await manager.access_token() != first
+        assert len(fake.calls_to("token")) == 1
+
+
+class TestSecretsOfRotatedGrants:
+    async def test_many_refreshes_keep_the_secret_registry_small(self, api, fake, manager, clock):
+        """Each refresh registered two tokens for good; the registry only grew, and every
+        log line was scrubbed against all of them. Now: this grant and the one before."""
+        seen: list[str] = [await manager.access_token()]
+        for _ in range(30):
+            clock.advance(3600)
+            seen.append(await manager.access_token())
+        assert len(set(seen)) == 31
+        assert len(fake.calls_to("token")) == 30
+        # For good: the API key and the client secret. This grant and the one before
+        # (4), and the refresh token spent for each (one of them is the grant before's).
+        assert len(SECRETS) <= 7
+        assert scrub(f"{seen[-1]} {seen[-2]}") == f"{REDACTED} {REDACTED}"
