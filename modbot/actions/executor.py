@@ -488,15 +488,21 @@ class Executor:
     def _timers_for(
         self, intent: Intent, entry_id: int
     ) -> list[tuple[float, str, str, str, str, int]]:
-        now = epoch(self.clock)
-        if intent.unmute_after is not None:
-            due = now + intent.unmute_after
-            return [(due, "unmute", intent.streamer, intent.room_id, intent.user_id, entry_id)]
-        for_s = intent.decision.comments_for_s
-        if intent.action == "comments" and intent.comments_enabled is False and for_s:
-            due = now + for_s
-            return [(due, "comments_on", intent.streamer, intent.room_id, "", entry_id)]
-        return []
+        """The durable timer that ends this action later, if it needs one (the table's
+        ``expiry``): the rest of a long mute (per viewer), comments off for a while
+        (the whole room)."""
+        kind = kind_of(intent.action)
+        if kind is None or kind.expiry is None:
+            return []
+        timer, user = kind.expiry.timer, intent.user_id
+        if kind.takes == "toggle":
+            on = intent.comments_enabled is not False
+            after, user = (None if on else intent.decision.comments_for_s), ""
+        else:
+            after = intent.unmute_after
+        if not after:
+            return []
+        return [(epoch(self.clock) + after, timer, intent.streamer, intent.room_id, user, entry_id)]
 
     # --- one-off paths: undo, timers, recovery -----------------------------------------
 

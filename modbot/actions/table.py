@@ -41,6 +41,17 @@ RECOVER_AGE = 600.0  # seconds: how old an interrupted call may be and still be 
 
 
 @dataclass(frozen=True)
+class Expiry:
+    """A durable timer that ends an action later (the mute the API cannot make that long,
+    comments off for a while): its kind in the audit database, and what it does."""
+
+    timer: str
+    action: str
+    ends: str  # what ends, in the timer's audit note: "the mute of #12 expired"
+    comments_enabled: bool | None = None
+
+
+@dataclass(frozen=True)
 class ActionKind:
     """One action: its words, its call, its weight, its undo."""
 
@@ -57,6 +68,7 @@ class ActionKind:
     inverse: str | None = None  # the action that undoes it (a toggle undoes by flipping)
     not_undoable: str | None = None  # why it cannot be undone ("#ID " goes before it)
     stepped_duration: bool = False  # the API takes only some lengths (policy.plan_mute)
+    expiry: Expiry | None = None  # the timer that ends it (a long mute, comments off for)
     recover_age: float = RECOVER_AGE  # an interrupted call older than this is not made
 
     @property
@@ -109,6 +121,7 @@ ACTIONS: dict[str, ActionKind] = {
             severity=2,
             inverse="unmute",
             stepped_duration=True,
+            expiry=Expiry("unmute", "unmute", "mute"),
         ),
         ActionKind(
             "ban",
@@ -137,6 +150,7 @@ ACTIONS: dict[str, ActionKind] = {
             call=_comments,
             repeated="the same comments toggle is already made",
             inverse="comments",
+            expiry=Expiry("comments_on", "comments", "comments off", comments_enabled=True),
         ),
         ActionKind("log", not_undoable="only logged; there is nothing to undo"),
         ActionKind(
@@ -195,6 +209,14 @@ def scope_of(action: str) -> str | None:
 def routes() -> frozenset[str]:
     """Every route an action calls."""
     return frozenset(k.route for k in ACTIONS.values() if k.route is not None)
+
+
+def expiry(timer: str) -> Expiry | None:
+    """What a durable timer of kind ``timer`` does (None: no action sets such timers)."""
+    return next(
+        (k.expiry for k in ACTIONS.values() if k.expiry is not None and k.expiry.timer == timer),
+        None,
+    )
 
 
 def undoable(action: str) -> bool:

@@ -15,6 +15,7 @@ from anyio.abc import TaskStatus
 
 from modbot.actions.executor import Executor, failure
 from modbot.actions.plan import own
+from modbot.actions.table import expiry
 from modbot.audit.records import Timer
 from modbot.audit.store import AuditStore
 from modbot.clock import Clock, epoch
@@ -69,17 +70,20 @@ class Timers:
     async def _fire(self, timer: Timer) -> None:
         original = await self.store.get(timer.action_id)
         rule = original.rule if original else "timer"
-        what = "mute" if timer.kind == "unmute" else "comments off"
+        does = expiry(timer.kind)
+        if does is None:
+            msg = f"a timer of kind {timer.kind!r}, which no action sets"
+            raise ValueError(msg)
         intent = own(
-            "unmute" if timer.kind == "unmute" else "comments",
+            does.action,
             ts=self.clock.now(),
             streamer=timer.streamer,
             room_id=timer.room_id,
             rule_id=rule,
             user_id=timer.user_id,
             unique_id=original.unique_id if original else "",
-            detail=f"the {what} of #{timer.action_id} expired",
-            comments_enabled=True if timer.kind == "comments_on" else None,
+            detail=f"the {does.ends} of #{timer.action_id} expired",
+            comments_enabled=does.comments_enabled,
             extra={"expiry_of": timer.action_id},
         )
         entry, retryable = await self.executor.carry_out(intent)
