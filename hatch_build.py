@@ -36,7 +36,12 @@ from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 COMPILED = (
     "modbot/events.py",
     "modbot/euler/decode.py",
-    "modbot/rules/text.py",
+    # a package, compiled module by module; its __init__ only re-exports, and stays Python
+    "modbot/rules/text/tables.py",
+    "modbot/rules/text/normalize.py",
+    "modbot/rules/text/matcher.py",
+    "modbot/rules/text/links.py",
+    "modbot/rules/text/measures.py",
     "modbot/rules/state.py",
     "modbot/rules/conditions.py",
     "modbot/rules/engine.py",

@@ -11,6 +11,7 @@ from importlib import resources
 import pytest
 
 from modbot.rules import text as tx
+from modbot.rules.text import normalize as tx_normalize
 
 from .util import comment, engine, fired, words_rule
 
@@ -195,6 +196,6 @@ def test_every_listed_look_alike_of_a_letter_folds_to_it() -> None:
     for letter, chars in _unicode_lookalikes().items():
         for c in chars:
             folded = tx.fold(c)
-            read = {tx._leet(f"a{folded}", r)[1:] for r in ("i", "l")} | {folded}
-            read |= {tx._fold_alt(c)}
+            read = {tx_normalize._leet(f"a{folded}", r)[1:] for r in ("i", "l")} | {folded}
+            read |= {tx_normalize._fold_alt(c)}
             assert letter in read, (letter, c, hex(ord(c)), folded)

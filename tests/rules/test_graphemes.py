@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from modbot.rules import text as tx
+from modbot.rules.text import measures as tx_measures
 
 FAMILY = "\U0001f468\u200d\U0001f469\u200d\U0001f467\u200d\U0001f466"  # man woman girl boy
 ASTRONAUT = "\U0001f469\U0001f3fd\u200d\U0001f680"  # woman astronaut: medium skin tone
@@ -83,7 +84,7 @@ def test_the_measures_count_clusters_emoji_and_stacked_marks(
 ) -> None:
     m = tx.measure(text)
     assert (m.length, m.emoji_count, m.zalgo) == (length, emoji_count, zalgo)
-    assert m == tx._measure_unicode(text)
+    assert m == tx_measures._measure_unicode(text)
 
 
 def test_every_rgi_emoji_is_one_cluster_and_an_emoji() -> None:
@@ -92,7 +93,7 @@ def test_every_rgi_emoji_is_one_cluster_and_an_emoji() -> None:
     for sequence in emoji.EMOJI_DATA:
         assert tx.graphemes(sequence) == [sequence], sequence
         assert tx.is_emoji(sequence), sequence
-        m = tx._measure_unicode(sequence)
+        m = tx_measures._measure_unicode(sequence)
         assert (m.length, m.emoji_count) == (1, 1), sequence
         assert tx.measure(sequence) == m
 
@@ -161,11 +162,11 @@ def test_the_fast_paths_agree_with_the_library(text: str) -> None:
     LF, and the measures of either fast path are those of the cluster walk."""
     clusters = regex.findall(r"\X", text)
     assert tx.graphemes(text) == clusters
-    if tx._JOINS.search(text) is None:
+    if tx_measures._JOINS.search(text) is None:
         assert clusters == list(text)
     if text.isascii():
         assert len(clusters) == len(text) - text.count("\r\n")
-    assert tx.measure(text) == tx._measure_unicode(text)
+    assert tx.measure(text) == tx_measures._measure_unicode(text)
     assert tx.measure(text).emoji_count == sum(1 for c in clusters if tx.is_emoji(c))
 
 
@@ -175,7 +176,7 @@ def test_a_character_outside_the_joining_class_breaks_on_both_sides() -> None:
     alone = [
         chr(code)
         for code in (*range(0x20000), *range(0xE0000, 0xE1000))
-        if unicodedata.category(chr(code)) != "Cs" and not tx._JOINS.match(chr(code))
+        if unicodedata.category(chr(code)) != "Cs" and not tx_measures._JOINS.match(chr(code))
     ]
     for n in ["a", "\U0001f602", "\u2764", "\uac00", " ", "\n"]:
         text = n + n.join(alone) + n

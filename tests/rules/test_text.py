@@ -12,6 +12,9 @@ from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from modbot.rules import text as tx
+from modbot.rules.text import matcher as tx_matcher
+from modbot.rules.text import measures as tx_measures
+from modbot.rules.text import normalize as tx_normalize
 
 from .util import comment, fired, words_rule
 
@@ -254,31 +257,31 @@ def test_the_fast_paths_of_normalisation_agree_with_the_general_ones(
 ) -> None:
     """ASCII folding, letters-only words and words without runs skip work that would
     not change them."""
-    assert tx.fold(ascii_text) == tx._fold(ascii_text)
-    assert tx.basic(ascii_text) == tx._basic(ascii_text)
+    assert tx.fold(ascii_text) == tx_normalize._fold(ascii_text)
+    assert tx.basic(ascii_text) == tx_normalize._basic(ascii_text)
     for word in [*ascii_text.split(), *text.split(), ascii_text, text]:
-        assert tx.squeeze(word) == tx._squeeze(word)
+        assert tx.squeeze(word) == tx_normalize._squeeze(word)
     for t in (ascii_text, text):
         found = tx.words(t, "standard")
         assert tx.similarity_key(t) == " ".join(tx.squeeze(w)[0] for w in found)
     for level in tx.LEVELS:
         for found in (tx.words(text, level), tx.words(ascii_text, level)):
             if found:
-                canon = tx._Canonical(found, level)
+                canon = tx_matcher._Canonical(found, level)
                 assert (canon.text, canon.counts, canon.words, canon.starts) == (
                     _canonical_general(found, level)
                 )
     for token in tx.fold(text).split() + tx.fold(ascii_text).split():
         if token.isalpha():
-            assert tx._token_words(token, alt=False) == [token]
-            assert tx._token_words(token, alt=True) == [token]
+            assert tx_normalize._token_words(token, alt=False) == [token]
+            assert tx_normalize._token_words(token, alt=True) == [token]
 
 
 @settings(max_examples=500, deadline=None)
 @given(st.text(alphabet=st.characters(max_codepoint=127), max_size=60))
 @example("a\r\n\r\nb\n\r")
 def test_the_ascii_fast_path_measures_like_the_general_one(text: str) -> None:
-    assert tx._measure_ascii(text) == tx._measure_unicode(text)
+    assert tx_measures._measure_ascii(text) == tx_measures._measure_unicode(text)
     # One cluster per character, but for CR LF (UAX #29's GB3).
     assert tx.graphemes(text) == re.findall(r"\r\n|.", text, re.DOTALL)
 
@@ -296,7 +299,7 @@ def test_the_ascii_fast_path_measures_like_the_general_one(text: str) -> None:
 def test_every_fast_path_measures_like_the_clusters(text: str) -> None:
     """ASCII, and text whose characters are each a cluster, skip the cluster walk: the
     figures are the same."""
-    assert tx.measure(text) == tx._measure_unicode(text)
+    assert tx.measure(text) == tx_measures._measure_unicode(text)
 
 
 def test_marks_and_symbols_are_only_in_the_planes_the_classes_scan() -> None:
@@ -328,7 +331,7 @@ def test_remembered_hits_are_the_hits_and_only_short_names_are_kept() -> None:
 
 
 def test_only_the_last_names_are_remembered(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tx, "REMEMBERED", 3)
+    monkeypatch.setattr(tx_matcher, "REMEMBERED", 3)
     m = tx.Matcher("standard")
     m.add("idiot")
     m.freeze()
@@ -340,7 +343,7 @@ def test_only_the_last_names_are_remembered(monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_the_last_texts_are_kept_and_give_the_same_hits(monkeypatch: pytest.MonkeyPatch) -> None:
     """A raid repeats one text: its hits are found once. Long texts are never kept."""
-    monkeypatch.setattr(tx, "RECENT", 3)
+    monkeypatch.setattr(tx_matcher, "RECENT", 3)
     fresh = tx.Matcher("standard")
     m = tx.Matcher("standard")
     for matcher in (fresh, m):
@@ -372,7 +375,9 @@ def _leet_model(word: str, ambiguous_as: str) -> str:
 def _glue_model(tokens: list[str]) -> list[str]:
     """Runs of three or more one-character letter tokens joined, by groups."""
     out: list[str] = []
-    for single, group in itertools.groupby(tokens, key=lambda t: len(t) == 1 and tx._letterish(t)):
+    for single, group in itertools.groupby(
+        tokens, key=lambda t: len(t) == 1 and tx_normalize._letterish(t)
+    ):
         run = list(group)
         out.extend(["".join(run)] if single and len(run) >= 3 else run)
     return out
@@ -385,7 +390,7 @@ def test_leet_cleaning_and_gluing_agree_with_their_character_by_character_models
 ) -> None:
     for text in (word, anything):
         for reading in ("i", "l"):
-            assert tx._leet(text, reading) == _leet_model(text, reading)
+            assert tx_normalize._leet(text, reading) == _leet_model(text, reading)
         kept = "".join(c for c in text if c.isalnum() or c == tx.MASK)
-        assert tx._NOT_KEPT.sub("", text) == kept
-        assert tx._glue_single_chars(text.split()) == _glue_model(text.split())
+        assert tx_normalize._NOT_KEPT.sub("", text) == kept
+        assert tx_normalize._glue_single_chars(text.split()) == _glue_model(text.split())

@@ -1,0 +1,335 @@
+"""Normalisation and words (pure): the text a viewer wrote, as the matcher reads it.
+
+``basic`` is NFKC and case folding; ``fold`` adds look-alikes folded to Latin and
+combining marks dropped; ``words`` splits a text into words at a level, gluing spaced-out
+letters (``f r e e``) and joined pieces (``f.r.e.e``), reading leetspeak and keeping
+masks (``f*ck``); ``squeeze`` gives a word's run-length form.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import operator
+import re
+import unicodedata
+from functools import lru_cache
+from typing import Literal
+
+from modbot.rules.text.tables import (
+    AMBIGUOUS,
+    LEET,
+    LOOKALIKES,
+    LOOKALIKES_FOLDED,
+    MASK,
+    MASKS,
+    char_classes,
+)
+
+Level = Literal["none", "basic", "standard"]
+LEVELS: tuple[Level, ...] = ("none", "basic", "standard")
+SPACE = " "
+# Each cache of recent texts (the words, the other reading, measures, copy-paste keys)
+# holds the last RECENT of them: a copy-paste raid sends one text hundreds of times a
+# second.
+RECENT = 1024
+
+_LEETISH = frozenset(LEET) | AMBIGUOUS | MASKS  # characters _leet changes
+_LEET_AS = {  # str.translate tables of _leet, by the reading of the ambiguous characters
+    reading: str.maketrans(
+        {**LEET, **dict.fromkeys(AMBIGUOUS, reading), **dict.fromkeys(MASKS, MASK)}
+    )
+    for reading in ("i", "l")
+}
+# Punctuation stripped from the ends of a word (leet and mask characters stay).
+_EDGE = ".,!?;:'\"()[]{}<>|~`^-_=+/\\…‘’“”«»¿¡"
+# Characters that join the pieces of one word (f.r.e.e, f-r-e-e, don't).
+_JOINERS = set(".-_'’`~^+=:,/\\")
+_WORD_SPLIT = re.compile(r"[^\w]+")
+# What a word loses after leet: all but letters, digits (str.isalnum) and the mask. (In
+# a str pattern, \w is str.isalnum() or "_".)
+_NOT_KEPT = re.compile(r"[^\w*]|_")
+_DOUBLED = re.compile(r"(.)\1+", re.DOTALL)  # a run of one character
+_JOINED_PIECES = re.compile(r"[.\-_'’`~^+=:,/\\]+")  # what splits f.r.e.e (see _JOINERS)
+# A run's character, as re.sub's replacement: a C function (a template like r"\1" is
+# expanded by Python code for every run).
+_FIRST = operator.itemgetter(1)
+
+
+def _strip_marks(text: str) -> str:
+    """``text`` in NFD without its combining marks (Mn, Me)."""
+    if text.isascii():
+        return text
+    return char_classes().marks.sub("", unicodedata.normalize("NFD", text))
+
+
+def basic(text: str) -> str:
+    """NFKC and case folding."""
+    if text.isascii():
+        return text.lower()  # NFKC leaves ASCII as it is; casefold is lower there
+    return _basic(text)
+
+
+def _basic(text: str) -> str:
+    return unicodedata.normalize("NFKC", text).casefold()
+
+
+@lru_cache(maxsize=65536)
+def fold(text: str) -> str:
+    """basic, look-alikes folded to Latin, combining marks dropped (no tokenising)."""
+    if text.isascii():
+        return text.lower()  # no look-alikes (all non-ASCII) and no marks to drop
+    return _fold(text)
+
+
+@lru_cache(maxsize=1024)
+def _fold_alt(text: str) -> str:
+    """``fold`` with a capital I (or a look-alike of one) read as ``l``."""
+    if text.isascii():
+        return text.replace("I", "l").lower()
+    return _fold(text, alt=True)
+
+
+def _fold(text: str, alt: bool = False) -> str:
+    # Marks go before NFKC and case folding: U+0345 (a zalgo favourite) folds to ι.
+    plain = unicodedata.normalize("NFKC", _strip_marks(text.translate(LOOKALIKES)))
+    if alt:
+        plain = plain.replace("I", "l")
+    return _strip_marks(plain.casefold().translate(LOOKALIKES_FOLDED[alt]))
+
+
+# --- words ---------------------------------------------------------------------------
+
+
+def _letterish(c: str) -> bool:
+    return c.isalnum() or c in LEET or c in AMBIGUOUS
+
+
+def _glue_single_chars(tokens: list[str]) -> list[str]:
+    """Runs of three or more one-character tokens become one word (``f r e e``)."""
+    for token in tokens:
+        if len(token) == 1:
+            break
+    else:
+        return tokens  # no one-character token (most texts)
+    out: list[str] = []
+    run: list[str] = []
+    for token in tokens:
+        if len(token) == 1 and _letterish(token):
+            run.append(token)
+            continue
+        out.extend(["".join(run)] if len(run) >= 3 else run)
+        run = []
+        out.append(token)
+    out.extend(["".join(run)] if len(run) >= 3 else run)
+    return out
+
+
+_TOKEN = re.compile(r"\S+")
+_WIDE_GAP = re.compile(r"\s\s")
+# One-letter words that may stand before spaced-out letters (`such a l o s e r`).
+ONE_LETTER_WORDS = frozenset("aiouye")
+
+
+def _tokens(folded: str) -> list[str]:
+    """The tokens of a folded text, spaced-out letters glued into words.
+
+    Where letters are spelled out with wider gaps between words
+    (``y o u  a r e  a n  i d i o t``), the narrowest gap of a run is the one between
+    letters and a wider one ends a word.
+    """
+    tokens = folded.split()
+    if _WIDE_GAP.search(folded) is None or all(len(t) > 1 for t in tokens):
+        return _glue_single_chars(tokens)
+    out: list[str] = []
+    run: list[tuple[int, str]] = []
+    for match in _TOKEN.finditer(folded):
+        token = match.group()
+        if len(token) == 1 and _letterish(token):
+            run.append((match.start(), token))
+            continue
+        out.extend(_glue_run(run))
+        run = []
+        out.append(token)
+    out.extend(_glue_run(run))
+    return out
+
+
+def _glue_run(run: list[tuple[int, str]]) -> list[str]:
+    """One run of one-character tokens (position, token) as words (see ``_tokens``)."""
+    if len(run) < 3:
+        return [token for _, token in run]
+    gaps = [b[0] - a[0] for a, b in itertools.pairwise(run)]
+    narrow = min(gaps)
+    pieces = [run[0][1]]
+    for gap, (_, token) in zip(gaps, run[1:], strict=True):
+        if gap > narrow:
+            pieces.append(token)
+        else:
+            pieces[-1] += token
+    return pieces
+
+
+# A one-letter word before spaced-out letters (`such a l o s e r`).
+_BEFORE_SPACED = re.compile(r"(?:^|(?<=\S\S ))([aiouye]) (?=\S \S \S(?!\S))")
+
+
+@functools.lru_cache(maxsize=1024)
+def _detached(text: str, alt: bool) -> tuple[str, ...] | None:
+    """The standard words with a one-letter word kept apart from the spaced-out
+    letters after it (``such a loser`` for ``such a l o s e r``, which is otherwise
+    ``such aloser``), or None if the text has no such letters."""
+    folded = _fold_alt(text) if alt else fold(text)
+    if "  " in folded or _BEFORE_SPACED.search(folded) is None:
+        return None
+    return tuple(_standard_words(_BEFORE_SPACED.sub(r"\1  ", folded), alt=alt))
+
+
+# A run of ! (with 1s mixed in, `!!!1`) ending a word is punctuation, not leet.
+_TRAILING_BANGS = re.compile(r"[!1]*![!1]*$")
+_TAIL = _EDGE.replace("!", "").replace("|", "")
+# What leads a word and is stripped: _EDGE but ! and |, which are leet at the start
+# of a word (`!d!ot`, `|oser`).
+_LEAD = _EDGE.replace("!", "").replace("|", "")
+
+
+def _edges(word: str) -> str:
+    """``word`` without the punctuation around it. In a word with a letter, ``|`` stays
+    wherever it is and ``!`` too, but for a run of them ending the word (leet there:
+    ``!d!ot``, ``|oser``, ``kil|``; punctuation in ``idiot!!!1``)."""
+    word = word.rstrip(_TAIL).lstrip(_LEAD)
+    if not any(c.isalpha() for c in word):
+        return word.strip(_EDGE)
+    return _TRAILING_BANGS.sub("", word)
+
+
+def _split_token(token: str, *, alt: bool) -> list[str]:
+    """One whitespace-free token as words: joiners between single characters glue."""
+    token = _edges(token)
+    if token.startswith("@") and len(token) > 1 and token[1:2].isalpha():
+        # A mention (the name is the word), or in the other reading a leet 'a' (@ss).
+        token = "a" + token[1:] if alt else token[1:]
+    if not token:
+        return []
+    pieces = [p for p in _JOINED_PIECES.split(token) if p]
+    if len(pieces) <= 1:
+        return [token]
+    if all(len(p) == 1 for p in pieces) or "'" in token or "’" in token:
+        return ["".join(pieces)]
+    words: list[str] = []
+    for piece in pieces:
+        piece = _edges(piece)  # noqa: PLW2901 - a cleaned copy
+        if piece:
+            words.append(piece)
+    return words
+
+
+def _leet(word: str, ambiguous_as: str) -> str:
+    if _LEETISH.isdisjoint(word) or not any(c.isalpha() for c in word):
+        return word
+    return word.translate(_LEET_AS[ambiguous_as])
+
+
+def words(text: str, level: Level, *, alt: bool = False) -> list[str]:
+    """The words of ``text`` at a normalisation level (not squeezed).
+
+    ``alt`` picks the other reading of ambiguous characters at ``standard``: ``1 ! |``
+    and a capital ``I`` as ``l`` instead of ``i``, a leading ``@`` as ``a`` and any
+    other ``@`` as a masked letter.
+    """
+    return list(_words(text, level, alt))
+
+
+@functools.lru_cache(maxsize=1024)
+def _words(text: str, level: Level, alt: bool) -> tuple[str, ...]:
+    # Cached: one event's text is read by the matcher, the alternate reading and the
+    # copy-paste key, and a raid repeats one text many times.
+    return tuple(_split_words(text, level, alt=alt))
+
+
+def _split_words(text: str, level: Level, *, alt: bool) -> list[str]:
+    if level == "none":
+        return [w for w in _WORD_SPLIT.split(text) if w]
+    if level == "basic":
+        return [w for w in _WORD_SPLIT.split(basic(text)) if w]
+    return _standard_words(_fold_alt(text) if alt else fold(text), alt=alt)
+
+
+def _standard_words(folded: str, *, alt: bool) -> list[str]:
+    out: list[str] = []
+    for token in _tokens(folded):
+        if token.isalpha():
+            out.append(token)  # letters only (most words): nothing to split, read or drop
+        else:
+            out.extend(_token_words(token, alt=alt))
+    return out
+
+
+def _token_words(token: str, *, alt: bool) -> list[str]:
+    """The standard words of one token (what a letters-only token is by itself)."""
+    out: list[str] = []
+    for word in _split_token(token, alt=alt):
+        if alt and "@" in word:
+            word = word.replace("@", MASK)  # noqa: PLW2901 - `f@ck`: @ as a mask
+        leet = _leet(word, "l" if alt else "i")
+        cleaned = leet if leet.isalnum() else _NOT_KEPT.sub("", leet)
+        if cleaned.strip(MASK):
+            out.append(cleaned)
+    return out
+
+
+def has_ambiguous(text: str) -> bool:
+    """Whether the text has characters with two readings (1 ! | I, a leading @, their
+    look-alikes)."""
+    if "I" in text or "@" in text or not AMBIGUOUS.isdisjoint(text):
+        return True
+    if text.isascii():
+        return False
+    folded = fold(text)
+    return not AMBIGUOUS.isdisjoint(folded) or folded != _fold_alt(text)
+
+
+def squeeze(word: str) -> tuple[str, tuple[int, ...]]:
+    """Run-length form of a word: ``heeello`` -> (``helo``, (1, 3, 2, 1))."""
+    if not _has_run(word):
+        return word, (1,) * len(word)  # no letter repeats (most words)
+    return _squeeze(word)
+
+
+def squeezed(text: str) -> str:
+    """``text`` with every run of one character cut to one (``text`` if it has none)."""
+    return _DOUBLED.sub(_FIRST, text) if _has_run(text) else text
+
+
+def _has_run(text: str) -> bool:
+    """Whether a character follows itself somewhere in ``text``.
+
+    A loop over code points: the compiled build runs it in a tenth of the time the
+    regex search takes (most texts have no run, so the search would read them whole).
+    """
+    previous = -1
+    for i in range(len(text)):
+        code = ord(text[i])
+        if code == previous:
+            return True
+        previous = code
+    return False
+
+
+def _squeeze(word: str) -> tuple[str, tuple[int, ...]]:
+    letters: list[str] = []
+    counts: list[int] = []
+    for c in word:
+        if letters and letters[-1] == c:
+            counts[-1] += 1
+        else:
+            letters.append(c)
+            counts.append(1)
+    return "".join(letters), tuple(counts)
+
+
+@lru_cache(maxsize=RECENT)
+def similarity_key(text: str) -> str:
+    """The text reduced for copy-paste comparison: standard words, squeezed, joined."""
+    # Runs never cross a space between words: squeezing the joined words squeezes each.
+    return squeezed(SPACE.join(_words(text, "standard", False)))
