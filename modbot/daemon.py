@@ -15,11 +15,8 @@ so no intent is left pending; the database is closed last.
 from __future__ import annotations
 
 import contextlib
-import gc
 import signal
-import sys
 import threading
-import time
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -47,6 +44,7 @@ from modbot.rules.compile import CompiledRuleset, load_ruleset
 from modbot.rules.diagnostics import Diagnostic, errors
 from modbot.rules.engine import Decision, Engine
 from modbot.rules.loader import one_line
+from modbot.runtime import tuned_runtime
 from modbot.sdnotify import Notifier, watchdog_interval
 
 log = structlog.get_logger("modbot.daemon")
@@ -57,9 +55,6 @@ GRACE = 10.0
 RULE_POLL = 2.0
 RELOAD_LIMIT = 30.0  # seconds a load of the rules may take; then it is abandoned
 STATUS_EVERY = 5.0
-SWITCH_INTERVAL = 0.0002  # seconds (see run())
-FULL_GC_SPACING = 10  # see run()
-YOUNG_GC = 2_000  # see run()
 ENGINE_SLICE = 8  # events decided between two turns of the other tasks
 LAG_PROBE = 0.05  # how often the event loop's lateness is measured
 STALL = 0.05  # a lateness above this is a stall (logged, counted)
@@ -76,24 +71,6 @@ class DaemonStatistics:
     max_loop_lag_ms: float = 0.0
     gc_full: int = 0  # full (generation 2) garbage collections
     max_gc_pause_ms: float = 0.0  # the longest collection (it stops the event loop)
-
-
-class GcPauses:
-    """Measures the garbage collector's pauses (``gc.callbacks``) into the statistics."""
-
-    def __init__(self, stats: DaemonStatistics) -> None:
-        self.stats = stats
-        self._started = 0.0
-
-    def __call__(self, phase: str, info: dict[str, int]) -> None:
-        if phase == "start":
-            self._started = time.perf_counter()
-            return
-        pause_ms = (time.perf_counter() - self._started) * 1000
-        if info.get("generation") == 2:
-            self.stats.gc_full += 1
-        if pause_ms > self.stats.max_gc_pause_ms:
-            self.stats.max_gc_pause_ms = round(pause_ms, 1)
 
 
 class Daemon:
@@ -147,9 +124,7 @@ class Daemon:
         if warning:
             log.warning("state_dir.open", message=warning)
         async with AsyncExitStack() as stack:
-            watch = GcPauses(self.stats)
-            gc.callbacks.append(watch)
-            stack.callback(gc.callbacks.remove, watch)
+            runtime = stack.enter_context(tuned_runtime(self.stats))
             client, tokens, grant = await stack.enter_async_context(
                 api_session(settings, self.clock)
             )
@@ -174,27 +149,7 @@ class Daemon:
             if retried or given_up:
                 log.info("recovered", retried=retried, given_up=given_up)
             timers = Timers(executor, store, self.clock)
-            # What start-up made (modules, the compiled rules) stays: leave it out of
-            # every later collection, so the pauses depend on what moderation holds.
-            gc.freeze()
-            stack.callback(gc.unfreeze)
-            # A full collection walks every container still tracked, the engine's big
-            # maps among them (tens of milliseconds under load). With start-up frozen
-            # and the engine's entries untracked, the old generation is small, so
-            # CPython's rule (collect when a quarter as much again is pending) would
-            # run one every few seconds: ask for ten times fewer. The young generation
-            # is collected after YOUNG_GC containers rather than 700: the collections
-            # cost half as much in all and still pause for a few milliseconds at most
-            # (ten times as many make pauses of 20-50 ms under load).
-            young, middle, old = gc.get_threshold()
-            stack.callback(gc.set_threshold, young, middle, old)
-            gc.set_threshold(max(young, YOUNG_GC), middle, old * FULL_GC_SPACING)
-            # SQLite works in its own thread and needs the interpreter lock to take each
-            # batch and hand it back; while the engine is busy, each take waits for the
-            # switch interval (5 ms by default). A shorter one keeps audit writes, and
-            # so the calls they precede, from queueing behind the engine.
-            stack.callback(sys.setswitchinterval, sys.getswitchinterval())
-            sys.setswitchinterval(SWITCH_INTERVAL)
+            runtime.settle()  # start-up is done: freeze it, tune the interpreter
             watcher = Watcher(
                 client,
                 settings.streamers,
