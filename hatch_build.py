@@ -1,17 +1,41 @@
 """Wheel build hook: with ``MODBOT_COMPILE=1``, the per-event path is compiled by mypyc.
 
 The modules every event goes through (decoding, the event record, the rule engine with
-its text matching and state, the watcher's hand-off, the intents) are compiled to C
-extensions by mypyc, which ships with mypy: the annotations that ``mypy --strict``
-checks become native code. Decoding and deciding take about a third less CPU (README,
-Benchmarks). Without the variable, or for an editable install, the wheel is pure
-Python. Both behave the same; CI runs the tests of these modules (rules, decoder,
-watcher, actions, fuzz, daemon) against the compiled wheel. One difference: a compiled
-function checks its argument and return types at run time, so a value that contradicts
-an annotation raises TypeError there (the fuzz tests are what keeps that from
-happening).
+its text matching and state, the watcher's hand-off, the intents: ``COMPILED``) are
+compiled to C extensions by mypyc, which ships with mypy: the annotations that ``mypy
+--strict`` checks become native code. Without the variable, or for an editable install,
+the wheel is pure Python.
 
     MODBOT_COMPILE=1 pip install .        # needs a C compiler and the Python headers
+
+**The reference is the pure build.** The tests define what modbot does, and they run
+against the sources as they are (``pytest`` in a checkout, an editable install). The
+compiled build is an optimisation that must pass the same tests: CI builds the wheel
+and runs the compiled modules' tests against it (rules, decoder, watcher, actions,
+fuzz, daemon; ``.ci/run``). A difference between the builds is a bug in the source's
+use of mypyc, never a reason to change a test; and code shaped for mypyc must not make
+the pure build slower than the plain version it replaces (STYLE.md: a trick lives in
+the one hot function that needs it, next to a plain version a property test compares
+it with). Deciding takes about a third less CPU compiled; the figures of both builds
+are in docs/benchmarks.md.
+
+**What the compiled build demands of the source** (mypyc 2.4.1, the lint group's pin):
+
+- Annotations that are true at run time. A compiled function checks its arguments,
+  its return value and the attributes it assigns, so a value that contradicts an
+  annotation raises ``TypeError`` in this build only (the fuzz tests keep that from
+  happening); a pure build would carry it on.
+- No async generators (``yield`` inside ``async def``): "unimplemented".
+- Exception classes (and other subclasses of builtins) derive only from ``object``,
+  ``dict``, ``BaseException``, ``Exception``, ``ValueError``, ``LookupError``,
+  ``IndexError``, ``Warning`` or ``UserWarning``: ``EventError(ValueError)`` builds,
+  a subclass of ``KeyError`` or ``RuntimeError`` does not.
+- No lone surrogates in string literals (build them with ``chr()``).
+- Nothing monkeypatched: calls inside and between compiled modules are bound at build
+  time, so patching a module attribute or a method does not reach them (the tests that
+  CI runs against the wheel must not rely on it).
+- Classes stay as declared: no interpreted subclasses of a compiled class, no
+  attributes added to an instance beyond those the class declares.
 
 The sources are compiled in a temporary copy, never next to the checkout's own files,
 where an extension module would shadow the ``.py`` being edited.
