@@ -10,12 +10,13 @@ see docs/benchmarks.md):
 
 - **Pauses measured** (``gc.callbacks``): full collections and the longest pause go
   into the daemon's statistics and its ``stopped`` line; a collection stops the event
-  loop, so this is where a latency spike without a cause in the log comes from.
+  loop, so these figures explain a latency spike that nothing else in the log does.
 - **Start-up frozen** (``gc.freeze``): what start-up made (modules, the compiled rules,
   the recovered state) is left out of every later collection, so the pauses depend on
-  what moderation holds. With the engine's per-user state kept in untracked tuples, a
+  what moderation holds. The freeze (22787fe) has no figure of its own: together with
+  the engine's per-user state kept in tuples the collector does not track (f65f44c), a
   busy run's tracked objects fell from 312,000 to 4,000 and its longest full
-  collection from 110 to 30 ms (f65f44c, 22787fe).
+  collection from 110 to 30 ms.
 - **Full collections ten times further apart** (``FULL_GC_SPACING``): with start-up
   frozen the old generation is small, so CPython's rule (collect when a quarter as much
   again is pending) would walk it every few seconds; ten times the third threshold
