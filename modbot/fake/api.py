@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +18,6 @@ import anyio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from modbot.euler.routes import DEFAULT_ROUTES
 from modbot.fake import envelopes
 from modbot.fake.envelopes import error
 from modbot.fake.faults import Faults, RateLimits, fault_response
@@ -26,6 +25,55 @@ from modbot.fake.oauth import Grant, OAuthServer
 from modbot.fake.world import FakeStreamer, World
 
 ALLOWED_MUTE_DURATIONS = frozenset({-1, 5, 30, 60, 300})
+
+
+@dataclass(frozen=True, slots=True)
+class FakeRoute:
+    """One REST route the fake serves: Euler's method and path template, and for
+    ``session`` routes (those that act for a streamer: ``x-oauth-token``) the scope
+    the grant must hold."""
+
+    method: str
+    path: str
+    scope: str | None = None
+    session: bool = False
+
+
+_MUTES = "/webcast/rooms/{room_id}/moderation/mutes"
+_BANS = "/webcast/rooms/{room_id}/moderation/bans"
+_MODS = "/webcast/anchors/{anchor_id}/moderation/moderators"
+
+# The fake's own table, written from ``shared/spec/events.md`` (Authentication; Routes
+# modbot uses), not taken from the client's ``modbot.euler.routes``: a wrong path on
+# either side then shows up in ``tests/test_route_contract.py`` instead of agreeing with
+# itself. Keys are the route names tests inject faults on and find in ``calls``.
+ROUTES: Mapping[str, FakeRoute] = {
+    "user_id": FakeRoute("GET", "/webcast/anchors/{unique_id}/user_id"),
+    "room_id": FakeRoute("GET", "/webcast/anchors/{unique_id}/room_id"),
+    "bulk_live_check": FakeRoute(
+        "POST", "/webcast/bulk_live_check", "webcast:bulk_live_check", session=True
+    ),
+    "chat": FakeRoute("POST", "/webcast/rooms/{room_id}/chat", "webcast:chat", session=True),
+    "mute": FakeRoute("PUT", _MUTES, "webcast:mute", session=True),
+    "unmute": FakeRoute("DELETE", _MUTES, "webcast:mute", session=True),
+    "list_mutes": FakeRoute("GET", _MUTES, "webcast:mute", session=True),
+    "ban": FakeRoute("PUT", _BANS, "webcast:ban", session=True),
+    "unban": FakeRoute("DELETE", _BANS, "webcast:ban", session=True),
+    "list_bans": FakeRoute("GET", _BANS, "webcast:ban", session=True),
+    "toggle_comments": FakeRoute(
+        "POST",
+        "/webcast/rooms/{room_id}/moderation/toggle_comments",
+        "webcast:comments",
+        session=True,
+    ),
+    "add_moderator": FakeRoute("PUT", _MODS, "webcast:moderators", session=True),
+    "remove_moderator": FakeRoute("DELETE", _MODS, "webcast:moderators", session=True),
+    "list_moderators": FakeRoute("GET", _MODS, "webcast:moderators", session=True),
+    "rate_limits": FakeRoute("GET", "/accounts/me/rate_limits"),
+    "userinfo": FakeRoute("GET", "/tiktok/oauth/userinfo", "user:info", session=True),
+    "token": FakeRoute("POST", "/tiktok/oauth/token"),
+    "revoke": FakeRoute("POST", "/tiktok/oauth/revoke"),
+}
 
 Handler = Callable[[Request, dict[str, Any]], Awaitable[Response]]
 
@@ -150,7 +198,7 @@ class Api:
         token: str | None,
         token_ok: bool,
     ) -> Response:
-        route = DEFAULT_ROUTES[name]
+        route = ROUTES[name]
         fault = self.faults.take(name)
         if fault is not None:
             if fault.latency:

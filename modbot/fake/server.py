@@ -33,9 +33,8 @@ from starlette.routing import Route as StarletteRoute
 from starlette.routing import WebSocketRoute
 
 from modbot.clock import Clock, SystemClock
-from modbot.euler.routes import DEFAULT_ROUTES
 from modbot.fake import messages as msgs
-from modbot.fake.api import ALLOWED_MUTE_DURATIONS, Api, RecordedCall
+from modbot.fake.api import ALLOWED_MUTE_DURATIONS, ROUTES, Api, RecordedCall
 from modbot.fake.faults import Fault, Faults, RateLimits
 from modbot.fake.oauth import OAuthServer
 from modbot.fake.world import FakeStreamer, World
@@ -64,7 +63,7 @@ class FakeEuler:
         rate_limit_per_minute: int | None = None,
     ) -> None:
         self.world = World(clock or SystemClock())
-        self.faults = Faults(DEFAULT_ROUTES)
+        self.faults = Faults(ROUTES)
         self.limits = RateLimits(rate_limit_per_minute)
         self.oauth = OAuthServer(
             self.world,
@@ -80,7 +79,7 @@ class FakeEuler:
 
     def _build_app(self) -> Starlette:
         by_path: dict[str, dict[str, str]] = defaultdict(dict)
-        for name, route in DEFAULT_ROUTES.items():
+        for name, route in ROUTES.items():
             by_path[route.path][route.method] = name
         routes: list[StarletteRoute | WebSocketRoute] = [
             StarletteRoute(path, self._endpoint(methods), methods=list(methods))
