@@ -394,3 +394,22 @@ def test_leet_cleaning_and_gluing_agree_with_their_character_by_character_models
         kept = "".join(c for c in text if c.isalnum() or c == tx.MASK)
         assert tx_normalize._NOT_KEPT.sub("", text) == kept
         assert tx_normalize._glue_single_chars(text.split()) == _glue_model(text.split())
+
+
+def _plain_longest_run(text: str) -> int:
+    """The longest run of one character inside a word, by a loop (the model)."""
+    longest = 0
+    for word in text.split():
+        previous, run = "", 0
+        for c in word:
+            run = run + 1 if c == previous else 1
+            previous = c
+            longest = max(longest, run)
+    return longest
+
+
+@given(st.text(alphabet="aab \t\u3000\x1c\u00a0xx!!\U0001f338\n\u0301", max_size=40))
+def test_the_longest_run_by_regex_is_the_loops(text: str) -> None:
+    from modbot.rules.text.measures import _longest_run
+
+    assert _longest_run(text) == _plain_longest_run(text)

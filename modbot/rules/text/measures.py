@@ -93,6 +93,7 @@ class Measures:
 
 
 _MENTION = re.compile(r"(?<![\w@])@[\w.]{1,64}")
+_RUN = re.compile(r"(\S)\1+", re.DOTALL)  # a run of one character, two or more
 ZALGO_MARKS = 3
 
 
@@ -184,22 +185,19 @@ def _mentions(text: str) -> int:
 def _longest_run(text: str) -> int:
     """The longest run of one character other than white space (0 if there is none).
 
-    White space ends a run and is never one (``str.split`` splits where ``isspace``).
+    White space ends a run and is never one (``\\S`` is what ``str.split`` keeps). The
+    runs of two or more are found by the regex engine (in C): in chat they are few, so
+    this costs a scan of the text, not a step of the interpreter per character (a
+    150-character comment: about 70 us in the pure build by a loop over characters).
     """
     longest = 0
-    for word in text.split():
-        previous = -1
-        run = 0
-        for i in range(len(word)):
-            code = ord(word[i])
-            if code == previous:
-                run += 1
-            else:
-                previous = code
-                run = 1
-            if run > longest:  # noqa: PLR1730 (no call: runs for every character)
-                longest = run
-    return longest
+    for run in _RUN.finditer(text):
+        size = run.end() - run.start()
+        if size > longest:  # noqa: PLR1730 (no call in the loop)
+            longest = size
+    if longest:
+        return longest
+    return 1 if text.strip() else 0
 
 
 _ASCII_LETTERS = string.ascii_letters.encode()
