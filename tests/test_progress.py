@@ -22,7 +22,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from modbot.cli import Progress, _AboveProgress
+from modbot.cli.progress import Progress, _AboveProgress
 from modbot.demo import _Screen, _summary
 from modbot.euler.oauth import TokenStore
 from modbot.euler.tokens import token_set_from_answer
