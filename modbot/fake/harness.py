@@ -1,5 +1,8 @@
 """Drive modbot from the outside (I/O): the fake Euler server in a thread, ``modbot run``
-as a subprocess, and the audit database read directly. Shared by tests and bench/."""
+as a subprocess, the audit database read directly, and systemd's notify socket.
+
+Used by ``bench/`` (``load.py``, ``soak.py``, which may run against an installed modbot)
+and by the tests; what only the tests use lives with them, in ``tests/harness.py``."""
 
 from __future__ import annotations
 
@@ -22,15 +25,9 @@ from modbot.loopback import LoopbackServer, serve
 
 
 @contextlib.contextmanager
-def fake_in_thread(fake: FakeEuler) -> Iterator[LoopbackServer]:
-    """Serve ``fake`` from its own event loop thread, so sync code (the CLI) can call it."""
-    with fake_and_portal(fake) as (server, _):
-        yield server
-
-
-@contextlib.contextmanager
 def fake_and_portal(fake: FakeEuler) -> Iterator[tuple[LoopbackServer, BlockingPortal]]:
-    """Like ``fake_in_thread``, with the portal to call the fake on its own loop."""
+    """Serve ``fake`` from its own event loop thread, so sync code (the CLI, a subprocess's
+    driver) can reach it, with the portal to call the fake on its own loop."""
     with (
         start_blocking_portal("asyncio") as portal,
         portal.wrap_async_context_manager(serve(fake.app)) as server,
@@ -55,11 +52,6 @@ def audit_rows(db: Path) -> list[dict[str, Any]]:
     with sqlite3.connect(db, timeout=10) as conn:
         conn.row_factory = sqlite3.Row
         return [dict(r) for r in conn.execute("SELECT * FROM actions ORDER BY id")]
-
-
-def statuses(db: Path) -> list[tuple[str, str, str]]:
-    """(user_id, status, params) of every audit action, oldest first."""
-    return [(r["user_id"], r["status"], r["params"]) for r in audit_rows(db)]
 
 
 def call_target(call: RecordedCall) -> str:
