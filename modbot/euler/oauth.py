@@ -481,17 +481,20 @@ async def login(
     if bad:
         raise OAuthError(f"unknown scope(s): {', '.join(bad)}", error="invalid_scope")
     state = secrets.token_urlsafe(24)
+
+    def show(redirect_uri: str) -> None:
+        url = authorize_url(
+            authorize_base,
+            client_id=oauth.client_id,
+            redirect_uri=redirect_uri,
+            scopes=wanted,
+            state=state,
+        )
+        show_url(url)
+
     if paste is not None:
         redirect_uri = f"http://127.0.0.1:{port or PASTE_PORT}{CALLBACK_PATH}"
-        show_url(
-            authorize_url(
-                authorize_base,
-                client_id=oauth.client_id,
-                redirect_uri=redirect_uri,
-                scopes=wanted,
-                state=state,
-            )
-        )
+        show(redirect_uri)
         with anyio.move_on_after(timeout) as scope:
             pasted = await paste()
         if scope.cancelled_caught:
@@ -509,15 +512,7 @@ async def login(
     async with anyio.create_task_group() as tg:
         await tg.start(server.run)
         try:
-            show_url(
-                authorize_url(
-                    authorize_base,
-                    client_id=oauth.client_id,
-                    redirect_uri=redirect_uri,
-                    scopes=wanted,
-                    state=state,
-                )
-            )
+            show(redirect_uri)
             with anyio.move_on_after(timeout) as scope:
                 await done.wait()
             if scope.cancelled_caught:
