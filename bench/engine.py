@@ -71,7 +71,6 @@ def rss_mb() -> float:
 
 def events(n: int, rng: random.Random, *, first: int = 0) -> Iterator[Event]:
     """``n`` comments at 1,000 per second, viewer ids ``first`` and up."""
-    t0 = datetime(2026, 11, 24, 20, tzinfo=UTC)
     for i in range(first, first + n):
         roll = rng.random()
         if roll < 0.05:
@@ -87,16 +86,7 @@ def events(n: int, rng: random.Random, *, first: int = 0) -> Iterator[Event]:
             )
         # Mostly distinct viewers (the million-user case), some regulars who flood.
         uid = str(rng.randrange(200)) if roll > 0.97 else str(i)
-        user = User(user_id=f"68{uid:0>17}", unique_id=f"v{uid}", nickname=f"Viewer {uid}")
-        yield Event(
-            kind="comment",
-            ts=t0 + timedelta(milliseconds=i),
-            streamer="host",
-            room_id="7300000000000000001",
-            msg_id=str(i),
-            user=user,
-            text=text,
-        )
+        yield comment(i, uid, text)
 
 
 def long_text(size: int, rng: random.Random) -> str:
@@ -120,18 +110,25 @@ def ordinary(rng: random.Random) -> str:
 
 def comments(texts: Iterable[str], *, first: int = 0) -> Iterator[Event]:
     """One comment per text, each from a new viewer, at 1,000 per second."""
-    t0 = datetime(2026, 11, 24, 20, tzinfo=UTC)
     for i, text in enumerate(texts, start=first):
-        user = User(user_id=f"68{i:0>17}", unique_id=f"v{i}", nickname=f"Viewer {i}")
-        yield Event(
-            kind="comment",
-            ts=t0 + timedelta(milliseconds=i),
-            streamer="host",
-            room_id="7300000000000000001",
-            msg_id=str(i),
-            user=user,
-            text=text,
-        )
+        yield comment(i, str(i), text)
+
+
+T0 = datetime(2026, 11, 24, 20, tzinfo=UTC)
+
+
+def comment(i: int, uid: str, text: str) -> Event:
+    """The ``i``-th comment of the bench (1,000 per second) from viewer ``uid``."""
+    user = User(user_id=f"68{uid:0>17}", unique_id=f"v{uid}", nickname=f"Viewer {uid}")
+    return Event(
+        kind="comment",
+        ts=T0 + timedelta(milliseconds=i),
+        streamer="host",
+        room_id="7300000000000000001",
+        msg_id=str(i),
+        user=user,
+        text=text,
+    )
 
 
 def extra_rules(count: int, rng: random.Random) -> str:
