@@ -86,6 +86,21 @@ MIGRATIONS: tuple[str, ...] = (
             WHERE NEW.due IS NOT NULL;
     END;
     """,
+    # 3: requests from the console to the running daemon (``modbot nuke``), see
+    # modbot/audit/requests.py: the command writes one, the daemon takes and answers it
+    """
+    CREATE TABLE requests (
+        id          INTEGER PRIMARY KEY,
+        ts          TEXT    NOT NULL,               -- when it was asked (ISO 8601 UTC)
+        kind        TEXT    NOT NULL,               -- nuke
+        args        TEXT    NOT NULL DEFAULT '{}',  -- JSON
+        status      TEXT    NOT NULL DEFAULT 'pending',  -- pending taken done failed expired
+        answer      TEXT,                           -- JSON: what the daemon did
+        taken_by    TEXT,                           -- the daemon that took it (host:pid)
+        updated     TEXT    NOT NULL
+    );
+    CREATE INDEX requests_pending ON requests(status) WHERE status = 'pending';
+    """,
 )
 
 VERSION = len(MIGRATIONS)

@@ -467,6 +467,15 @@ class AuditStore:
 
         return await self._patiently(attempt)
 
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        """One statement of a table kept by another module (``audit/requests.py``), run
+        as the store's own writes are: in turn, waiting out a failure that can pass."""
+        return list(await self._write(sql, params))
+
+    async def execute_counted(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """As :meth:`execute`, alone on the connection; the rows it changed."""
+        return await self._write_counted(sql, params)
+
     async def close(self) -> None:
         if self._db is not None:
             db, self._db = self._db, None
