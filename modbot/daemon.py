@@ -28,6 +28,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from modbot.__about__ import build
 from modbot.actions.executor import Executor, Work
+from modbot.actions.sweeper import Sweeper
 from modbot.actions.timers import Timers
 from modbot.audit.store import AuditStore, Patience, default_db
 from modbot.clock import Clock, SystemClock
@@ -100,6 +101,7 @@ class Daemon:
         self._ws_factory = ws_factory
         self._on_decisions = on_decisions
         self.engine = Engine()
+        self.sweeper = Sweeper(self.engine, self.clock, settings.streamers)  # nukes, raids
         self.stats = DaemonStatistics()
         self.stopping = anyio.Event()
         self.started = anyio.Event()
@@ -187,6 +189,7 @@ class Daemon:
             async with anyio.create_task_group() as main:
                 main.start_soon(pipeline)
                 await main.start(timers.run)
+                await main.start(self.sweeper.run, executor)
                 if self.handle_signals:
                     main.start_soon(self._signals)
                 main.start_soon(self._reloader)
@@ -311,7 +314,7 @@ class Daemon:
             self.stats.errors += 1
             log.exception("event.failed", streamer=event.streamer, msg_id=event.msg_id)
             return []
-        return decisions
+        return self.sweeper.observe(event, decisions)  # never raises
 
     def _log_decisions(self, event: Event, decisions: list[Decision]) -> None:
         self.stats.decisions += len(decisions)
