@@ -47,6 +47,8 @@ PURE = (
     "actions/table.py",
     "actions/plan.py",
     "actions/gate.py",
+    "actions/nuke.py",
+    "actions/recent.py",
     "audit/query.py",
     "audit/records.py",
     "audit/view.py",
