@@ -7,12 +7,18 @@ ways, whatever the stream sends:
 - per room, the last ``MAX_COMMENTS`` (20,000) comments and ``MAX_CHARS`` (2,000,000)
   characters of their texts, each text kept to its first ``TEXT_KEPT`` (500)
   characters, and nothing older than ``MAX_AGE`` (15 minutes of event time);
-- at most ``MAX_ROOMS`` (16) rooms, the one without a comment for longest forgotten
+- in all rooms together, ``TOTAL_COMMENTS`` (100,000) comments and ``TOTAL_CHARS``
+  (10,000,000) characters: past them, a room holding more than its fair share (the
+  total over the rooms) gives up its oldest comment, else the least recently active
+  room does;
+- at most ``MAX_ROOMS`` (256) rooms, the one without a comment for longest forgotten
   first.
 
-At 30 comments a second a room's last ten minutes are 18,000 comments: they fit, and so
-does a quiet room's quarter of an hour. A comment is a tuple of plain values (strings,
-a float, an int; no event object is kept), which the garbage collector stops tracking.
+At 30 comments a second a room's last ten minutes are 18,000 comments: they fit, five
+such rooms fit together, and a quiet room keeps its quarter of an hour. Full, the
+memory holds about 50 MB (a comment of 100 characters costs about 500 bytes, measured
+by ``bench/sweeps.py``). A comment is a tuple of plain values (strings, a float, an
+int; no event object is kept), which the garbage collector stops tracking.
 Noting a comment costs an append and what it pushes out; nothing here reads a clock:
 times are the events' own.
 """
@@ -30,7 +36,9 @@ MAX_COMMENTS = 20_000
 MAX_CHARS = 2_000_000
 TEXT_KEPT = 500
 MAX_AGE = 15 * 60.0
-MAX_ROOMS = 16
+TOTAL_COMMENTS = 100_000
+TOTAL_CHARS = 10_000_000
+MAX_ROOMS = 256
 
 # The viewer's roles, as bits of Said.roles.
 OWNER, MODERATOR, SUBSCRIBER, FOLLOWER, FRIEND = 1, 2, 4, 8, 16
@@ -106,13 +114,19 @@ class RecentComments:
         max_chars: int = MAX_CHARS,
         max_age: float = MAX_AGE,
         max_rooms: int = MAX_ROOMS,
+        total_comments: int = TOTAL_COMMENTS,
+        total_chars: int = TOTAL_CHARS,
     ) -> None:
         self.max_comments = max_comments
         self.max_chars = max_chars
         self.max_age = max_age
         self.max_rooms = max_rooms
+        self.total_comments = total_comments
+        self.total_chars = total_chars
         self._rooms: OrderedDict[str, _Room] = OrderedDict()
         self._forgotten = 0
+        self._comments = 0  # in all rooms
+        self._chars = 0
 
     @staticmethod
     def room_of(event: Event) -> str:
@@ -130,21 +144,47 @@ class RecentComments:
         if room is None:
             room = rooms[key] = _Room(event.streamer)
             while len(rooms) > self.max_rooms:
-                rooms.popitem(last=False)
-                self._forgotten += 1
+                self._drop_room(next(iter(rooms)))
         else:
             rooms.move_to_end(key)
         comments = room.comments
         comments.append(said)
-        room.chars += len(said.text)
+        size = len(said.text)
+        room.chars += size
+        self._comments += 1
+        self._chars += size
         cutoff = said.t - self.max_age
         while comments and (
             len(comments) > self.max_comments
             or room.chars > self.max_chars
             or comments[0].t <= cutoff
         ):
-            room.chars -= len(comments.popleft().text)
+            self._pop(room)
+        while self._comments > self.total_comments or self._chars > self.total_chars:
+            fair = self.total_comments // len(rooms)
+            if len(comments) > fair or room.chars > self.total_chars // len(rooms):
+                self._pop(room)
+                continue
+            oldest = next(iter(rooms))
+            if not rooms[oldest].comments:  # cannot be (every room holds one): never spin
+                self._drop_room(oldest)
+                continue
+            self._pop(rooms[oldest])
+            if not rooms[oldest].comments:
+                self._drop_room(oldest)
         return said
+
+    def _pop(self, room: _Room) -> None:
+        size = len(room.comments.popleft().text)
+        room.chars -= size
+        self._comments -= 1
+        self._chars -= size
+
+    def _drop_room(self, key: str) -> None:
+        room = self._rooms.pop(key)
+        self._comments -= len(room.comments)
+        self._chars -= room.chars
+        self._forgotten += 1
 
     def rooms_of(self, streamer: str) -> list[str]:
         """The rooms of ``streamer`` that are remembered, the most recently active last."""

@@ -63,6 +63,23 @@ class TestRecentComments:
         by_age.note(comment(61.0, "new", "hi"))
         assert [s.user_id for s in by_age.since("7001", -1)] == ["new"]
 
+    def test_all_rooms_together_keep_at_most_the_total(self) -> None:
+        """Past the total, a room over its fair share gives up its oldest comment; a
+        quiet room keeps what it has while a busy one fills up."""
+        recent = RecentComments(total_comments=10, total_chars=10_000)
+        recent.note(comment(0.0, "q1", "quiet", room="quiet"))
+        recent.note(comment(0.5, "q2", "quiet", room="quiet"))
+        for i in range(50):
+            recent.note(comment(1.0 + i, str(i), "busy", room="busy"))
+        stats = recent.statistics()
+        assert stats.comments == 10
+        assert len(list(recent.since("quiet", -1))) == 2
+        assert [s.user_id for s in recent.since("busy", -1)][:2] == ["49", "48"]
+        by_chars = RecentComments(total_comments=1_000, total_chars=100)
+        for i in range(30):
+            by_chars.note(comment(float(i), str(i), "z" * 10, room=f"r{i % 3}"))
+        assert by_chars.statistics().chars <= 100
+
     def test_a_long_text_is_kept_to_its_first_characters(self) -> None:
         recent = RecentComments()
         recent.note(comment(1.0, "a", "z" * 10_000))
