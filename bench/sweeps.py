@@ -71,7 +71,7 @@ def rss_mb() -> float:
 def sweeper_with(engine: Engine, sweep: nk.Sweep | None) -> Sweeper:
     sweeper = Sweeper(engine, SystemClock(), ["host"])
     send, receive = anyio.create_memory_object_stream[object](10**7)
-    sweeper._queue = send  # type: ignore[assignment]  # noqa: SLF001 (no task drains it here)
+    sweeper._queue = send  # noqa: SLF001 (no task drains it here)
     sweeper._bench_receive = receive  # type: ignore[attr-defined]  # noqa: SLF001
     if sweep is not None:
         sweeper.sweeps.append(sweep)
