@@ -38,6 +38,7 @@ from modbot.audit.store import AuditStore
 from modbot.clock import Clock, epoch
 from modbot.events import Event, format_ts
 from modbot.inert import shown
+from modbot.rules.compile import CompiledRuleset
 from modbot.rules.engine import Decision, Engine
 
 log = structlog.get_logger("modbot.sweeper")
@@ -86,6 +87,11 @@ class Sweeper:
         self._queue: MemoryObjectSendStream[_Job] | None = None
         self._limit = anyio.Semaphore(AT_ONCE)
         self._incident_lock = anyio.Lock()
+        # The per-room repeat rules of the ruleset in use: id -> (within, similarity).
+        self._raid_rules: tuple[CompiledRuleset | None, dict[str, tuple[float, float]]] = (
+            None,
+            {},
+        )
         self._counts = dict.fromkeys(("started", "acted", "dropped", "errors"), 0)
 
     def statistics(self) -> SweeperStatistics:
@@ -148,11 +154,17 @@ class Sweeper:
         kind = kind_of(d.action)
         if not d.enforced or kind is None or kind.severity <= 0:
             return None
-        rule = self.engine.ruleset.rule(d.rule_id)
-        window = rule.window if rule is not None else None
-        if window is None or window.kind != "repeat" or window.per != "room":
-            return None
-        return window.within, window.similarity
+        ruleset = self.engine.ruleset
+        if self._raid_rules[0] is not ruleset:  # once per ruleset (a reload swaps it)
+            self._raid_rules = (
+                ruleset,
+                {
+                    r.id: (r.window.within, r.window.similarity)
+                    for r in ruleset.rules
+                    if r.window is not None and r.window.kind == "repeat" and r.window.per == "room"
+                },
+            )
+        return self._raid_rules[1].get(d.rule_id)
 
     def _start_raid(
         self, event: Event, said: Said, room: str, d: Decision, window: tuple[float, float]

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from modbot.audit.store import AuditStore
 
 WAIT = 10.0  # seconds for a daemon to take the request
+MAX_WAIT = 600.0
 ANSWER_WAIT = 120.0  # seconds for the daemon, once it took it, to answer
 STEP = 0.1
 
@@ -94,8 +95,8 @@ def nuke_command(args: argparse.Namespace, settings: Settings, out: TextIO) -> i
     except nk.PatternRefused as exc:
         fail(f"modbot: {exc}")
         return EXIT_USAGE
-    if not args.wait > 0:
-        fail("modbot: --wait: give a number of seconds above 0")
+    if not 0 < args.wait <= MAX_WAIT:
+        fail(f"modbot: --wait: give a number of seconds above 0, at most {MAX_WAIT:g}")
         return EXIT_USAGE
     path: Path = args.db or default_db(settings.state_dir)
     open_state_dir(path.parent)
