@@ -1,6 +1,6 @@
 """The Euler Stream API client: one typed async method per route modbot uses.
 
-This is the only module that sees httpx. It sends ``x-api-key`` on every call and
+With ``modbot.euler.transport``, the only module that sees httpx. It sends ``x-api-key`` on every call and
 ``x-oauth-token`` on routes that act for the streamer, reads the ``{code, message,
 response|data}`` envelope (an error ``code`` inside an HTTP 200 is an error too), and
 translates every failure into ``modbot.errors`` once, here. Retries follow
@@ -11,27 +11,21 @@ Routes that are not idempotent (chat, the token endpoint) are replayed only when
 request cannot have been processed (429, 503, a connection that never opened).
 Numeric ids are handled as strings and never pass through a float.
 
-The edge is strict and bounded: answers are read up to ``MAX_BODY`` bytes and only as
-sent (no ``Content-Encoding`` but identity, so no decompression bomb); ids and numbers
-go through ``modbot.events``' one parser; strings taken from an answer are scrubbed of
-secrets, then cleaned (lone surrogates, controls) and only then shortened; header values
-are refused before sending when they hold anything but visible ASCII. Whatever goes
-wrong on the way (a broken answer, a JSON bomb, a token store that cannot be read)
-leaves ``_call`` as an ``ApiError``, never as a bare exception.
+Whatever goes wrong on the way (a broken answer, a JSON bomb, a token store that cannot
+be read) leaves ``_call`` as an ``ApiError``, never as a bare exception.
 
-HTTP itself is httpx's default transport (httpcore and h11), see ``api_transport``.
+The module does one job, the calls; its helpers have theirs: ``modbot.euler.transport``
+the HTTP (the transport, the limits of an answer, how a failed exchange is classified),
+``modbot.euler.answers`` reading what Euler answered (the envelope, the errors, the typed
+answers). The names other modules import stay importable from here.
 """
 
 from __future__ import annotations
 
-import json
 import random
-import re
-import ssl
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, NoReturn, Protocol, Self
 
@@ -53,71 +47,64 @@ from modbot.errors import (
     RateLimited,
     ReauthRequired,
     RequestRejected,
-    ServerError,
 )
-from modbot.euler.policy import (
-    API_MUTE_DURATIONS,
-    PERMANENT,
-    RetryPolicy,
-    RouteBudget,
-    retry_after_seconds,
+from modbot.euler.answers import (
+    ListedUser,
+    LiveStatus,
+    ModerationResult,
+    RateLimits,
+    RateWindow,
+    UserInfo,
+    UserPage,
+    as_id,
+    clean,
+    moderation_result,
+    opt_str,
+    rate_window,
+    read_envelope,
+    response_object,
+    user_page,
 )
+from modbot.euler.policy import API_MUTE_DURATIONS, PERMANENT, RetryPolicy, RouteBudget
 from modbot.euler.routes import Route, route_table
 from modbot.euler.tokens import TokenSet, token_set_from_answer
-from modbot.events import EventError, clean_text, parse_id, parse_number
-from modbot.log import get_logger, register_secret, scrub
+from modbot.euler.transport import (
+    KEEPALIVE_SECONDS,
+    MAX_BODY,
+    MAX_CONNECTIONS,
+    MAX_HEAD,
+    Failed,
+    api_ssl_context,
+    api_transport,
+    dropped,
+    read_body,
+    visible_ascii,
+)
+from modbot.log import get_logger, register_secret
+
+__all__ = [
+    "KEEPALIVE_SECONDS",
+    "MAX_BODY",
+    "MAX_CONNECTIONS",
+    "MAX_HEAD",
+    "EulerClient",
+    "ListedUser",
+    "LiveStatus",
+    "ModerationResult",
+    "RateLimits",
+    "RateWindow",
+    "TokenProvider",
+    "UserInfo",
+    "UserPage",
+    "api_ssl_context",
+    "api_transport",
+    "as_id",
+    "clean",
+]
 
 BULK_LIVE_CHECK_BATCH = 50
-_PLAN_WORDS = ("premium", "plan", "upgrade", "pricing", "scope", "permission", "not allowed")
 
 log = get_logger("modbot.euler")
-# Connections to the API: as many as the executor has calls in flight on its busiest
-# routes (32), all kept open between calls (httpx's default, 100 with 20 kept, closed and
-# reopened connections in every burst).
-MAX_CONNECTIONS = 32
-KEEPALIVE_SECONDS = 30.0  # an idle connection older than this is closed, not reused
-MAX_BODY = 4 * 1024 * 1024  # bytes of one answer (the API's are a few kilobytes)
-# Bytes of an answer's headers. h11 (under httpcore) stops reading a head at 100 KiB;
-# the API's are under 2 KiB, so anything near that limit is refused as well.
-MAX_HEAD = 32 * 1024
-MAX_MESSAGE = 300  # characters of the server's explanation kept in an error
-_SCRUB_WINDOW = 65_536  # characters of an answer's string looked at for secrets at most
-_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f]")
-
-
-def api_ssl_context() -> ssl.SSLContext:
-    """TLS for the API: certificates verified (certifi's bundle, or the one that
-    ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` names), host names checked, TLS 1.2 at least."""
-    context = httpx.create_ssl_context(verify=True, trust_env=True)
-    context.check_hostname = True
-    context.verify_mode = ssl.CERT_REQUIRED
-    context.minimum_version = max(context.minimum_version, ssl.TLSVersion.TLSv1_2)
-    return context
-
-
-def api_transport(max_connections: int = MAX_CONNECTIONS) -> httpx.AsyncBaseTransport:
-    """The HTTP transport of the API client: httpx's own (httpcore's pool, h11's parser).
-
-    Proxy policy, the same as the event WebSocket's (``modbot.euler.ws``): connections go
-    straight to the configured host, whatever ``HTTP(S)_PROXY`` / ``ALL_PROXY`` say. The
-    traffic carries the API key and the streamer's token to one host the operator chose;
-    an environment variable set for other programs must not reroute it, and the two
-    channels must not leave by different routes (review L11). httpx reads proxies from
-    the environment only in ``httpx.AsyncClient`` with ``trust_env``; this transport is
-    given no proxy. The environment is trusted for one thing: the CA bundle
-    (``SSL_CERT_FILE`` / ``SSL_CERT_DIR``, see ``api_ssl_context``).
-    """
-    return httpx.AsyncHTTPTransport(
-        verify=api_ssl_context(),
-        trust_env=True,  # read by httpx only for the CA bundle, given here already
-        proxy=None,
-        limits=httpx.Limits(
-            max_connections=max_connections,
-            max_keepalive_connections=max_connections,
-            keepalive_expiry=KEEPALIVE_SECONDS,
-        ),
-        retries=0,  # the client retries, by its own policy
-    )
 
 
 class TokenProvider(Protocol):
@@ -130,100 +117,6 @@ class TokenProvider(Protocol):
     async def refresh_after_rejection(self, rejected: str) -> str:
         """A new access token after ``rejected`` got a 401 (raises ReauthRequired)."""
         ...
-
-
-# --- answers ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class LiveStatus:
-    """Whether a streamer is live, and in which room."""
-
-    user_id: str
-    is_live: bool
-    room_id: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class ModerationResult:
-    """TikTok's own answer to a moderation call, passed through by Euler."""
-
-    status_code: int | None
-    data: Any
-
-
-@dataclass(frozen=True, slots=True)
-class ListedUser:
-    """A user in a list of mutes, bans or moderators."""
-
-    user_id: str
-    unique_id: str | None
-    nickname: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class UserPage:
-    """One page of a mute, ban or moderator list."""
-
-    users: tuple[ListedUser, ...]
-    has_more: bool
-
-
-@dataclass(frozen=True, slots=True)
-class RateWindow:
-    """One rate-limit window of the API key."""
-
-    max: int | None
-    remaining: int | None
-    reset_at: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class RateLimits:
-    """The API key's remaining calls per minute, hour and day."""
-
-    minute: RateWindow | None
-    hour: RateWindow | None
-    day: RateWindow | None
-
-
-@dataclass(frozen=True, slots=True)
-class UserInfo:
-    """The TikTok account behind an OAuth grant."""
-
-    user_id: str
-    unique_id: str | None
-    nickname: str | None
-    room_id: str | None
-
-
-def as_id(value: object, what: str = "id") -> str:
-    """A TikTok numeric id as an exact decimal string (never through a float): what
-    ``modbot.events.parse_id`` accepts, and not missing; BadResponse otherwise."""
-    try:
-        found = parse_id(value, what)
-    except EventError as exc:
-        raise BadResponse(str(exc)) from None
-    if not found:
-        msg = f"{what} is missing"
-        raise BadResponse(msg)
-    return found
-
-
-def clean(value: str, limit: int = MAX_MESSAGE) -> str:
-    """A string taken from an answer, fit for an error, a log line or the audit DB:
-    registered secrets cut out first (a secret cut in half by the limit would not be
-    found), lone surrogates made U+FFFD, controls removed, then at most ``limit``
-    characters."""
-    text = clean_text(scrub(value[:_SCRUB_WINDOW]), _SCRUB_WINDOW)
-    return _CONTROLS.sub("", text)[:limit]
-
-
-def _visible_ascii(value: str) -> bool:
-    return bool(value) and value.isascii() and value.isprintable() and " " not in value
-
-
-# --- the client -----------------------------------------------------------------------
 
 
 class EulerClient:
@@ -244,7 +137,7 @@ class EulerClient:
         jitter: Callable[[], float] = random.random,
     ) -> None:
         register_secret(api_key)
-        if api_key and not _visible_ascii(api_key):
+        if api_key and not visible_ascii(api_key):
             msg = (
                 "the Euler API key holds characters that cannot be sent in an HTTP header "
                 "(spaces, controls or non-ASCII); paste it again"
@@ -330,7 +223,7 @@ class EulerClient:
         for start in range(0, len(ids), BULK_LIVE_CHECK_BATCH):
             batch = ids[start : start + BULK_LIVE_CHECK_BATCH]
             body = await self._call("bulk_live_check", json_body={"user_numeric_ids": batch})
-            data = _payload(body, "bulk_live_check").get("data")
+            data = response_object(body, "bulk_live_check").get("data")
             if not isinstance(data, dict):
                 raise BadResponse("bulk_live_check answered without a data map")
             for key, entry in data.items():
@@ -353,9 +246,9 @@ class EulerClient:
         inner = body.get("response")
         source: dict[str, Any] = inner if isinstance(inner, dict) else body
         return RateLimits(
-            minute=_window(source.get("minute")),
-            hour=_window(source.get("hour")),
-            day=_window(source.get("day")),
+            minute=rate_window(source.get("minute")),
+            hour=rate_window(source.get("hour")),
+            day=rate_window(source.get("day")),
         )
 
     async def userinfo(self) -> UserInfo:
@@ -367,8 +260,8 @@ class EulerClient:
         room = user.get("roomId")
         return UserInfo(
             user_id=as_id(user.get("uid"), "uid"),
-            unique_id=_opt_str(user.get("uniqueId")),
-            nickname=_opt_str(user.get("nickName")),
+            unique_id=opt_str(user.get("uniqueId")),
+            nickname=opt_str(user.get("nickName")),
             room_id=as_id(room, "roomId") if room not in (None, "", "0", 0) else None,
         )
 
@@ -382,7 +275,7 @@ class EulerClient:
         body = await self._call(
             "chat", path={"room_id": as_id(room_id)}, json_body={"content": content}
         )
-        return _moderation(body, "chat")
+        return moderation_result(body, "chat")
 
     async def mute(
         self, room_id: str, user_id: str, duration: int, comment_msg_id: str | None = None
@@ -399,21 +292,21 @@ class EulerClient:
         if comment_msg_id:
             params["comment_msg_id"] = as_id(comment_msg_id, "comment_msg_id")
         body = await self._call("mute", path={"room_id": as_id(room_id)}, params=params)
-        return _moderation(body, "mute")
+        return moderation_result(body, "mute")
 
     async def unmute(self, room_id: str, user_id: str) -> ModerationResult:
         """Lift a user's mute."""
         body = await self._call(
             "unmute", path={"room_id": as_id(room_id)}, params={"user_id": as_id(user_id)}
         )
-        return _moderation(body, "unmute")
+        return moderation_result(body, "unmute")
 
     async def list_mutes(self, room_id: str, page: int = 0) -> UserPage:
         """One page of the room's muted users."""
         body = await self._call(
             "list_mutes", path={"room_id": as_id(room_id)}, params={"page": str(page)}
         )
-        return _user_page(body, "list_mutes")
+        return user_page(body, "list_mutes")
 
     async def ban(
         self, room_id: str, user_id: str, comment_msg_id: str | None = None
@@ -423,21 +316,21 @@ class EulerClient:
         if comment_msg_id:
             params["comment_msg_id"] = as_id(comment_msg_id, "comment_msg_id")
         body = await self._call("ban", path={"room_id": as_id(room_id)}, params=params)
-        return _moderation(body, "ban")
+        return moderation_result(body, "ban")
 
     async def unban(self, room_id: str, user_id: str) -> ModerationResult:
         """Let a banned user back in."""
         body = await self._call(
             "unban", path={"room_id": as_id(room_id)}, params={"tiktok_user_id": as_id(user_id)}
         )
-        return _moderation(body, "unban")
+        return moderation_result(body, "unban")
 
     async def list_bans(self, room_id: str, page: int = 0) -> UserPage:
         """One page of the room's banned users."""
         body = await self._call(
             "list_bans", path={"room_id": as_id(room_id)}, params={"page": str(page)}
         )
-        return _user_page(body, "list_bans")
+        return user_page(body, "list_bans")
 
     async def toggle_comments(self, room_id: str, *, enabled: bool) -> ModerationResult:
         """Turn the room's comments on or off."""
@@ -446,7 +339,7 @@ class EulerClient:
             path={"room_id": as_id(room_id)},
             params={"enabled": "true" if enabled else "false"},
         )
-        return _moderation(body, "toggle_comments")
+        return moderation_result(body, "toggle_comments")
 
     async def add_moderator(self, anchor_id: str, user_id: str) -> ModerationResult:
         """Make a user a moderator of the streamer (``anchor_id`` is their numeric id)."""
@@ -455,7 +348,7 @@ class EulerClient:
             path={"anchor_id": as_id(anchor_id)},
             params={"to_user_id": as_id(user_id)},
         )
-        return _moderation(body, "add_moderator")
+        return moderation_result(body, "add_moderator")
 
     async def remove_moderator(self, anchor_id: str, user_id: str) -> ModerationResult:
         """Take a user's moderator role away."""
@@ -464,12 +357,12 @@ class EulerClient:
             path={"anchor_id": as_id(anchor_id)},
             params={"to_user_id": as_id(user_id)},
         )
-        return _moderation(body, "remove_moderator")
+        return moderation_result(body, "remove_moderator")
 
     async def list_moderators(self, anchor_id: str) -> UserPage:
         """The streamer's moderators."""
         body = await self._call("list_moderators", path={"anchor_id": as_id(anchor_id)})
-        return _user_page(body, "list_moderators")
+        return user_page(body, "list_moderators")
 
     # --- OAuth token endpoint -----------------------------------------------------------
 
@@ -580,7 +473,7 @@ class EulerClient:
                     await self._refreshed(token, name)
                     attempt -= 1
                     continue
-            except _Failed as failed:
+            except Failed as failed:
                 error, cause, unsent = failed.error, failed.cause, failed.unsent
             if not error.retryable or (not route.idempotent and not unsent):
                 _raise_from(error, cause)
@@ -617,8 +510,8 @@ class EulerClient:
             raise
         except Exception as exc:  # noqa: BLE001 (whatever it is, the call waits and retries)
             msg = f"the streamer's access token could not be had for the {name} call ({type(exc).__name__})"
-            raise _Failed(ApiUnavailable(msg, route=name), exc, unsent=True) from None
-        if not isinstance(token, str) or not _visible_ascii(token):
+            raise Failed(ApiUnavailable(msg, route=name), exc, unsent=True) from None
+        if not isinstance(token, str) or not visible_ascii(token):
             msg = (
                 "the streamer's access token holds characters that cannot be sent in an HTTP "
                 "header (spaces, controls or non-ASCII); run `modbot auth login` again"
@@ -635,7 +528,7 @@ class EulerClient:
             raise
         except Exception as exc:  # noqa: BLE001 (as in _token_for)
             msg = f"the streamer's access token could not be refreshed for the {name} call ({type(exc).__name__})"
-            raise _Failed(ApiUnavailable(msg, route=name), exc, unsent=True) from None
+            raise Failed(ApiUnavailable(msg, route=name), exc, unsent=True) from None
 
     async def _exchange(
         self,
@@ -646,7 +539,7 @@ class EulerClient:
         token: str | None,
     ) -> dict[str, Any]:
         """One request and its envelope. AuthExpired goes to ``_call`` as it is (it
-        refreshes the token); every other failure, whatever raised it, is a ``_Failed``
+        refreshes the token); every other failure, whatever raised it, is a ``Failed``
         with the ApiError it stands for."""
         name = route.name
         try:
@@ -668,28 +561,35 @@ class EulerClient:
                         policy=clean(response.headers.get("ratelimit-policy", ""), 80),
                         reason=refused,
                     )
-            return _read(route, response, content, epoch(self._clock), sent_token=token is not None)
+            return read_envelope(
+                route,
+                response.status_code,
+                response.headers,
+                content,
+                epoch(self._clock),
+                sent_token=token is not None,
+            )
         except AuthExpired:
             raise
         except ApiError as exc:
-            raise _Failed(exc, exc, unsent=exc.status in (429, 503)) from None
+            raise Failed(exc, exc, unsent=exc.status in (429, 503)) from None
         except httpx.TimeoutException as exc:
             unsent = isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
             error: ApiError = ApiUnavailable(f"the {name} call timed out", route=name)
-            raise _Failed(error, exc, unsent=unsent) from None
+            raise Failed(error, exc, unsent=unsent) from None
         except httpx.RemoteProtocolError as exc:
-            if _dropped(exc):
+            if dropped(exc):
                 msg = f"Euler closed the connection during the {name} call"
-                raise _Failed(ApiUnavailable(msg, route=name), exc, unsent=False) from None
+                raise Failed(ApiUnavailable(msg, route=name), exc, unsent=False) from None
             msg = f"the {name} answer broke HTTP ({clean(str(exc), 120)})"
-            raise _Failed(BadResponse(msg, route=name), exc, unsent=False) from None
+            raise Failed(BadResponse(msg, route=name), exc, unsent=False) from None
         except (httpx.TransportError, OSError) as exc:
             unsent = isinstance(exc, httpx.ConnectError)
             msg = f"could not reach Euler for the {name} call ({type(exc).__name__})"
-            raise _Failed(ApiUnavailable(msg, route=name), exc, unsent=unsent) from None
+            raise Failed(ApiUnavailable(msg, route=name), exc, unsent=unsent) from None
         except Exception as exc:  # noqa: BLE001 (a RecursionError, a ValueError of a parser ...)
             msg = f"the {name} answer could not be read ({type(exc).__name__})"
-            raise _Failed(BadResponse(msg, route=name), exc, unsent=False) from None
+            raise Failed(BadResponse(msg, route=name), exc, unsent=False) from None
 
     async def _send(
         self,
@@ -720,7 +620,7 @@ class EulerClient:
         with anyio.move_on_after(self._deadline):
             response = await self._http.handle_async_request(request)
             try:
-                content = await _body(response, name)
+                content = await read_body(response, name)
             finally:
                 await response.aclose()  # httpcore shields its close from the cancel
             return response, content
@@ -752,68 +652,6 @@ class EulerClient:
             budget.note_answered(self._clock.monotonic())
 
 
-class _Failed(Exception):
-    """One attempt of a call failed: the ApiError it stands for, what raised it, and
-    whether the request surely never reached Euler (then even a call that is not
-    idempotent may be sent again)."""
-
-    def __init__(self, error: ApiError, cause: BaseException, *, unsent: bool) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.cause = cause
-        self.unsent = unsent
-
-
-def _dropped(exc: httpx.RemoteProtocolError) -> bool:
-    """Whether a protocol error is the connection going away (an outage: retried)
-    rather than an answer that breaks HTTP (a bad response: not retried). httpcore and
-    h11 say so only in their messages: "Server disconnected without sending a
-    response", "peer closed connection without sending complete message body"."""
-    text = str(exc).lower()
-    return "disconnected" in text or "closed connection" in text
-
-
-async def _body(response: httpx.Response, name: str) -> bytes:
-    """The answer's body as sent, at most ``MAX_BODY`` bytes; BadResponse for a head
-    longer than ``MAX_HEAD``, an encoding other than identity (never inflated: a gzip bomb stays a refused answer),
-    a transfer coding other than chunked, or a body too long (read no further)."""
-    headers = response.headers
-    if sum(len(k) + len(v) + 4 for k, v in headers.raw) > MAX_HEAD:
-        msg = f"the {name} answer's head is longer than {MAX_HEAD} bytes"
-        raise BadResponse(msg, route=name, status=response.status_code)
-    coding = headers.get("content-encoding", "").strip().lower()
-    if coding not in ("", "identity"):
-        msg = f"the {name} answer came {clean(coding, 40)}-encoded, which modbot never asks for"
-        raise BadResponse(msg, route=name, status=response.status_code)
-    framing = headers.get("transfer-encoding")
-    if framing is not None and framing.strip().lower() != "chunked":
-        msg = f"the {name} answer has an unsupported Transfer-Encoding"
-        raise BadResponse(msg, route=name, status=response.status_code)
-    length = headers.get("content-length")
-    if length is not None and not (
-        len(length) <= 12 and length.isascii() and length.isdigit() and int(length) <= MAX_BODY
-    ):
-        msg = f"the {name} answer has a Content-Length that is not a size up to {MAX_BODY} bytes"
-        raise BadResponse(msg, route=name, status=response.status_code)
-    try:
-        content = response.content  # already in memory (a transport that reads it whole)
-    except httpx.ResponseNotRead:
-        parts: list[bytes] = []
-        total = 0
-        async for chunk in response.aiter_raw():
-            total += len(chunk)
-            if total > MAX_BODY:
-                break
-            parts.append(chunk)
-        content = b"".join(parts)
-    else:
-        total = len(content)
-    if total > MAX_BODY:
-        msg = f"the {name} answer is longer than {MAX_BODY} bytes"
-        raise BadResponse(msg, route=name, status=response.status_code)
-    return content
-
-
 def _raise_from(error: ApiError, cause: BaseException) -> NoReturn:
     if error is cause:
         raise error
@@ -825,176 +663,3 @@ def _path_part(value: str, name: str) -> str:
         msg = f"{clean(value, 80)!r} cannot be used in the {name} route's path"
         raise RequestRejected(msg, route=name)
     return value
-
-
-def _read(
-    route: Route, response: httpx.Response, content: bytes, now_epoch: float, *, sent_token: bool
-) -> dict[str, Any]:
-    """The envelope of a response, or the ApiError it stands for."""
-    status = response.status_code
-    try:
-        body: Any = json.loads(content) if content else {}
-    except (ValueError, RecursionError):  # not JSON, not UTF-8, 5,000 digits, [ x 100,000
-        body = None
-    if not isinstance(body, dict):
-        if status >= 400:
-            body = {}
-        else:
-            msg = f"the {route.name} answer is not a JSON object (HTTP {status})"
-            raise BadResponse(msg, route=route.name, status=status)
-    code = body.get("code")
-    if status < 400 and isinstance(code, int) and not isinstance(code, bool) and code >= 400:
-        status = code  # an error reported inside an HTTP 200
-    if status < 400:
-        envelope: dict[str, Any] = body
-        return envelope
-    raise _error_for(route, status, body, response.headers, now_epoch, sent_token=sent_token)
-
-
-def _error_for(
-    route: Route,
-    status: int,
-    body: dict[str, Any],
-    headers: Mapping[str, str],
-    now_epoch: float,
-    *,
-    sent_token: bool,
-) -> ApiError:
-    message = _message(body)
-    name = route.name
-    text = f"Euler answered {status} to {name}"
-    if message:
-        text += f": {message}"
-    oauth_error = _oauth_error(body)
-    error: ApiError
-    if status == 429:
-        wait = retry_after_seconds(headers, now_epoch)
-        label = body.get("limit_label")
-        error = RateLimited(
-            text + (f" (retry after {wait:g} s)" if wait is not None else ""),
-            retry_after=wait,
-            route=name,
-            limit_label=clean(label, 80) if isinstance(label, str) else None,
-        )
-    elif status == 401 and sent_token and route.name != "token" and not _about_plan(message):
-        error = AuthExpired(
-            f"the streamer's access token was refused by {name}: {message or 'unauthorized'}",
-            route=name,
-            status=status,
-        )
-    elif status in (401, 402, 403) and not oauth_error:
-        scope = route.scope
-        why = f"the Euler plan or the OAuth grant does not allow {name}"
-        if scope:
-            why += f" (it needs the scope {scope})"
-        error = PlanOrScopeDenied(
-            f"{why}: {message or status}", route=name, scope=scope, status=status
-        )
-    elif status == 404:
-        error = NotFound(text, route=name, status=status)
-    elif status in (500, 502, 503, 504) or status >= 500:
-        error = ServerError(text, route=name, status=status)
-    else:
-        error = RequestRejected(text, route=name, status=status)
-    error.oauth_error = oauth_error
-    return error
-
-
-def _about_plan(message: str) -> bool:
-    lowered = message.lower()
-    return any(word in lowered for word in _PLAN_WORDS)
-
-
-def _message(body: dict[str, Any]) -> str:
-    """The server's explanation, shortened and with any secret it echoed cut out."""
-    for key in ("message", "error_description", "error"):
-        value = body.get(key)
-        if isinstance(value, dict):
-            value = value.get("error_description") or value.get("error")
-        if isinstance(value, str) and value:
-            return clean(value)
-    return ""
-
-
-def _oauth_error(body: dict[str, Any]) -> str | None:
-    value = body.get("error")
-    if isinstance(value, dict):
-        inner = value.get("error")
-        return clean(inner, 80) if isinstance(inner, str) else None
-    return None
-
-
-def _payload(body: dict[str, Any], name: str) -> dict[str, Any]:
-    payload = body.get("response", body.get("data"))
-    if not isinstance(payload, dict):
-        msg = f"the {name} answer has no response object"
-        raise BadResponse(msg, route=name)
-    return payload
-
-
-def _moderation(body: dict[str, Any], name: str) -> ModerationResult:
-    """TikTok's reply inside ``response.data`` (or ``data`` for chat)."""
-    payload = _payload(body, name)
-    inner = payload.get("data", payload) if "status_code" not in payload else payload
-    if not isinstance(inner, dict):
-        raise BadResponse(f"the {name} answer has no data object", route=name)
-    raw = inner.get("status_code")
-    if isinstance(raw, int | str) and not isinstance(raw, bool):
-        try:
-            status: int | None = parse_number(raw, "status_code", name)  # 4001 or "4001"
-        except EventError as exc:
-            raise BadResponse(f"the {exc}", route=name) from None
-    elif raw is None:
-        status = None
-    else:
-        msg = f"the {name} answer's status_code is not a number ({type(raw).__name__})"
-        raise BadResponse(msg, route=name)
-    if status:
-        msg = f"TikTok refused {name} with status_code {status}"
-        raise RequestRejected(msg, route=name, status=status)
-    return ModerationResult(status_code=status, data=inner.get("data"))
-
-
-def _user_page(body: dict[str, Any], name: str) -> UserPage:
-    payload = _payload(body, name)
-    inner = payload.get("data", payload)
-    if not isinstance(inner, dict):
-        raise BadResponse(f"the {name} answer has no data object", route=name)
-    rows = inner.get("data")
-    if not isinstance(rows, list):
-        raise BadResponse(f"the {name} answer has no list", route=name)
-    users = []
-    for row in rows:
-        if not isinstance(row, dict):
-            raise BadResponse(f"the {name} answer lists something that is not a user", route=name)
-        raw_id = row.get("id_str") or row.get("id") or row.get("user_id")
-        users.append(
-            ListedUser(
-                user_id=as_id(raw_id, "user id"),
-                unique_id=_opt_str(row.get("display_id")),
-                nickname=_opt_str(row.get("nickname")),
-            )
-        )
-    extra = inner.get("extra")
-    has_more = bool(extra.get("has_more")) if isinstance(extra, dict) else False
-    return UserPage(users=tuple(users), has_more=has_more)
-
-
-def _window(value: object) -> RateWindow | None:
-    if not isinstance(value, dict):
-        return None
-    return RateWindow(
-        max=_opt_int(value.get("max")),
-        remaining=_opt_int(value.get("remaining")),
-        reset_at=_opt_str(value.get("reset_at")),
-    )
-
-
-def _opt_int(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _opt_str(value: object, limit: int = 200) -> str | None:
-    if value is None:
-        return None
-    return clean(value if isinstance(value, str) else str(value), limit)
