@@ -31,6 +31,7 @@ class Spec:
 _MUTES = "/webcast/rooms/{room_id}/moderation/mutes"
 _BANS = "/webcast/rooms/{room_id}/moderation/bans"
 _MODS = "/webcast/anchors/{anchor_id}/moderation/moderators"
+_WORDS = "/webcast/rooms/{room_id}/moderation/sensitive-words"
 
 # Every REST route the client calls, by modbot's route name, as the spec gives it.
 SPEC: dict[str, Spec] = {
@@ -51,6 +52,10 @@ SPEC: dict[str, Spec] = {
     "add_moderator": Spec("PUT", _MODS, "webcast:moderators"),
     "remove_moderator": Spec("DELETE", _MODS, "webcast:moderators"),
     "list_moderators": Spec("GET", _MODS, "webcast:moderators"),
+    # reference 1.3 "Sensitive words (new only)" (events.md does not list them yet)
+    "list_sensitive_words": Spec("GET", _WORDS, "webcast:sensitive_words"),
+    "add_sensitive_word": Spec("POST", _WORDS, "webcast:sensitive_words"),
+    "remove_sensitive_word": Spec("DELETE", _WORDS, "webcast:sensitive_words"),
     "rate_limits": Spec("GET", "/accounts/me/rate_limits"),  # with ?type=WEBCAST
     # events.md, "Authentication" ("Token", "Also"); scope `user:info` from its scope list
     # and reference 1.3 "OAuth user info"

@@ -97,6 +97,24 @@ class UserInfo:
     unique_id: str | None
     nickname: str | None
     room_id: str | None
+    sec_uid: str | None = None  # what the sensitive-words routes call ``sec_anchor_id``
+
+
+@dataclass(frozen=True, slots=True)
+class SensitiveWord:
+    """One word of a streamer's TikTok keyword filter."""
+
+    word_id: str
+    word: str
+
+
+@dataclass(frozen=True, slots=True)
+class UserList:
+    """All pages of a list; ``complete`` is False when the page cap stopped the reading."""
+
+    users: tuple[ListedUser, ...]
+    complete: bool
+    pages: int
 
 
 def as_id(value: object, what: str = "id") -> str:
@@ -278,6 +296,30 @@ def user_page(body: dict[str, Any], name: str) -> UserPage:
     extra = inner.get("extra")
     has_more = bool(extra.get("has_more")) if isinstance(extra, dict) else False
     return UserPage(users=tuple(users), has_more=has_more)
+
+
+def sensitive_words(body: dict[str, Any], name: str) -> list[SensitiveWord]:
+    """The words of a keyword-filter answer: TikTok's list under ``data`` (or under
+    ``data.words``/``data.word_list``), each row with ``word_id`` (or ``id``) and ``word``
+    (or ``content``). The shape is not documented anywhere, so both spellings are read."""
+    payload = response_object(body, name)
+    inner = payload.get("data", payload)
+    rows: object = inner.get("data") if isinstance(inner, dict) else inner
+    if isinstance(rows, dict):
+        rows = rows.get("words", rows.get("word_list"))
+    if not isinstance(rows, list):
+        raise BadResponse(f"the {name} answer has no list of words", route=name)
+    words = []
+    for row in rows:
+        if not isinstance(row, dict):
+            raise BadResponse(f"the {name} answer lists something that is not a word", route=name)
+        word = row.get("word", row.get("content"))
+        if not isinstance(word, str) or not word:
+            raise BadResponse(f"the {name} answer lists a word without text", route=name)
+        words.append(
+            SensitiveWord(word_id=as_id(row.get("word_id", row.get("id")), "word_id"), word=word)
+        )
+    return words
 
 
 def rate_window(value: object) -> RateWindow | None:

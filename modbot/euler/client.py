@@ -54,7 +54,9 @@ from modbot.euler.answers import (
     ModerationResult,
     RateLimits,
     RateWindow,
+    SensitiveWord,
     UserInfo,
+    UserList,
     UserPage,
     as_id,
     clean,
@@ -63,6 +65,7 @@ from modbot.euler.answers import (
     rate_window,
     read_envelope,
     response_object,
+    sensitive_words,
     user_page,
 )
 from modbot.euler.policy import API_MUTE_DURATIONS, PERMANENT, RetryPolicy, RouteBudget
@@ -93,8 +96,10 @@ __all__ = [
     "ModerationResult",
     "RateLimits",
     "RateWindow",
+    "SensitiveWord",
     "TokenProvider",
     "UserInfo",
+    "UserList",
     "UserPage",
     "api_ssl_context",
     "api_transport",
@@ -103,6 +108,10 @@ __all__ = [
 ]
 
 BULK_LIVE_CHECK_BATCH = 50
+# A list is read page by page while the API says has_more, and never further than this:
+# 100 pages of TikTok's 20-50 rows is more than any room's mutes or bans, and an API that
+# says has_more forever (or repeats one page) must not keep modbot reading for ever.
+MAX_LIST_PAGES = 100
 
 log = get_logger("modbot.euler")
 
@@ -263,6 +272,7 @@ class EulerClient:
             unique_id=opt_str(user.get("uniqueId")),
             nickname=opt_str(user.get("nickName")),
             room_id=as_id(room, "roomId") if room not in (None, "", "0", 0) else None,
+            sec_uid=opt_str(user.get("secUid")),
         )
 
     # --- acting for the streamer --------------------------------------------------------
@@ -332,6 +342,31 @@ class EulerClient:
         )
         return user_page(body, "list_bans")
 
+    async def all_mutes(self, room_id: str) -> UserList:
+        """Every muted user of the room: all pages, at most ``MAX_LIST_PAGES``."""
+        return await self._all_pages(lambda page: self.list_mutes(room_id, page), "list_mutes")
+
+    async def all_bans(self, room_id: str) -> UserList:
+        """Every banned user of the room: all pages, at most ``MAX_LIST_PAGES``."""
+        return await self._all_pages(lambda page: self.list_bans(room_id, page), "list_bans")
+
+    async def _all_pages(self, fetch: Callable[[int], Awaitable[UserPage]], name: str) -> UserList:
+        """Pages 0, 1, ... while ``has_more``; stops at the cap or at a page with nobody
+        new (an API repeating itself), and says whether the list is complete."""
+        seen: dict[str, ListedUser] = {}
+        for page in range(MAX_LIST_PAGES):
+            got = await fetch(page)
+            before = len(seen)
+            for user in got.users:
+                seen.setdefault(user.user_id, user)
+            if not got.has_more:
+                return UserList(tuple(seen.values()), complete=True, pages=page + 1)
+            if len(seen) == before:
+                log.warning("euler.list_repeats", route=name, page=page)
+                return UserList(tuple(seen.values()), complete=False, pages=page + 1)
+        log.warning("euler.list_capped", route=name, pages=MAX_LIST_PAGES)
+        return UserList(tuple(seen.values()), complete=False, pages=MAX_LIST_PAGES)
+
     async def toggle_comments(self, room_id: str, *, enabled: bool) -> ModerationResult:
         """Turn the room's comments on or off."""
         body = await self._call(
@@ -363,6 +398,39 @@ class EulerClient:
         """The streamer's moderators."""
         body = await self._call("list_moderators", path={"anchor_id": as_id(anchor_id)})
         return user_page(body, "list_moderators")
+
+    async def list_sensitive_words(self, room_id: str, sec_anchor_id: str) -> list[SensitiveWord]:
+        """The streamer's TikTok keyword filter (``sec_anchor_id`` is their ``secUid``)."""
+        body = await self._call(
+            "list_sensitive_words",
+            path={"room_id": as_id(room_id)},
+            params={"sec_anchor_id": sec_anchor_id},
+        )
+        return sensitive_words(body, "list_sensitive_words")
+
+    async def add_sensitive_word(
+        self, room_id: str, sec_anchor_id: str, word: str
+    ) -> ModerationResult:
+        """Add a word to the streamer's keyword filter."""
+        if not word.strip():
+            raise RequestRejected("a keyword needs some text", route="add_sensitive_word")
+        body = await self._call(
+            "add_sensitive_word",
+            path={"room_id": as_id(room_id)},
+            params={"sec_anchor_id": sec_anchor_id, "word": word},
+        )
+        return moderation_result(body, "add_sensitive_word")
+
+    async def remove_sensitive_word(
+        self, room_id: str, sec_anchor_id: str, word_id: str
+    ) -> ModerationResult:
+        """Take a word (by its ``word_id``) out of the streamer's keyword filter."""
+        body = await self._call(
+            "remove_sensitive_word",
+            path={"room_id": as_id(room_id)},
+            params={"sec_anchor_id": sec_anchor_id, "word_id": as_id(word_id, "word_id")},
+        )
+        return moderation_result(body, "remove_sensitive_word")
 
     # --- OAuth token endpoint -----------------------------------------------------------
 

@@ -42,6 +42,8 @@ def placeholders(template: str) -> frozenset[str]:
 _MUTES = "/webcast/rooms/{room_id}/moderation/mutes"
 _BANS = "/webcast/rooms/{room_id}/moderation/bans"
 _MODS = "/webcast/anchors/{anchor_id}/moderation/moderators"
+_WORDS = "/webcast/rooms/{room_id}/moderation/sensitive-words"
+_W = "webcast:sensitive_words"
 
 DEFAULT_ROUTES: Mapping[str, Route] = {
     r.name: r
@@ -79,6 +81,9 @@ DEFAULT_ROUTES: Mapping[str, Route] = {
         Route("add_moderator", "PUT", _MODS, scope="webcast:moderators", session=True),
         Route("remove_moderator", "DELETE", _MODS, scope="webcast:moderators", session=True),
         Route("list_moderators", "GET", _MODS, scope="webcast:moderators", session=True),
+        Route("list_sensitive_words", "GET", _WORDS, scope=_W, session=True),
+        Route("add_sensitive_word", "POST", _WORDS, scope=_W, session=True, idempotent=False),
+        Route("remove_sensitive_word", "DELETE", _WORDS, scope=_W, session=True),
         Route("rate_limits", "GET", "/accounts/me/rate_limits"),
         Route("userinfo", "GET", "/tiktok/oauth/userinfo", scope="user:info", session=True),
         Route("token", "POST", "/tiktok/oauth/token", idempotent=False),

@@ -42,6 +42,8 @@ class FakeRoute:
 _MUTES = "/webcast/rooms/{room_id}/moderation/mutes"
 _BANS = "/webcast/rooms/{room_id}/moderation/bans"
 _MODS = "/webcast/anchors/{anchor_id}/moderation/moderators"
+_WORDS = "/webcast/rooms/{room_id}/moderation/sensitive-words"  # reference 1.3
+_W = "webcast:sensitive_words"
 
 # The fake's own table, written from ``shared/spec/events.md`` (Authentication; Routes
 # modbot uses), not taken from the client's ``modbot.euler.routes``: a wrong path on
@@ -69,6 +71,9 @@ ROUTES: Mapping[str, FakeRoute] = {
     "add_moderator": FakeRoute("PUT", _MODS, "webcast:moderators", session=True),
     "remove_moderator": FakeRoute("DELETE", _MODS, "webcast:moderators", session=True),
     "list_moderators": FakeRoute("GET", _MODS, "webcast:moderators", session=True),
+    "list_sensitive_words": FakeRoute("GET", _WORDS, _W, session=True),
+    "add_sensitive_word": FakeRoute("POST", _WORDS, _W, session=True),
+    "remove_sensitive_word": FakeRoute("DELETE", _WORDS, _W, session=True),
     "rate_limits": FakeRoute("GET", "/accounts/me/rate_limits"),
     "userinfo": FakeRoute("GET", "/tiktok/oauth/userinfo", "user:info", session=True),
     "token": FakeRoute("POST", "/tiktok/oauth/token"),
@@ -131,6 +136,9 @@ class Api:
             "add_moderator": self._add_moderator,
             "remove_moderator": self._remove_moderator,
             "list_moderators": self._list_moderators,
+            "list_sensitive_words": self._list_words,
+            "add_sensitive_word": self._add_word,
+            "remove_sensitive_word": self._remove_word,
             "rate_limits": self._rate_limits,
             "userinfo": self._userinfo,
             "token": oauth.token,
@@ -300,6 +308,7 @@ class Api:
                     "uid": int(streamer.user_id),
                     "uniqueId": streamer.unique_id,
                     "nickName": streamer.owner.nickname,
+                    "secUid": streamer.sec_uid,
                     "roomId": streamer.room_id if streamer.is_live else "",
                     "hasLivePermission": True,
                 },
@@ -323,8 +332,20 @@ class Api:
     def _tiktok(self, data: Any = None) -> Response:
         return envelopes.tiktok(self.world.now_ms(), data)
 
-    def _list(self, rows: list[dict[str, Any]]) -> Response:
-        return envelopes.tiktok_list(self.world.now_ms(), rows)
+    def _list(self, rows: list[dict[str, Any]], ctx: dict[str, Any] | None = None) -> Response:
+        """One page of ``rows`` (the ``page`` parameter, from 0) of ``world.list_page_size``;
+        with ``world.endless_pages`` every page says has_more, past the end too."""
+        size = max(1, self.world.list_page_size)
+        raw = (ctx or {}).get("params", {}).get("page", "0")
+        page = int(raw) if raw.isdigit() else 0
+        chunk = rows[page * size : (page + 1) * size]
+        more = self.world.endless_pages or (page + 1) * size < len(rows)
+        return envelopes.tiktok_list(self.world.now_ms(), chunk, has_more=more, total=len(rows))
+
+    def _user_row(self, user_id: str, mute_duration: int | None = None) -> dict[str, Any]:
+        return envelopes.tiktok_user(
+            user_id, mute_duration=mute_duration, names=self.world.names.get(user_id)
+        )
 
     async def _chat(self, request: Request, ctx: dict[str, Any]) -> Response:
         room = self._room(request)
@@ -379,17 +400,16 @@ class Api:
         return self._tiktok()
 
     async def _list_mutes(self, request: Request, ctx: dict[str, Any]) -> Response:
-        del ctx
         room = self._room(request)
         if isinstance(room, Response):
             return room
         now = self.world.now()
         rows = [
-            envelopes.tiktok_user(uid, mute_duration=-1 if until is None else int(until - now))
+            self._user_row(uid, mute_duration=-1 if until is None else int(until - now))
             for uid, until in room.mutes.items()
             if room.muted(uid, now)
         ]
-        return self._list(rows)
+        return self._list(rows, ctx)
 
     async def _ban(self, request: Request, ctx: dict[str, Any]) -> Response:
         return self._change(self._room(request), ctx, "tiktok_user_id", _bans, add=True)
@@ -425,11 +445,10 @@ class Api:
         return self._tiktok()
 
     async def _list_bans(self, request: Request, ctx: dict[str, Any]) -> Response:
-        del ctx
         room = self._room(request)
         if isinstance(room, Response):
             return room
-        return self._list([envelopes.tiktok_user(uid) for uid in sorted(room.bans)])
+        return self._list([self._user_row(uid) for uid in sorted(room.bans)], ctx)
 
     async def _toggle_comments(self, request: Request, ctx: dict[str, Any]) -> Response:
         room = self._room(request)
@@ -446,7 +465,46 @@ class Api:
         anchor = self._anchor(request)
         if isinstance(anchor, Response):
             return anchor
-        return self._list([envelopes.tiktok_user(uid) for uid in sorted(anchor.moderators)])
+        return self._list([self._user_row(uid) for uid in sorted(anchor.moderators)])
+
+    # --- the keyword filter (sensitive words) ---------------------------------------------
+
+    def _words_of(self, request: Request, ctx: dict[str, Any]) -> FakeStreamer | Response:
+        room = self._room(request)
+        if isinstance(room, Response):
+            return room
+        if ctx["params"].get("sec_anchor_id") != room.sec_uid:
+            return error(400, "sec_anchor_id is required and must be the room's anchor")
+        return room
+
+    async def _list_words(self, request: Request, ctx: dict[str, Any]) -> Response:
+        room = self._words_of(request, ctx)
+        if isinstance(room, Response):
+            return room
+        rows = [{"word_id": wid, "word": w} for wid, w in room.sensitive_words.items()]
+        return self._list(rows, ctx)
+
+    async def _add_word(self, request: Request, ctx: dict[str, Any]) -> Response:
+        room = self._words_of(request, ctx)
+        if isinstance(room, Response):
+            return room
+        word = ctx["params"].get("word", "")
+        if not word.strip():
+            return error(400, "word is required")
+        found = next((wid for wid, w in room.sensitive_words.items() if w == word), None)
+        word_id = found or self.world.new_word_id()
+        room.sensitive_words[word_id] = word
+        return self._tiktok({"word_id": word_id, "word": word})
+
+    async def _remove_word(self, request: Request, ctx: dict[str, Any]) -> Response:
+        room = self._words_of(request, ctx)
+        if isinstance(room, Response):
+            return room
+        word_id = ctx["params"].get("word_id", "")
+        if not word_id.isdigit():
+            return error(400, "word_id is required and must be numeric")
+        room.sensitive_words.pop(word_id, None)
+        return self._tiktok()
 
 
 def _bans(streamer: FakeStreamer) -> set[str]:

@@ -45,8 +45,10 @@ def tiktok(now_ms: int, data: Any = None, status_code: int = 0) -> Response:
     )
 
 
-def tiktok_list(now_ms: int, rows: list[dict[str, Any]]) -> Response:
-    """A list answer (mutes, bans, moderators): one page, nothing more to fetch."""
+def tiktok_list(
+    now_ms: int, rows: list[dict[str, Any]], *, has_more: bool = False, total: int | None = None
+) -> Response:
+    """A list answer (mutes, bans, moderators, words): one page, ``has_more`` if not the last."""
     return JSONResponse(
         {
             "code": 200,
@@ -54,10 +56,10 @@ def tiktok_list(now_ms: int, rows: list[dict[str, Any]]) -> Response:
                 "data": {
                     "data": rows,
                     "extra": {
-                        "has_more": False,
+                        "has_more": has_more,
                         "next_cursor": 0,
                         "now": now_ms,
-                        "total": len(rows),
+                        "total": len(rows) if total is None else total,
                     },
                     "status_code": 0,
                 }
@@ -66,13 +68,17 @@ def tiktok_list(now_ms: int, rows: list[dict[str, Any]]) -> Response:
     )
 
 
-def tiktok_user(user_id: str, *, mute_duration: int | None = None) -> dict[str, Any]:
-    """A user row as TikTok lists it (with the mute's remaining seconds for a muted one)."""
+def tiktok_user(
+    user_id: str, *, mute_duration: int | None = None, names: tuple[str, str] | None = None
+) -> dict[str, Any]:
+    """A user row as TikTok lists it (with the mute's remaining seconds for a muted one);
+    ``names`` is (handle, nickname), made up from the id when not given."""
+    handle, nickname = names or (f"user{user_id[-6:]}", f"User {user_id[-4:]}")
     row: dict[str, Any] = {
         "id": int(user_id),
         "id_str": user_id,
-        "display_id": f"user{user_id[-6:]}",
-        "nickname": f"User {user_id[-4:]}",
+        "display_id": handle,
+        "nickname": nickname,
         "sec_uid": "MS4wLj" + user_id[-8:],
     }
     if mute_duration is not None:

@@ -26,6 +26,8 @@ class FakeStreamer:
     bans: set[str] = field(default_factory=set)
     moderators: set[str] = field(default_factory=set)
     chat: list[str] = field(default_factory=list)
+    # TikTok's keyword filter of the account: word id -> word
+    sensitive_words: dict[str, str] = field(default_factory=dict)
     # Rooms of earlier streams: moderation (bans, mutes) belongs to the account, so a
     # call naming an earlier room still reaches this streamer (an undo the next day).
     past_rooms: set[str] = field(default_factory=set)
@@ -37,6 +39,11 @@ class FakeStreamer:
     @property
     def user_id(self) -> str:
         return self.owner.user_id
+
+    @property
+    def sec_uid(self) -> str:
+        """The account's ``secUid`` (what the sensitive-words routes call ``sec_anchor_id``)."""
+        return "MS4wLjABAAAA" + self.owner.user_id
 
     def muted(self, user_id: str, now: float) -> bool:
         """Whether the user is muted at ``now``."""
@@ -54,6 +61,12 @@ class World:
         self.streamers: dict[str, FakeStreamer] = {}
         self.account: str | None = None  # who logs in on the authorize page
         self._next_user_id = 6_812_345_678_901_234_567
+        self._next_word_id = 7_100_000_000_000_000_000
+        # How TikTok's lists come: rows per page, and a hostile API that says has_more forever.
+        self.list_page_size = 50
+        self.endless_pages = False
+        # Names the lists show for a user id (handle, nickname); others get made-up ones.
+        self.names: dict[str, tuple[str, str]] = {}
 
     def now(self) -> float:
         """The fake's clock, in epoch seconds."""
@@ -66,6 +79,11 @@ class World:
         """A fresh numeric user id above 2^53."""
         self._next_user_id += 7919
         return str(self._next_user_id)
+
+    def new_word_id(self) -> str:
+        """A fresh keyword-filter word id."""
+        self._next_word_id += 101
+        return str(self._next_word_id)
 
     def new_room_id(self) -> str:
         return str(
