@@ -234,7 +234,15 @@ def intent_from_entry(entry: Entry) -> Intent:
         msg_id=entry.msg_id,
         msg_text=entry.msg_text,
         undo_of=entry.undo_of,
+        extra=carried(entry),
     )
+
+
+def carried(entry: Entry) -> dict[str, Any]:
+    """The params of a row that its replay and its undo need again (the table's ``carried``)."""
+    kind = kind_of(entry.action)
+    keys = kind.carried if kind is not None else ()
+    return {k: entry.params[k] for k in keys if k in entry.params}
 
 
 class NotUndoable(ValueError):
@@ -262,7 +270,7 @@ def inverse(entry: Entry, now: datetime, *, reason: str | None = None) -> Intent
     if entry.params.get("reversed_at_expiry"):
         msg = f"#{entry.id} already ended at its expiry ({entry.params['reversed_at_expiry']})"
         raise NotUndoable(msg)
-    if not entry.room_id:
+    if not entry.room_id and (kind is None or kind.needs_room):
         msg = f"#{entry.id} has no room id to act in"
         raise NotUndoable(msg)
     if kind is None or kind.inverse is None:
@@ -282,4 +290,5 @@ def inverse(entry: Entry, now: datetime, *, reason: str | None = None) -> Intent
         comments_enabled=not entry.params.get("enabled") if flipped else None,
         undo_of=entry.id,
         reason=reason,
+        extra=carried(entry),
     )

@@ -70,6 +70,8 @@ class ActionKind:
     stepped_duration: bool = False  # the API takes only some lengths (policy.plan_mute)
     expiry: Expiry | None = None  # the timer that ends it (a long mute, comments off for)
     recover_age: float = RECOVER_AGE  # an interrupted call older than this is not made
+    carried: tuple[str, ...] = ()  # params its undo and a replay after a crash carry over
+    needs_room: bool = True  # acts in a live room (a moderator is the account's: no room)
 
     @property
     def calls_api(self) -> bool:
@@ -103,6 +105,28 @@ async def _chat(client: EulerClient, intent: Intent) -> None:
 
 async def _comments(client: EulerClient, intent: Intent) -> None:
     await client.toggle_comments(intent.room_id, enabled=bool(intent.comments_enabled))
+
+
+async def _moderator_add(client: EulerClient, intent: Intent) -> None:
+    await client.add_moderator(str(intent.extra["anchor_id"]), intent.user_id)
+
+
+async def _moderator_remove(client: EulerClient, intent: Intent) -> None:
+    await client.remove_moderator(str(intent.extra["anchor_id"]), intent.user_id)
+
+
+async def _keyword_add(client: EulerClient, intent: Intent) -> None:
+    await client.add_sensitive_word(
+        intent.room_id, str(intent.extra["sec_anchor_id"]), str(intent.extra["word"])
+    )
+
+
+async def _keyword_remove(client: EulerClient, intent: Intent) -> None:
+    """Every entry of the word in the filter goes (the filter knows words by id)."""
+    sec, word = str(intent.extra["sec_anchor_id"]), str(intent.extra["word"])
+    for listed in await client.list_sensitive_words(intent.room_id, sec):
+        if listed.word == word:
+            await client.remove_sensitive_word(intent.room_id, sec, listed.word_id)
 
 
 # A late chat message confuses more than it helps: replayed within a minute only.
@@ -179,6 +203,44 @@ ACTIONS: dict[str, ActionKind] = {
             scope="webcast:ban",
             call=_unban,
             not_undoable=_REVERSAL,
+        ),
+        ActionKind(
+            "moderator_add",
+            in_rules=False,
+            route="add_moderator",
+            scope="webcast:moderators",
+            call=_moderator_add,
+            inverse="moderator_remove",
+            carried=("anchor_id",),
+            needs_room=False,
+        ),
+        ActionKind(
+            "moderator_remove",
+            in_rules=False,
+            route="remove_moderator",
+            scope="webcast:moderators",
+            call=_moderator_remove,
+            inverse="moderator_add",
+            carried=("anchor_id",),
+            needs_room=False,
+        ),
+        ActionKind(
+            "keyword_add",
+            in_rules=False,
+            route="add_sensitive_word",
+            scope="webcast:sensitive_words",
+            call=_keyword_add,
+            inverse="keyword_remove",
+            carried=("sec_anchor_id", "word", "list"),
+        ),
+        ActionKind(
+            "keyword_remove",
+            in_rules=False,
+            route="remove_sensitive_word",
+            scope="webcast:sensitive_words",
+            call=_keyword_remove,
+            inverse="keyword_add",
+            carried=("sec_anchor_id", "word", "list"),
         ),
     )
 }
@@ -271,6 +333,9 @@ def describe(action: str, params: Mapping[str, Any], *, text_limit: int | None =
         state = "on" if params.get("enabled") else "off"
         for_s = params.get("for_s")
         return f"{action} {state}" + (f" for {format_duration(float(for_s))}" if for_s else "")
+    if kind is not None and kind.carried:  # the moderator's id is in the row; a word is not
+        word = params.get("word")
+        return f"{action} {shown(str(word), text_limit or 80)!r}" if word is not None else action
     text = params.get("text")
     if kind is not None and (kind.chat or takes == "text") and text is not None:
         said = str(text) if text_limit is None else shown(str(text), text_limit)

@@ -147,8 +147,14 @@ def test_the_shipped_vocabulary_is_the_tables() -> None:
         "warn",
         "unmute",
         "unban",
+        "moderator_add",
+        "moderator_remove",
+        "keyword_add",
+        "keyword_remove",
     }
-    assert {k for k in table.names() if table.undoable(k)} == {"mute", "ban", "comments"}
+    # the console's moderator and keyword changes undo each other (add <-> remove)
+    console = {"moderator_add", "moderator_remove", "keyword_add", "keyword_remove"}
+    assert {k for k in table.names() if table.undoable(k)} == {"mute", "ban", "comments"} | console
     assert table.severity("ban", None) > table.severity("mute", None)
     assert table.severity("mute", None) > table.severity("mute", 86400.0)
     assert table.severity("mute", 600.0) > table.severity("mute", 300.0) > (0, 0.0)
