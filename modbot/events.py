@@ -31,9 +31,25 @@ EventKind = Literal[
     "question",
     "viewers",
     "stream_end",
+    "moderation",
 ]
 EVENT_KINDS: tuple[str, ...] = get_args(EventKind)
 MAX_TEXT = 10_000  # characters kept of a comment; TikTok's own limit is far lower
+# What a moderator did (a ``moderation`` event: a member message with a moderation
+# action, see ``modbot.euler.decode``); the rules never see these, the daemon records
+# them and never contradicts them.
+MODERATIONS = (
+    "mute",
+    "unmute",
+    "kick",
+    "ban",
+    "unban",
+    "comments_on",
+    "comments_off",
+    "keywords",
+)
+# Kinds without a user: the room's, or a moderator's act on the whole room.
+_NO_USER = ("viewers", "stream_end", "moderation")
 
 
 class EventError(ValueError):
@@ -71,6 +87,16 @@ class Gift:
 
 
 @dataclass(frozen=True, slots=True)
+class Moderation:
+    """A moderator's own action: what (one of ``MODERATIONS``), TikTok's action number,
+    and who did it (the event's ``user`` is to whom, if anyone)."""
+
+    action: str
+    operator: User
+    code: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Event:
     """One thing that happened in a stream."""
 
@@ -85,6 +111,7 @@ class Event:
     gift: Gift | None = None
     count: int = 0
     viewers: int = 0
+    moderation: Moderation | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def to_json(self) -> dict[str, Any]:
@@ -127,6 +154,17 @@ class Event:
             out["count"] = self.count
         if self.kind == "viewers":
             out["viewers"] = self.viewers
+        if self.moderation is not None:
+            m = self.moderation
+            out["moderation"] = {
+                "action": m.action,
+                "code": m.code,
+                "operator": {
+                    "user_id": m.operator.user_id,
+                    "unique_id": m.operator.unique_id,
+                    "nickname": m.operator.nickname,
+                },
+            }
         return out
 
 
@@ -287,7 +325,7 @@ def parse_event(data: object) -> Event:
     if not streamer:
         raise EventError("streamer is required")
     user = parse_user(data["user"]) if data.get("user") is not None else None
-    if user is None and kind not in ("viewers", "stream_end"):
+    if user is None and kind not in _NO_USER:
         raise EventError(f"a {kind} event needs a user")
     gift = None
     if kind == "gift":
@@ -311,6 +349,21 @@ def parse_event(data: object) -> Event:
         gift=gift,
         count=_int(data, "count"),
         viewers=_int(data, "viewers"),
+        moderation=_moderation(data.get("moderation")) if kind == "moderation" else None,
+    )
+
+
+def _moderation(data: object) -> Moderation:
+    """The ``moderation`` object of a moderation event."""
+    if not isinstance(data, dict):
+        raise EventError("a moderation event needs a moderation object")
+    action = data.get("action")
+    if action not in MODERATIONS:
+        raise EventError(f"moderation.action must be one of {', '.join(MODERATIONS)}")
+    return Moderation(
+        action=action,
+        operator=parse_user(data.get("operator")),
+        code=_int(data, "code"),
     )
 
 

@@ -101,6 +101,59 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX requests_pending ON requests(status) WHERE status = 'pending';
     """,
+    # 4: bans remembered across lives (modbot/audit/bans.py). A TikTok LIVE ban belongs
+    # to one room; modbot keeps its own: every ban it made (by rule or by hand) and that
+    # was not lifted, kept in step by triggers whoever writes the row (the daemon, a
+    # command in another process). A done ban is remembered (not a re-ban of a
+    # remembered one, not a moderator's own); a done unban of the viewer (an undo, a
+    # command, a moderator's unban seen on the WebSocket) ends every memory of them that
+    # applies to its streamer. ``version`` grows with every change: the daemon polls it.
+    """
+    CREATE TABLE bans (
+        action_id   INTEGER PRIMARY KEY REFERENCES actions(id),  -- the ban remembered
+        user_id     TEXT    NOT NULL,
+        unique_id   TEXT    NOT NULL DEFAULT '',
+        streamer    TEXT    NOT NULL,               -- where it was made
+        room_id     TEXT    NOT NULL DEFAULT '',    -- the room it was made in
+        everywhere  INTEGER NOT NULL DEFAULT 0,     -- 1: every configured streamer
+        since       TEXT    NOT NULL,
+        ended       TEXT,                           -- NULL: still remembered
+        ended_by    INTEGER REFERENCES actions(id), -- the unban that ended it
+        version     INTEGER NOT NULL
+    );
+    CREATE INDEX bans_version ON bans(version);
+    CREATE INDEX bans_user ON bans(user_id) WHERE ended IS NULL;
+    CREATE TRIGGER bans_remember AFTER UPDATE OF status ON actions
+    WHEN NEW.action = 'ban' AND NEW.status = 'done' AND OLD.status != 'done'
+        AND NEW.mode = 'enforce' AND NEW.user_id != '' AND NEW.undo_of IS NULL
+        AND NEW.rule != 'moderator'
+        AND (NOT json_valid(NEW.params) OR json_extract(NEW.params, '$.remembered') IS NULL)
+    BEGIN
+        INSERT OR IGNORE INTO bans (action_id, user_id, unique_id, streamer, room_id,
+                                    everywhere, since, version)
+        VALUES (NEW.id, NEW.user_id, NEW.unique_id, NEW.streamer, NEW.room_id,
+                CASE WHEN json_valid(NEW.params)
+                      AND json_extract(NEW.params, '$.everywhere') = 1 THEN 1 ELSE 0 END,
+                NEW.updated, (SELECT coalesce(max(version), 0) + 1 FROM bans));
+    END;
+    CREATE TRIGGER bans_end AFTER UPDATE OF status ON actions
+    WHEN NEW.action = 'unban' AND NEW.status = 'done' AND OLD.status != 'done'
+        AND NEW.user_id != ''
+    BEGIN
+        UPDATE bans SET ended = NEW.updated, ended_by = NEW.id,
+            version = (SELECT max(version) + 1 FROM bans)
+        WHERE ended IS NULL AND user_id = NEW.user_id
+            AND (everywhere = 1 OR streamer = NEW.streamer COLLATE NOCASE);
+    END;
+    CREATE TRIGGER bans_end_recorded AFTER INSERT ON actions
+    WHEN NEW.action = 'unban' AND NEW.status = 'done' AND NEW.user_id != ''
+    BEGIN
+        UPDATE bans SET ended = NEW.updated, ended_by = NEW.id,
+            version = (SELECT max(version) + 1 FROM bans)
+        WHERE ended IS NULL AND user_id = NEW.user_id
+            AND (everywhere = 1 OR streamer = NEW.streamer COLLATE NOCASE);
+    END;
+    """,
 )
 
 VERSION = len(MIGRATIONS)

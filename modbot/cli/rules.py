@@ -160,6 +160,7 @@ EVENT_KEYS = (
     "gift",
     "count",
     "viewers",
+    "moderation",
 )
 
 
@@ -167,6 +168,9 @@ USER_KEYS = tuple(f.name for f in dataclasses.fields(User))
 
 
 GIFT_KEYS = ("name", "diamonds", "count")
+
+
+MODERATION_KEYS = ("action", "code", "operator")
 
 
 def unknown_keys(data: object) -> list[str]:
@@ -179,6 +183,7 @@ def unknown_keys(data: object) -> list[str]:
         ("", data, EVENT_KEYS),
         ("user.", data.get("user"), USER_KEYS),
         ("gift.", data.get("gift"), GIFT_KEYS),
+        ("moderation.", data.get("moderation"), MODERATION_KEYS),
     ):
         if not isinstance(mapping, dict):
             continue

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,6 +29,7 @@ from modbot.events import (
     EventError,
     EventKind,
     Gift,
+    Moderation,
     User,
     clean_text,
     parse_id,
@@ -39,6 +40,22 @@ from modbot.events import (
 IGNORED_TYPES = frozenset({"WebcastImDeleteMessage"})
 STREAKABLE_GIFT = 1
 CONTROL_ENDED = (3, 4)  # ended, suspended
+# WebcastMemberMessage ``action`` (TikTok's MemberMessageAction, schema v3 numbers):
+# a join, or a moderator's own action (``operator`` did it, ``user`` is to whom).
+# Schema v2 calls 3 SUBSCRIBED: a 3 without an operator is counted as malformed.
+MEMBER_JOINS = (0, 1)  # no action (older messages), ENTER
+MEMBER_MODERATION = {
+    3: "mute",  # BAN_TALK
+    4: "unmute",  # BAN_TALK_CANCEL
+    7: "kick",  # KICKOUT
+    9: "ban",  # BAN_BY_ADMIN
+    10: "unban",  # UNBAN_BY_ADMIN
+    11: "kick",  # USER_KICKOUT
+    22: "comments_on",  # COMMENTS_ON
+    23: "comments_off",  # COMMENTS_OFF
+    24: "keywords",  # KEYWORDS_EDITED
+}
+ROOM_WIDE = frozenset({"comments_on", "comments_off", "keywords"})  # no viewer is acted on
 
 
 class BadMessage(ValueError):
@@ -220,6 +237,24 @@ class Decoder:
     def on_join(self, data: dict[str, Any]) -> Event:
         return self._base("join", data, user=self._user(data, data.get("userIdentity")))
 
+    def on_member(self, data: dict[str, Any]) -> Event | None:
+        """A join, or a moderator's action (a ``moderation`` event); other actions (a
+        viewer leaving, ...) are counted as unknown and ignored."""
+        code = _int(data.get("action"), "member", "action")
+        if code in MEMBER_JOINS:
+            return self.on_join(data)
+        what = MEMBER_MODERATION.get(code)
+        if what is None:
+            self.unknown["WebcastMemberMessage with another action"] += 1  # one key, however many
+            return None
+        raw = data.get("operator")
+        if not isinstance(raw, dict):
+            raise BadMessage("member moderation action without operator")
+        operator = self._user({"user": raw})
+        target = None if what in ROOM_WIDE else self._user(data)
+        event = self._base("moderation", data, user=target)
+        return replace(event, moderation=Moderation(what, operator, code))
+
     def on_like(self, data: dict[str, Any]) -> Event:
         user = self._user(data, data.get("userIdentity"))
         # A side field: no rule weighs a like's count, the like itself (who, how often)
@@ -264,7 +299,7 @@ _HANDLERS = {
     "WebcastChatMessage": Decoder.on_chat,
     "WebcastEmoteChatMessage": Decoder.on_emote,
     "WebcastGiftMessage": Decoder.on_gift,
-    "WebcastMemberMessage": Decoder.on_join,
+    "WebcastMemberMessage": Decoder.on_member,
     "WebcastLikeMessage": Decoder.on_like,
     "WebcastSocialMessage": Decoder.on_social,
     "WebcastQuestionNewMessage": Decoder.on_question,

@@ -165,6 +165,42 @@ def join(room_id: str, viewer: Viewer, now_ms: int) -> dict[str, Any]:
     }
 
 
+# TikTok's MemberMessageAction numbers of a moderator's actions (schema v3).
+MEMBER_ACTIONS = {
+    "mute": 3,  # BAN_TALK
+    "unmute": 4,  # BAN_TALK_CANCEL
+    "kick": 7,  # KICKOUT
+    "ban": 9,  # BAN_BY_ADMIN
+    "unban": 10,  # UNBAN_BY_ADMIN
+    "user_kick": 11,  # USER_KICKOUT
+    "comments_on": 22,  # COMMENTS_ON
+    "comments_off": 23,  # COMMENTS_OFF
+    "keywords": 24,  # KEYWORDS_EDITED
+}
+
+
+def member_action(
+    room_id: str,
+    operator: Viewer,
+    action: str | int,
+    now_ms: int,
+    *,
+    target: Viewer | None = None,
+) -> dict[str, Any]:
+    """A moderator's action (``WebcastMemberMessage``): ``operator`` did ``action`` (a
+    name of ``MEMBER_ACTIONS`` or TikTok's number) to ``target`` (None: to the room)."""
+    code = MEMBER_ACTIONS[action] if isinstance(action, str) else action
+    data: dict[str, Any] = {
+        "common": _common(room_id, now_ms),
+        "action": code,
+        "memberCount": 0,
+        "operator": operator.user_json(),
+    }
+    if target is not None:
+        data["user"] = target.user_json()
+    return {"type": "WebcastMemberMessage", "data": data}
+
+
 def like(room_id: str, viewer: Viewer, count: int, now_ms: int) -> dict[str, Any]:
     """Likes (``WebcastLikeMessage``)."""
     return {

@@ -17,8 +17,11 @@ from modbot.inert import shorten, spoken
 
 VERSION = 1
 
-# `on:` kinds a rule may name (stream_end and viewers are the daemon's, not rules').
-RULE_EVENTS: tuple[str, ...] = tuple(k for k in EVENT_KINDS if k not in ("stream_end", "viewers"))
+# `on:` kinds a rule may name (stream_end, viewers and a moderator's own actions are the
+# daemon's, not rules').
+RULE_EVENTS: tuple[str, ...] = tuple(
+    k for k in EVENT_KINDS if k not in ("stream_end", "viewers", "moderation")
+)
 TEXT_EVENTS = frozenset({"comment", "question"})
 USER_EVENTS = frozenset(RULE_EVENTS)
 GIFT_EVENTS = frozenset({"gift"})
