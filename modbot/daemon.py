@@ -37,7 +37,7 @@ from modbot.errors import AuditError, ConfigError
 from modbot.euler.oauth import grant_unsaved
 from modbot.euler.session import api_session, websocket_factory
 from modbot.euler.tokens import TokenSet
-from modbot.euler.watcher import Arrival, Watcher, hand_on
+from modbot.euler.watcher import Arrival, Watcher
 from modbot.euler.ws import EulerWebSocket
 from modbot.events import Event
 from modbot.files import check_state_dir
@@ -47,6 +47,7 @@ from modbot.rules.engine import Decision, Engine
 from modbot.rules.loader import one_line
 from modbot.runtime import tuned_runtime
 from modbot.sdnotify import Notifier, watchdog_interval
+from modbot.streams import send_nowait_or_wait
 
 log = structlog.get_logger("modbot.daemon")
 
@@ -280,7 +281,7 @@ class Daemon:
                     events, received = arrivals.receive_nowait()
                 except anyio.WouldBlock:
                     if batch:
-                        await hand_on(work, batch)
+                        await send_nowait_or_wait(work, batch)
                         batch = []
                     try:
                         events, received = await arrivals.receive()
@@ -296,12 +297,12 @@ class Daemon:
                     since_turn += 1
                     if since_turn >= ENGINE_SLICE:
                         if batch:
-                            await hand_on(work, batch)
+                            await send_nowait_or_wait(work, batch)
                             batch = []
                         await anyio.lowlevel.checkpoint()
                         since_turn = 0
             if batch:
-                await hand_on(work, batch)
+                await send_nowait_or_wait(work, batch)
 
     def _decide(self, event: Event) -> list[Decision]:
         """The engine's decisions for one event, logged; none if the event failed."""

@@ -93,6 +93,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "modbot.files",
             "modbot.loopback",
             "modbot.sdnotify",
+            "modbot.streams",
         ),
     ),
     ("vocabulary", ("modbot.actions.table",)),  # the action table, read by every layer above

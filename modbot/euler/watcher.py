@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import anyio
 import anyio.lowlevel
@@ -34,6 +34,7 @@ from modbot.euler.decode import Decoder
 from modbot.euler.policy import Next, RetryPolicy, after_close
 from modbot.euler.ws import EulerWebSocket
 from modbot.events import Event
+from modbot.streams import send_nowait_or_wait
 
 if TYPE_CHECKING:
     from modbot.audit.store import AuditStore
@@ -82,20 +83,6 @@ class Arrival(NamedTuple):
 
 
 WsFactory = Callable[[str], EulerWebSocket]
-T = TypeVar("T")
-
-
-async def hand_on(stream: MemoryObjectSendStream[T], item: T) -> None:
-    """Deliver ``item`` now; wait for room (and yield) only when the stream is full.
-
-    ``send()`` yields to the loop before it delivers: the receiver would see the item a
-    turn of the loop later (a few milliseconds under load), and the sender would pay a
-    turn for every item. Senders here yield at their next receive anyway.
-    """
-    try:
-        stream.send_nowait(item)
-    except anyio.WouldBlock:
-        await stream.send(item)
 
 
 class Watcher:
@@ -268,7 +255,7 @@ async def _pass_on(stream: Stream, decoder: Decoder, bundle: dict[str, Any], sin
             await anyio.lowlevel.checkpoint()
         if events:
             stream.events += len(events)
-            await hand_on(sink.stream, Arrival(events, sink.received))
+            await send_nowait_or_wait(sink.stream, Arrival(events, sink.received))
             ended = ended or any(e.kind == "stream_end" for e in events)
     _report_malformed(stream, decoder)
     return ended

@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from modbot.actions import executor as executor_module
+from modbot.actions import recovery as recovery_module
 from modbot.actions.executor import Executor, Work
 from modbot.actions.plan import intent_for
 from modbot.actions.timers import Timers
@@ -206,7 +207,7 @@ async def test_a_poison_row_is_replayed_once_and_never_again(
         await anyio.sleep_forever()
 
     monkeypatch.setattr(client, "ban", hangs)
-    monkeypatch.setattr(executor_module, "RECOVER_CALL_LIMIT", 0.05)
+    monkeypatch.setattr(recovery_module, "RECOVER_CALL_LIMIT", 0.05)
     with anyio.move_on_after(0.02):  # the process is killed in the middle of the replay
         await Executor(client, store, clock).recover()
     (row,) = await rows(store)
@@ -236,7 +237,7 @@ async def test_a_replay_that_hangs_fails_after_its_limit_and_start_up_goes_on(
         await anyio.sleep_forever()
 
     monkeypatch.setattr(client, "mute", hangs)
-    monkeypatch.setattr(executor_module, "RECOVER_CALL_LIMIT", 0.05)
+    monkeypatch.setattr(recovery_module, "RECOVER_CALL_LIMIT", 0.05)
     assert await Executor(client, store, clock).recover() == (2, 0)
     found = await rows(store)
     assert [(r.action, r.status) for r in found] == [("mute", "failed"), ("ban", "done")]
@@ -424,8 +425,8 @@ async def test_all_replays_at_start_up_share_one_budget(
         await anyio.sleep_forever()
 
     monkeypatch.setattr(client, "ban", hangs)
-    monkeypatch.setattr(executor_module, "RECOVER_CALL_LIMIT", 0.06)
-    monkeypatch.setattr(executor_module, "RECOVER_BUDGET", 0.1)
+    monkeypatch.setattr(recovery_module, "RECOVER_CALL_LIMIT", 0.06)
+    monkeypatch.setattr(recovery_module, "RECOVER_BUDGET", 0.1)
     await Executor(client, store, clock).recover()
     errors = [r.error or "" for r in await rows(store)]
     assert "took over 0.06s" in errors[0]
