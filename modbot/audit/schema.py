@@ -154,6 +154,33 @@ MIGRATIONS: tuple[str, ...] = (
             AND (everywhere = 1 OR streamer = NEW.streamer COLLATE NOCASE);
     END;
     """,
+    # 5: incidents (modbot/audit/incidents.py): the rows of one operation (a ban in every
+    # streamer's room, a nuke, a raid swept whole), undone whole with `undo --incident N`.
+    # ``incidents`` gives the numbers (no two processes share one); a row belongs to one
+    # by its params' "incident", which the generated column reads (rows written before
+    # this migration included), so no writer names the column. Numbers already in rows
+    # are taken into the table, and new ones come after them.
+    """
+    CREATE TABLE incidents (
+        id          INTEGER PRIMARY KEY,
+        ts          TEXT    NOT NULL,               -- when it began (ISO 8601 UTC)
+        kind        TEXT    NOT NULL,               -- ban, unban, nuke, sweep ...
+        streamer    TEXT    NOT NULL DEFAULT '',    -- a handle, or everywhere
+        detail      TEXT    NOT NULL DEFAULT '',
+        made_by     TEXT,                           -- who ran the command
+        token       TEXT    UNIQUE                  -- the writer reads its number back by it
+    );
+    ALTER TABLE actions ADD COLUMN incident INTEGER GENERATED ALWAYS AS (
+        CASE WHEN instr(params, '"incident"') AND json_valid(params)
+                  AND json_type(params, '$.incident') = 'integer'
+             THEN json_extract(params, '$.incident') END
+    ) VIRTUAL;
+    CREATE INDEX actions_incident ON actions(incident) WHERE incident IS NOT NULL;
+    INSERT OR IGNORE INTO incidents (id, ts, kind, streamer, detail)
+        SELECT incident, min(ts), 'earlier', min(streamer),
+               'numbered before incidents had a table'
+        FROM actions WHERE incident IS NOT NULL AND incident > 0 GROUP BY incident;
+    """,
 )
 
 VERSION = len(MIGRATIONS)
