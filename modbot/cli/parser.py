@@ -10,6 +10,7 @@ from typing import Any
 from modbot.__about__ import __version__, build
 from modbot.cli.audit import audit_command, undo_command
 from modbot.cli.auth import login_command, logout_command, status_command
+from modbot.cli.console_lists import add_console_lists
 from modbot.cli.console_nuke import add_nuke
 from modbot.cli.demo import demo_command
 from modbot.cli.rules import check_command, replay_command, test_command
@@ -199,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_operations(commands, common)
     add_nuke(commands, common)
+    add_console_lists(commands, common)
 
     auth = commands.add_parser(
         "auth",

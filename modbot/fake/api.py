@@ -241,10 +241,16 @@ class Api:
 
     async def _user_id(self, request: Request, ctx: dict[str, Any]) -> Response:
         del ctx
-        streamer = self.world.find(request.path_params["unique_id"])
-        if streamer is None:
+        handle = request.path_params["unique_id"]
+        streamer = self.world.find(handle)
+        if streamer is not None:
+            return JSONResponse({"code": 200, "numeric_user_id": streamer.user_id})
+        viewer = next(
+            (uid for uid, (h, _) in self.world.names.items() if h.lower() == handle.lower()), None
+        )
+        if viewer is None:
             return error(404, "User not found")
-        return JSONResponse({"code": 200, "numeric_user_id": streamer.user_id})
+        return JSONResponse({"code": 200, "numeric_user_id": viewer})
 
     async def _room_id(self, request: Request, ctx: dict[str, Any]) -> Response:
         del ctx
