@@ -33,7 +33,7 @@ from modbot.actions.executor import AlreadyRecorded, Executor
 from modbot.actions.plan import Intent
 from modbot.actions.recent import RecentComments, Said
 from modbot.actions.table import format_duration, kind_of
-from modbot.audit import requests
+from modbot.audit import incidents, requests
 from modbot.audit.store import AuditStore
 from modbot.clock import Clock, epoch
 from modbot.events import Event, format_ts
@@ -508,9 +508,8 @@ class NukeOrder:
 async def new_incident(
     store: AuditStore, clock: Clock, *, kind: str, streamer: str, detail: str
 ) -> int:
-    """Record a new incident; its number."""
-    del clock, kind, streamer, detail
-    rows = await store.execute(
-        "SELECT coalesce(max(json_extract(params, '$.incident')), 0) + 1 FROM actions"
+    """Record a new incident; its number (the incidents table's: no other process, a
+    moderator's `ban --everywhere` say, gets the same one)."""
+    return await incidents.new_incident(
+        store, clock.now(), kind=kind, streamer=streamer, detail=detail
     )
-    return int(rows[0][0])
