@@ -28,6 +28,8 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from modbot.__about__ import build
 from modbot.actions.executor import Executor, Work
+from modbot.actions.moderators import Humans
+from modbot.actions.rebans import Rebans
 from modbot.actions.sweeper import Sweeper
 from modbot.actions.timers import Timers
 from modbot.audit.store import AuditStore, Patience, default_db
@@ -103,6 +105,8 @@ class Daemon:
         self._on_decisions = on_decisions
         self.engine = Engine()
         self.sweeper = Sweeper(self.engine, self.clock, settings.streamers)  # nukes, raids
+        self.rebans = Rebans(self.clock)  # bans carried into later lives
+        self.humans = Humans(self.clock, self.rebans.memory)  # moderators' own actions
         self.stats = DaemonStatistics()
         self.stopping = anyio.Event()
         self.started = anyio.Event()
@@ -191,6 +195,8 @@ class Daemon:
                 main.start_soon(pipeline)
                 await main.start(timers.run)
                 await main.start(self.sweeper.run, executor)
+                await main.start(self.rebans.run, executor)
+                await main.start(self.humans.run, executor)
                 if self.handle_signals:
                     main.start_soon(self._signals)
                 main.start_soon(self._reloader)
@@ -307,6 +313,9 @@ class Daemon:
     def _decide(self, event: Event) -> list[Decision]:
         """The engine's decisions for one event, logged; none if the event failed."""
         self.stats.events += 1
+        if event.kind == "moderation":  # a moderator's own action: recorded, never judged
+            self.humans.observe(event)
+            return []
         try:
             decisions = self.engine.evaluate(event, event.ts)
             if decisions:
@@ -315,6 +324,7 @@ class Daemon:
             self.stats.errors += 1
             log.exception("event.failed", streamer=event.streamer, msg_id=event.msg_id)
             return []
+        self.rebans.observe(event, decisions)  # never raises
         return self.sweeper.observe(event, decisions)  # never raises
 
     def _log_decisions(self, event: Event, decisions: list[Decision]) -> None:

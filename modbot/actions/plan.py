@@ -123,6 +123,8 @@ class Intent:
                 out["for_s"] = d.comments_for_s
         if d.strike is not None:
             out["strike"] = d.strike
+        if d.everywhere:
+            out["everywhere"] = True  # the ban list's scope (modbot.audit.bans)
         return out
 
     def status_before_call(self) -> str:
@@ -225,6 +227,7 @@ def intent_from_entry(entry: Entry) -> Intent:
         text=p.get("text"),
         comments_enabled=p.get("enabled"),
         comments_for_s=p.get("for_s"),
+        everywhere=p.get("everywhere") is True,
     )
     return Intent(
         decision,

@@ -56,6 +56,7 @@ class Decision:
     strike: int | None = None
     suppressed: str | None = None  # why it will not be carried out
     priority: int = 0
+    everywhere: bool = False  # ban: remembered for every configured streamer
 
     @property
     def enforced(self) -> bool:
@@ -229,6 +230,7 @@ class Engine:
                     comments_enabled=action.enabled,
                     comments_for_s=action.for_s,
                     strike=strike,
+                    everywhere=action.everywhere,
                     suppressed=held,
                     priority=rule.priority,
                 )

@@ -241,6 +241,7 @@ class ActionSpec:
     template: Template | None = None  # reply
     enabled: bool | None = None  # comments
     for_s: float | None = None  # comments: turned back after this long
+    everywhere: bool = False  # ban: in every configured streamer's rooms (remembered bans)
 
     def describe(self) -> str:
         text = self.template.source if self.template is not None else None
@@ -289,10 +290,23 @@ def parse_action(value: object, *, in_steps: bool = False) -> ActionSpec:
             return _toggle(name, arg)
         if kind.only_in_steps is None and arg in (None, True):
             return ActionSpec(name)
+        if name == "ban" and isinstance(arg, Mapping):
+            return _ban(arg)
         raise _unknown(name)
     raise SchemaProblem(
         f"expected an action like 'ban', 'mute 10m' or {{reply: ...}}, got {value!r}"
     )
+
+
+def _ban(arg: Mapping[object, object]) -> ActionSpec:
+    """``{ban: {everywhere: true}}``: the ban is remembered for every configured streamer."""
+    extra = set(arg) - {"everywhere"}
+    if extra:
+        raise SchemaProblem(f"ban takes everywhere, not {sorted(map(str, extra))}")
+    everywhere = arg.get("everywhere", False)
+    if not isinstance(everywhere, bool):
+        raise SchemaProblem(f"ban.everywhere must be true or false, got {everywhere!r}")
+    return ActionSpec("ban", everywhere=everywhere)
 
 
 def _toggle(name: str, arg: object) -> ActionSpec:
