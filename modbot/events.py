@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
@@ -103,6 +103,7 @@ class Event:
     kind: EventKind
     ts: datetime
     streamer: str
+    _: KW_ONLY  # the rest by name: text/language and count/viewers share their types
     room_id: str = ""
     msg_id: str = ""
     user: User | None = None

@@ -150,14 +150,14 @@ class Decoder:
             kind,
             _time(_int(common.get("createTime"), kind, "common.createTime"), self._bundle_ms),
             self.streamer,
-            room,
-            _id(common.get("msgId"), kind, "common.msgId"),
-            user,
-            text,
-            language,
-            gift,
-            count,
-            viewers,
+            room_id=room,
+            msg_id=_id(common.get("msgId"), kind, "common.msgId"),
+            user=user,
+            text=text,
+            language=language,
+            gift=gift,
+            count=count,
+            viewers=viewers,
         )
 
     def _user(self, data: dict[str, Any], identity: object = None) -> User:

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from modbot.euler.decode import Decoder
+from modbot.events import Event
 from modbot.fake import messages as m
 
 ROOM = "7301234567890123456"
@@ -380,3 +381,13 @@ def test_true_as_a_bundle_timestamp_is_counted_too() -> None:
     bundle["timestamp"] = True
     assert [e.text for e in d.decode(bundle)] == ["still here"]
     assert sum(d.malformed.values()) == 1
+
+
+def test_an_event_takes_all_but_kind_time_and_streamer_by_name() -> None:
+    """text/language and count/viewers share their types: a swap by position is refused."""
+    when = datetime.fromtimestamp(NOW / 1000, UTC)
+    event = Event("viewers", when, "host", viewers=12, count=3)
+    assert (event.viewers, event.count) == (12, 3)
+    positional: Any = Event
+    with pytest.raises(TypeError, match="positional"):
+        positional("comment", when, "host", ROOM, "1", None, "hello", "en")
