@@ -12,6 +12,9 @@ may a call that is not idempotent (a chat message) go again.
 from __future__ import annotations
 
 import ssl
+from collections.abc import AsyncIterator
+from types import TracebackType
+from typing import Self
 
 import httpx
 
@@ -22,6 +25,7 @@ from modbot.euler.answers import clean
 # routes (32), all kept open between calls (httpx's default, 100 with 20 kept, closed and
 # reopened connections in every burst).
 MAX_CONNECTIONS = 32
+POOL_SIZE = 8  # connections of one httpcore pool (see api_transport)
 KEEPALIVE_SECONDS = 30.0  # an idle connection older than this is closed, not reused
 MAX_BODY = 4 * 1024 * 1024  # bytes of one answer (the API's are a few kilobytes)
 # Bytes of an answer's headers. h11 (under httpcore) stops reading a head at 100 KiB;
@@ -39,8 +43,17 @@ def api_ssl_context() -> ssl.SSLContext:
     return context
 
 
-def api_transport(max_connections: int = MAX_CONNECTIONS) -> httpx.AsyncBaseTransport:
-    """The HTTP transport of the API client: httpx's own (httpcore's pool, h11's parser).
+def api_transport(
+    max_connections: int = MAX_CONNECTIONS, pool_size: int = POOL_SIZE
+) -> httpx.AsyncBaseTransport:
+    """The HTTP transport of the API client: httpx's own (httpcore's pool, h11's parser),
+    as pools of at most ``pool_size`` connections (``max_connections`` in all).
+
+    Why pools: httpcore's pool looks at every one of its connections, and every queued
+    request, each time a request comes or an answer is closed (an idle connection's
+    socket is polled each time, to see whether the server closed it). With 32 connections
+    that scan was most of a call's CPU (bench/http_calls.py); four pools of eight
+    scan a quarter as much, and a request goes to the pool with the fewest in flight.
 
     Proxy policy, the same as the event WebSocket's (``modbot.euler.ws``): connections go
     straight to the configured host, whatever ``HTTP(S)_PROXY`` / ``ALL_PROXY`` say. The
@@ -51,17 +64,92 @@ def api_transport(max_connections: int = MAX_CONNECTIONS) -> httpx.AsyncBaseTran
     given no proxy. The environment is trusted for one thing: the CA bundle
     (``SSL_CERT_FILE`` / ``SSL_CERT_DIR``, see ``api_ssl_context``).
     """
+    context = api_ssl_context()
+    sizes = [pool_size] * (max_connections // pool_size)
+    if max_connections % pool_size:
+        sizes.append(max_connections % pool_size)
+    pools = [_pool(context, size) for size in sizes]
+    return pools[0] if len(pools) == 1 else Pools(pools)
+
+
+def _pool(context: ssl.SSLContext, size: int) -> httpx.AsyncHTTPTransport:
     return httpx.AsyncHTTPTransport(
-        verify=api_ssl_context(),
+        verify=context,
         trust_env=True,  # read by httpx only for the CA bundle, given here already
         proxy=None,
         limits=httpx.Limits(
-            max_connections=max_connections,
-            max_keepalive_connections=max_connections,
+            max_connections=size,
+            max_keepalive_connections=size,
             keepalive_expiry=KEEPALIVE_SECONDS,
         ),
         retries=0,  # the client retries, by its own policy
     )
+
+
+class Pools(httpx.AsyncBaseTransport):
+    """Several transports as one: each request goes to the one with the fewest requests
+    in flight (from sending to the answer's close), the first of them on a tie."""
+
+    def __init__(self, pools: list[httpx.AsyncHTTPTransport]) -> None:
+        self._pools = pools
+        self._busy = [0] * len(pools)
+
+    @property
+    def in_flight(self) -> tuple[int, ...]:
+        """Requests in flight, per pool (sent, and their answer not closed yet)."""
+        return tuple(self._busy)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        busy = self._busy
+        index = busy.index(min(busy))
+        busy[index] += 1
+        try:
+            response = await self._pools[index].handle_async_request(request)
+        except BaseException:
+            busy[index] -= 1
+            raise
+        response.stream = _Counted(response.stream, busy, index)
+        return response
+
+    async def __aenter__(self) -> Self:
+        for pool in self._pools:
+            await pool.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc: BaseException | None = None,
+        tb: TracebackType | None = None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        for pool in self._pools:
+            await pool.aclose()
+
+
+class _Counted(httpx.AsyncByteStream):
+    """An answer's body that gives its pool's slot back when closed (once)."""
+
+    def __init__(
+        self, stream: httpx.SyncByteStream | httpx.AsyncByteStream, busy: list[int], index: int
+    ) -> None:
+        assert isinstance(stream, httpx.AsyncByteStream)
+        self._stream = stream
+        self._busy = busy
+        self._index = index
+        self._open = True
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._stream:
+            yield chunk
+
+    async def aclose(self) -> None:
+        if self._open:
+            self._open = False
+            self._busy[self._index] -= 1
+        await self._stream.aclose()
 
 
 def visible_ascii(value: str) -> bool:

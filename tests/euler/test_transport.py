@@ -30,6 +30,7 @@ from anyio.streams.tls import TLSListener
 from modbot.errors import ApiUnavailable, BadResponse, ConfigError, RequestRejected
 from modbot.euler.client import MAX_BODY, EulerClient, api_ssl_context, api_transport
 from modbot.euler.policy import RetryPolicy
+from modbot.euler.transport import Pools
 from modbot.fake.clock import FakeClock
 
 KEY = "transport-test-key"
@@ -390,6 +391,82 @@ class TestBrokenAnswers:
                 await anyio.wait_all_tasks_blocked()
                 tg.start_soon(call, 0.1)
         assert results == [httpx.PoolTimeout, BODY]
+
+
+class TestPools:
+    """The default transport is several httpcore pools (bench/http_calls.py: a pool's
+    scan of its connections is most of a call's CPU with 32 in one pool)."""
+
+    async def test_calls_spread_over_the_pools_and_each_slot_comes_back_after_a_drop(self):
+        """Eight calls at once on four pools of two: all eight reach the server (one
+        pool could not hold them); four connections are dropped after the request, and
+        every slot is given back, of answered calls as of dropped ones."""
+        arrived = anyio.Event()
+        count = 0
+
+        async def half_dropped(stream: anyio.abc.SocketStream, seen: list[bytes]) -> None:
+            nonlocal count
+            await read_request(stream, seen)
+            count += 1
+            mine = count
+            if count == 8:
+                arrived.set()
+            await arrived.wait()
+            if mine % 2:
+                return  # closed after the request was read: the answer never comes
+            await stream.send(OK)
+            await anyio.sleep_forever()
+
+        transport = api_transport(8, 2)
+        assert isinstance(transport, Pools)
+        async with (
+            serve(half_dropped) as (url, connections),
+            client(url, transport=transport) as api,
+        ):
+            results: list[object] = []
+
+            async def call() -> None:
+                try:
+                    results.append(await api.user_id("host"))
+                except ApiUnavailable as exc:
+                    results.append(type(exc))
+
+            with anyio.fail_after(10):
+                async with anyio.create_task_group() as tg:
+                    for _ in range(8):
+                        tg.start_soon(call)
+            assert sorted(map(str, results)) == ["42"] * 4 + [str(ApiUnavailable)] * 4
+            assert len(connections) == 8
+            assert transport.in_flight == (0, 0, 0, 0)
+
+    async def test_a_refused_answer_gives_its_slot_back(self):
+        """An answer refused before its body is read (too long) still closes, and its
+        pool's count goes back to nought; the next call goes to the first pool again."""
+        long = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (MAX_BODY + 1)
+        transport = api_transport(4, 2)
+        assert isinstance(transport, Pools)
+        first = True
+
+        async def long_then_ok(stream: anyio.abc.SocketStream, seen: list[bytes]) -> None:
+            nonlocal first
+            answer, first = (long if first else OK), False
+            await answering(answer)(stream, seen)
+
+        async with (
+            serve(long_then_ok) as (url, connections),
+            client(url, transport=transport) as api,
+        ):
+            with pytest.raises(BadResponse, match="Content-Length"):
+                await api.user_id("host")
+            assert transport.in_flight == (0, 0)
+            assert await api.user_id("host") == "42"
+            assert transport.in_flight == (0, 0)
+        assert len(connections) == 2  # the refused answer's connection was not reused
+
+    def test_one_pool_when_the_connections_fit_in_one(self):
+        assert isinstance(api_transport(2, 8), httpx.AsyncHTTPTransport)
+        assert isinstance(api_transport(1), httpx.AsyncHTTPTransport)
+        assert isinstance(api_transport(), Pools)
 
 
 class TestHeaderInjection:
