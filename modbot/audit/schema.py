@@ -108,6 +108,7 @@ MIGRATIONS: tuple[str, ...] = (
     # remembered one, not a moderator's own); a done unban of the viewer (an undo, a
     # command, a moderator's unban seen on the WebSocket) ends every memory of them that
     # applies to its streamer. ``version`` grows with every change: the daemon polls it.
+    # The bans made before this version are remembered too, unless an unban came after.
     """
     CREATE TABLE bans (
         action_id   INTEGER PRIMARY KEY REFERENCES actions(id),  -- the ban remembered
@@ -123,6 +124,20 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX bans_version ON bans(version);
     CREATE INDEX bans_user ON bans(user_id) WHERE ended IS NULL;
+    INSERT INTO bans (action_id, user_id, unique_id, streamer, room_id, everywhere, since,
+                      version)
+        SELECT b.id, b.user_id, b.unique_id, b.streamer, b.room_id,
+               CASE WHEN json_valid(b.params)
+                     AND json_extract(b.params, '$.everywhere') = 1 THEN 1 ELSE 0 END,
+               b.updated, 1
+        FROM actions AS b
+        WHERE b.action = 'ban' AND b.status = 'done' AND b.mode = 'enforce'
+            AND b.user_id != '' AND b.undo_of IS NULL AND b.rule != 'moderator'
+            AND (NOT json_valid(b.params) OR json_extract(b.params, '$.remembered') IS NULL)
+            AND NOT EXISTS (
+                SELECT 1 FROM actions AS u
+                WHERE u.action = 'unban' AND u.status = 'done' AND u.user_id = b.user_id
+                    AND u.id > b.id AND u.streamer = b.streamer COLLATE NOCASE);
     CREATE TRIGGER bans_remember AFTER UPDATE OF status ON actions
     WHEN NEW.action = 'ban' AND NEW.status = 'done' AND OLD.status != 'done'
         AND NEW.mode = 'enforce' AND NEW.user_id != '' AND NEW.undo_of IS NULL
