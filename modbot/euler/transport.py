@@ -25,7 +25,7 @@ from modbot.euler.answers import clean
 # routes (32), all kept open between calls (httpx's default, 100 with 20 kept, closed and
 # reopened connections in every burst).
 MAX_CONNECTIONS = 32
-POOL_SIZE = 8  # connections of one httpcore pool (see api_transport)
+POOL_SIZE = 4  # connections of one httpcore pool (see api_transport)
 KEEPALIVE_SECONDS = 30.0  # an idle connection older than this is closed, not reused
 MAX_BODY = 4 * 1024 * 1024  # bytes of one answer (the API's are a few kilobytes)
 # Bytes of an answer's headers. h11 (under httpcore) stops reading a head at 100 KiB;
@@ -52,8 +52,11 @@ def api_transport(
     Why pools: httpcore's pool looks at every one of its connections, and every queued
     request, each time a request comes or an answer is closed (an idle connection's
     socket is polled each time, to see whether the server closed it). With 32 connections
-    that scan was most of a call's CPU (bench/http_calls.py); four pools of eight
-    scan a quarter as much, and a request goes to the pool with the fewest in flight.
+    that scan was most of a call's CPU (bench/http_calls.py, 32 calls at a time: 1,670
+    us of CPU a call in one pool of 32, 980 in pools of 4, 760 in pools of 2). Pools of
+    four: a request goes to the pool with the fewest in flight, and when all 32 are
+    busy it waits for one of its pool's four connections (smaller pools would save
+    a little more CPU, and make that wait longer).
 
     Proxy policy, the same as the event WebSocket's (``modbot.euler.ws``): connections go
     straight to the configured host, whatever ``HTTP(S)_PROXY`` / ``ALL_PROXY`` say. The
