@@ -155,7 +155,7 @@ async def kept_by_humans(store: AuditStore, timer: Timer, original: Entry | None
         return None
     sql = (
         "SELECT id, ts, action, params FROM actions WHERE rule = ? AND status = 'done'"
-        " AND streamer = ? COLLATE NOCASE AND ts > ? AND action IN (?, ?)"
+        " AND streamer = ? COLLATE NOCASE AND ts >= ? AND action IN (?, ?)"
     )
     pair = (*counts, *counts)[:2]  # one or two actions count: the second may repeat the first
     args: list[object] = [MODERATOR_RULE, timer.streamer, original.ts, *pair]
