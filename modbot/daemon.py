@@ -338,7 +338,7 @@ class Daemon:
                 streamer=event.streamer,
                 user=d.unique_id,
                 user_id=d.user_id,
-                rule=d.rule_id,
+                rule=d.rule,
                 action=d.describe(),
                 mode=d.mode,
                 suppressed=d.suppressed,

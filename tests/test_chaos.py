@@ -170,7 +170,7 @@ async def test_chaos_during_a_raid(
     assert not [r for r in rows if r.status == "pending"]
     audited = {(r.msg_id, r.rule, r.action) for r in rows if r.msg_id}
     for event, d in decided:
-        assert (event.msg_id, d.rule_id, d.action) in audited, (event.msg_id, d.rule_id, d.action)
+        assert (event.msg_id, d.rule, d.action) in audited, (event.msg_id, d.rule, d.action)
     # Every slur that reached the daemon ended in a done or a failed ban, with a reason.
     bans = {r.user_id: r for r in rows if r.action == "ban" and r.undo_of is None}
     assert slur_users - {late.user_id} <= set(bans)

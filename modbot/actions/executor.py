@@ -183,7 +183,7 @@ class Executor:
                 except Exception:  # one decision never stops the others
                     self._counts["errors"] += 1
                     log.exception(
-                        "intent.failed", rule=d.rule_id, action=d.action, msg_id=w.event.msg_id
+                        "intent.failed", rule=d.rule, action=d.action, msg_id=w.event.msg_id
                     )
                     continue
                 self._count(intent)
@@ -247,7 +247,7 @@ class Executor:
         gated = gating.gate(intent, self.gates, epoch(self.clock), self.policy)
         scope = gated.missing_scope
         if scope is not None:
-            rule, action = intent.rule_id, intent.action
+            rule, action = intent.rule, intent.action
             log.warning(
                 "scope.missing",
                 rule=rule,
@@ -273,9 +273,7 @@ class Executor:
             return await self._perform(intent, entry_id, stamps)
         except Exception as exc:  # one intent never stops the others
             self._counts["failed"] += 1
-            log.exception(
-                "action.crashed", action=intent.action, rule=intent.rule_id, entry=entry_id
-            )
+            log.exception("action.crashed", action=intent.action, rule=intent.rule, entry=entry_id)
             return Outcome(entry_id, "failed", failure(exc))
 
     async def _perform(self, intent: Intent, entry_id: int, stamps: Stamps | None) -> Outcome:
@@ -316,7 +314,7 @@ class Executor:
             except Exception as exc:  # one call never stops the others: it failed, and why
                 error = failure(exc)
                 log.exception(
-                    "action.crashed", action=intent.action, rule=intent.rule_id, entry=entry_id
+                    "action.crashed", action=intent.action, rule=intent.rule, entry=entry_id
                 )
                 break
             else:
@@ -328,7 +326,7 @@ class Executor:
         error = shown(error, ERROR_LIMIT) if error is not None else None
         gating.failed(intent, self.gates)
         log.warning(
-            "action.failed", action=intent.action, rule=intent.rule_id, entry=entry_id, error=error
+            "action.failed", action=intent.action, rule=intent.rule, entry=entry_id, error=error
         )
         return Outcome(entry_id, "failed", error, retryable=retryable)
 

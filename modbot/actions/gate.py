@@ -102,8 +102,8 @@ def gate(intent: Intent, state: GateState, now: float, policy: GatePolicy) -> Ga
     if scope is not None and (
         scope in state.denied or (state.granted is not None and scope not in state.granted)
     ):
-        said = (intent.rule_id, scope) in state.warned
-        state.warned.add((intent.rule_id, scope))
+        said = (intent.rule, scope) in state.warned
+        state.warned.add((intent.rule, scope))
         observed = intent.changed(
             mode="observe", detail=f"{intent.decision.detail}; observe: no scope {scope}"
         )
@@ -121,7 +121,7 @@ def gate(intent: Intent, state: GateState, now: float, policy: GatePolicy) -> Ga
         state.last_chat[room] = now
         return Gated(intent)
     if kind.takes == "toggle":
-        off = not intent.comments_enabled
+        off = not intent.enabled
         if off and state.comments_off.get(room, False):
             return Gated(intent.skipped("comments are already off"))
         state.comments_off[room] = off
@@ -148,7 +148,7 @@ def called(intent: Intent, state: GateState) -> None:
     """A call went through: a comments toggle sets the room's state."""
     kind = kind_of(intent.action)
     if kind is not None and kind.takes == "toggle":
-        state.comments_off[intent.room_id] = not intent.comments_enabled
+        state.comments_off[intent.room_id] = not intent.enabled
 
 
 def failed(intent: Intent, state: GateState) -> None:

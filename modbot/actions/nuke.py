@@ -306,7 +306,7 @@ class Sweep:
     spares: Spares = field(default_factory=Spares)
     extend: float = 0.0  # a repeat sweep: each copy caught keeps it going this long
     longest: float = 0.0  # ... but never past this time
-    rule_id: str = NUKE_RULE
+    rule: str = NUKE_RULE
     rule_hash: str = ""
     detail: str = ""
     reason: str | None = None
@@ -354,7 +354,7 @@ class Sweep:
         incident = f"incident #{self.incident}" if self.incident is not None else "incident"
         detail = f"{self.detail}: {target.why}" if self.detail else target.why
         return Decision(
-            rule_id=self.rule_id,
+            rule=self.rule,
             rule_hash=self.rule_hash,
             action=self.then.action,
             mode="enforce",

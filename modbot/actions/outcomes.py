@@ -48,10 +48,10 @@ def timers_for(intent: Intent, entry_id: int, now: float) -> list[Timed]:
         return []
     timer, user = kind.expiry.timer, intent.user_id
     if kind.takes == "toggle":
-        on = intent.comments_enabled is not False
-        after, user = (None if on else intent.decision.comments_for_s), ""
+        on = intent.enabled is not False
+        after, user = (None if on else intent.decision.for_s), ""
     else:
-        after = intent.unmute_after
+        after = intent.unmute_after_s
     if not after:
         return []
     return [(now + after, timer, intent.streamer, intent.room_id, user, entry_id)]

@@ -28,9 +28,10 @@ UNDO_RULE = "undo"
 class Intent:
     """One action to carry out: the engine's decision, where, and for what.
 
-    The decision's facts keep its names (``rule_id``, ``suppressed``,
-    ``comments_enabled``...); the intent adds the event's place and time, and the links
-    an undo or an expiry carries. Undo, expiry timers and crash recovery make
+    One name per fact from the rule file to the audit row: the decision's ``rule``,
+    ``enabled``, ``for_s``, ``duration_s`` are the row's column and params keys (and the
+    rule language's), and the intent's ``unmute_after_s`` is the params key too. The
+    intent adds the event's place and time, and the links an undo or an expiry carries. Undo, expiry timers and crash recovery make
     decisions of modbot's own (:func:`own`).
     """
 
@@ -49,8 +50,8 @@ class Intent:
         return self.decision.action
 
     @property
-    def rule_id(self) -> str:
-        return self.decision.rule_id
+    def rule(self) -> str:
+        return self.decision.rule
 
     @property
     def mode(self) -> str:
@@ -65,8 +66,8 @@ class Intent:
         return self.decision.text
 
     @property
-    def comments_enabled(self) -> bool | None:
-        return self.decision.comments_enabled
+    def enabled(self) -> bool | None:
+        return self.decision.enabled
 
     @property
     def suppressed(self) -> str | None:
@@ -90,7 +91,7 @@ class Intent:
         return plan_mute(self.decision.duration_s).api_duration
 
     @property
-    def unmute_after(self) -> float | None:
+    def unmute_after_s(self) -> float | None:
         kind = kind_of(self.decision.action)
         if kind is None or not kind.stepped_duration:
             return None
@@ -113,14 +114,14 @@ class Intent:
             out["duration_s"] = d.duration_s
             if kind is not None and kind.stepped_duration:
                 out["api_duration"] = self.api_duration
-                if self.unmute_after is not None:
-                    out["unmute_after_s"] = self.unmute_after
+                if self.unmute_after_s is not None:
+                    out["unmute_after_s"] = self.unmute_after_s
         if d.text is not None:
             out["text"] = encodable(d.text)
         if takes == "toggle":
-            out["enabled"] = d.comments_enabled
-            if d.comments_for_s:
-                out["for_s"] = d.comments_for_s
+            out["enabled"] = d.enabled
+            if d.for_s:
+                out["for_s"] = d.for_s
         if d.strike is not None:
             out["strike"] = d.strike
         if d.everywhere:
@@ -144,7 +145,7 @@ class Intent:
         return NewEntry(
             ts=self.ts,
             streamer=self.streamer,
-            rule=d.rule_id,
+            rule=d.rule,
             action=d.action,
             mode=d.mode,
             status=self.status_before_call(),
@@ -181,25 +182,25 @@ def own(
     ts: datetime,
     streamer: str,
     room_id: str,
-    rule_id: str,
+    rule: str,
     user_id: str,
     unique_id: str,
     detail: str,
-    comments_enabled: bool | None = None,
+    enabled: bool | None = None,
     undo_of: int | None = None,
     reason: str | None = None,
     extra: dict[str, Any] | None = None,
 ) -> Intent:
     """An intent of modbot's own making (undo, an expiry), enforced."""
     decision = Decision(
-        rule_id=rule_id,
+        rule=rule,
         rule_hash="",
         action=action,
         mode="enforce",
         detail=detail,
         user_id=user_id,
         unique_id=unique_id,
-        comments_enabled=comments_enabled,
+        enabled=enabled,
     )
     return Intent(
         decision,
@@ -216,7 +217,7 @@ def intent_from_entry(entry: Entry) -> Intent:
     """Rebuild the intent of a recorded row (crash recovery): :meth:`Intent.entry` back."""
     p = entry.params
     decision = Decision(
-        rule_id=entry.rule,
+        rule=entry.rule,
         rule_hash=entry.rule_hash,
         action=entry.action,
         mode="observe" if entry.mode == "observe" else "enforce",
@@ -225,8 +226,8 @@ def intent_from_entry(entry: Entry) -> Intent:
         unique_id=entry.unique_id,
         duration_s=p.get("duration_s"),
         text=p.get("text"),
-        comments_enabled=p.get("enabled"),
-        comments_for_s=p.get("for_s"),
+        enabled=p.get("enabled"),
+        for_s=p.get("for_s"),
         everywhere=p.get("everywhere") is True,
     )
     return Intent(
@@ -286,11 +287,11 @@ def inverse(entry: Entry, now: datetime, *, reason: str | None = None) -> Intent
         ts=now,
         streamer=entry.streamer,
         room_id=entry.room_id,
-        rule_id=UNDO_RULE,
+        rule=UNDO_RULE,
         user_id=entry.user_id,
         unique_id=entry.unique_id,
         detail=f"undo of #{entry.id} ({entry.rule}: {entry.action})",
-        comments_enabled=not entry.params.get("enabled") if flipped else None,
+        enabled=not entry.params.get("enabled") if flipped else None,
         undo_of=entry.id,
         reason=reason,
         extra=carried(entry),

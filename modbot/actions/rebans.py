@@ -131,7 +131,7 @@ class Rebans:
 
         Never raises: a failure is the row's (and may be tried again later)."""
         decision = Decision(
-            rule_id=bans.REMEMBERED_RULE,
+            rule=bans.REMEMBERED_RULE,
             rule_hash="",
             action="ban",
             mode="enforce",

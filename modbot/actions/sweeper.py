@@ -132,9 +132,7 @@ class Sweeper:
             if window is None:
                 out.append(d)
                 continue
-            sweep = next(
-                (s for s in self.sweeps if s.rule_id == d.rule_id and s.room == room), None
-            )
+            sweep = next((s for s in self.sweeps if s.rule == d.rule and s.room == room), None)
             if sweep is None and len(self.sweeps) < MAX_SWEEPS:
                 sweep = self._start_raid(event, said, room, d, window)
             if sweep is None:
@@ -164,14 +162,14 @@ class Sweeper:
                     if r.window is not None and r.window.kind == "repeat" and r.window.per == "room"
                 },
             )
-        return self._raid_rules[1].get(d.rule_id)
+        return self._raid_rules[1].get(d.rule)
 
     def _start_raid(
         self, event: Event, said: Said, room: str, d: Decision, window: tuple[float, float]
     ) -> nk.Sweep:
         within, similarity = window
         near, copies = nk.cluster(self.recent.since(room, said.t - within), said, similarity)
-        rule = self.engine.ruleset.rule(d.rule_id)
+        rule = self.engine.ruleset.rule(d.rule)
         exempt = rule.exempt if rule is not None else None
         sweep = nk.Sweep(
             streamer=event.streamer,
@@ -182,15 +180,15 @@ class Sweeper:
             spares=nk.Spares.of(exempt.roles if exempt else (), exempt.ids if exempt else ()),
             extend=within,
             longest=said.t + nk.SWEEP_LONGEST,
-            rule_id=d.rule_id,
+            rule=d.rule,
             rule_hash=d.rule_hash,
-            detail=f"{d.rule_id} swept the raid",
+            detail=f"{d.rule} swept the raid",
         )
         self.sweeps.append(sweep)
         self._counts["started"] += 1
         log.info(
             "sweep.raid",
-            rule=d.rule_id,
+            rule=d.rule,
             streamer=event.streamer,
             room=room,
             copies=len(copies) + 1,
@@ -211,7 +209,7 @@ class Sweeper:
                 log.info(
                     "sweep.ended",
                     incident=sweep.incident,
-                    rule=sweep.rule_id,
+                    rule=sweep.rule,
                     acted=len(sweep.acted),
                 )
                 continue
@@ -287,7 +285,7 @@ class Sweeper:
                 sweep.incident = await new_incident(
                     self.executor.store,
                     self.clock,
-                    kind="nuke" if sweep.rule_id == nk.NUKE_RULE else "raid",
+                    kind="nuke" if sweep.rule == nk.NUKE_RULE else "raid",
                     streamer=sweep.streamer,
                     detail=sweep.detail,
                 )
@@ -324,7 +322,7 @@ class Sweeper:
         if decision is not None:  # the engine's own, with its detail, in the incident
             made = replace(decision, detail=f"incident #{incident}; {decision.detail}")
         room_id = "" if target.room == sweep.streamer else target.room
-        nuked = sweep.rule_id == nk.NUKE_RULE
+        nuked = sweep.rule == nk.NUKE_RULE
         extra: dict[str, Any] = {"incident": incident, "matched_msg_id": said.msg_id}
         if sweep.by:
             extra["by"] = sweep.by

@@ -48,7 +48,7 @@ class Expiry:
     timer: str
     action: str
     ends: str  # what ends, in the timer's audit note: "the mute of #12 expired"
-    comments_enabled: bool | None = None
+    enabled: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ async def _chat(client: EulerClient, intent: Intent) -> None:
 
 
 async def _comments(client: EulerClient, intent: Intent) -> None:
-    await client.toggle_comments(intent.room_id, enabled=bool(intent.comments_enabled))
+    await client.toggle_comments(intent.room_id, enabled=bool(intent.enabled))
 
 
 async def _moderator_add(client: EulerClient, intent: Intent) -> None:
@@ -174,7 +174,7 @@ ACTIONS: dict[str, ActionKind] = {
             call=_comments,
             repeated="the same comments toggle is already made",
             inverse="comments",
-            expiry=Expiry("comments_on", "comments", "comments off", comments_enabled=True),
+            expiry=Expiry("comments_on", "comments", "comments off", enabled=True),
         ),
         ActionKind("log", not_undoable="only logged; there is nothing to undo"),
         ActionKind(

@@ -79,11 +79,11 @@ class Timers:
             ts=self.clock.now(),
             streamer=timer.streamer,
             room_id=timer.room_id,
-            rule_id=rule,
+            rule=rule,
             user_id=timer.user_id,
             unique_id=original.unique_id if original else "",
             detail=f"the {does.ends} of #{timer.action_id} expired",
-            comments_enabled=does.comments_enabled,
+            enabled=does.enabled,
             extra={"expiry_of": timer.action_id},
         )
         entry, retryable = await self.executor.carry_out(intent)

@@ -229,7 +229,7 @@ async def _sync(
                 ts=con.clock.now(),
                 streamer=streamer,
                 room_id=room,
-                rule_id=MANUAL_RULE,
+                rule=MANUAL_RULE,
                 user_id="",
                 unique_id="",
                 detail=f"by hand: keywords sync of list {name}, run by {by}",

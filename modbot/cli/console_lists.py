@@ -373,7 +373,7 @@ async def _moderator_change(
         ts=con.clock.now(),
         streamer=streamer,
         room_id="",
-        rule_id=MANUAL_RULE,
+        rule=MANUAL_RULE,
         user_id=user_id,
         unique_id=handle,
         detail=f"by hand: moderators {args.op}, run by {by}",

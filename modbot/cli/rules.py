@@ -132,9 +132,9 @@ def test_command(args: argparse.Namespace, settings: Settings, out: TextIO) -> i
         what = repr(args.text) if args.text is not None else f"this {args.kind} event"
         print(f"No rule fires on {what}.", file=out)
         return EXIT_OK
-    for rule_id in dict.fromkeys(d.rule_id for d in decisions):
-        mine = [d for d in decisions if d.rule_id == rule_id]
-        print(f"{rule_id} fires ({mine[0].mode}): {mine[0].detail}", file=out)
+    for rule in dict.fromkeys(d.rule for d in decisions):
+        mine = [d for d in decisions if d.rule == rule]
+        print(f"{rule} fires ({mine[0].mode}): {mine[0].detail}", file=out)
         for d in mine:
             verdict = (
                 f"not done: {d.suppressed}"
@@ -215,7 +215,7 @@ def _decision_json(d: Decision, event: Event) -> dict[str, Any]:
         "ts": format_ts(event.ts),
         "user_id": d.user_id,
         "unique_id": d.unique_id,
-        "rule": d.rule_id,
+        "rule": d.rule,
         "action": d.action,
         "mode": d.mode,
         "detail": d.detail,
@@ -226,8 +226,8 @@ def _decision_json(d: Decision, event: Event) -> dict[str, Any]:
     if d.text is not None:
         record["text"] = d.text
     if takes == "toggle":
-        record["enabled"] = d.comments_enabled
-        record["for_s"] = d.comments_for_s
+        record["enabled"] = d.enabled
+        record["for_s"] = d.for_s
     if d.strike is not None:
         record["strike"] = d.strike
     if d.suppressed:
@@ -282,8 +282,8 @@ def replay_command(args: argparse.Namespace, settings: Settings, out: TextIO) ->
     width = max([len(r) for r in summary] + [4])
     lines = [f"{'rule':<{width}}  fired  enforced  observed"]
     lines += [
-        f"{rule_id:<{width}}  {c['fired']:>5}  {c['enforced']:>8}  {c['observed']:>8}"
-        for rule_id, c in summary.items()
+        f"{rule:<{width}}  {c['fired']:>5}  {c['enforced']:>8}  {c['observed']:>8}"
+        for rule, c in summary.items()
     ]
     tally = f"{events} events replayed, {bad} bad lines skipped"
     if unknown:
@@ -312,7 +312,7 @@ def _show_decisions(
         else:
             # Viewer text (handle, matched words, reply texts) shown inert.
             print(
-                f"{format_ts(event.ts)} @{shown(d.unique_id, 40)} {shown(d.rule_id)}: "
+                f"{format_ts(event.ts)} @{shown(d.unique_id, 40)} {shown(d.rule)}: "
                 f"{shown(d.describe(), 120)}"
                 f"{'' if d.mode == 'enforce' else ' (observe)'} - {shown(d.detail, 200)}",
                 file=out,
@@ -321,9 +321,9 @@ def _show_decisions(
 
 def _tally(summary: dict[str, dict[str, int]], decisions: list[Decision]) -> None:
     """Count one event's decisions in the per-rule summary of ``replay``."""
-    for rule_id in dict.fromkeys(d.rule_id for d in decisions):
-        mine = [d for d in decisions if d.rule_id == rule_id]
-        counts = summary.setdefault(rule_id, {"fired": 0, "enforced": 0, "observed": 0})
+    for rule in dict.fromkeys(d.rule for d in decisions):
+        mine = [d for d in decisions if d.rule == rule]
+        counts = summary.setdefault(rule, {"fired": 0, "enforced": 0, "observed": 0})
         counts["fired"] += 1
         if any(d.enforced for d in mine):
             counts["enforced"] += 1

@@ -42,7 +42,7 @@ Mode = Literal["enforce", "observe"]
 class Decision:
     """What one rule decided for one event, with why."""
 
-    rule_id: str
+    rule: str
     rule_hash: str
     action: str  # a name in the action table (modbot.actions.table)
     mode: Mode
@@ -51,8 +51,8 @@ class Decision:
     unique_id: str
     duration_s: float | None = None  # mute; None with action mute means forever
     text: str | None = None  # reply and warn: the rendered message
-    comments_enabled: bool | None = None
-    comments_for_s: float | None = None
+    enabled: bool | None = None
+    for_s: float | None = None
     strike: int | None = None
     suppressed: str | None = None  # why it will not be carried out
     priority: int = 0
@@ -68,8 +68,8 @@ class Decision:
         return {
             "duration_s": self.duration_s,
             "text": self.text,
-            "enabled": self.comments_enabled,
-            "for_s": self.comments_for_s,
+            "enabled": self.enabled,
+            "for_s": self.for_s,
         }
 
     def describe(self) -> str:
@@ -218,7 +218,7 @@ class Engine:
                     held = None if unsaid is None else f"not said: {unsaid}"
             out.append(
                 Decision(
-                    rule_id=rule.id,
+                    rule=rule.id,
                     rule_hash=rule.content_hash,
                     action=action.kind,
                     mode=rule.mode,
@@ -227,8 +227,8 @@ class Engine:
                     unique_id=user.unique_id,
                     duration_s=action.duration_s,
                     text=text,
-                    comments_enabled=action.enabled,
-                    comments_for_s=action.for_s,
+                    enabled=action.enabled,
+                    for_s=action.for_s,
                     strike=strike,
                     everywhere=action.everywhere,
                     suppressed=held,
@@ -307,7 +307,7 @@ def merge(decisions: Sequence[Decision]) -> list[Decision]:
         if d.mode != "enforce" or d.suppressed is not None or kind is None:
             out.append(d)
         elif kind.severity > 0 and winner is not None and d is not winner:
-            why = f"superseded by {winner.describe()} from rule {winner.rule_id}"
+            why = f"superseded by {winner.describe()} from rule {winner.rule}"
             out.append(replace(d, suppressed=why))
         elif kind.repeated:
             # Chat messages are one thing whatever says them: a reply and a warn alike.
@@ -323,4 +323,4 @@ def merge(decisions: Sequence[Decision]) -> list[Decision]:
 
 
 def _toggle(d: Decision) -> tuple[bool | None, float | None]:
-    return (d.comments_enabled, d.comments_for_s)
+    return (d.enabled, d.for_s)

@@ -81,9 +81,7 @@ async def test_a_timer_retries_when_the_api_is_down(
     executor: Executor, store: AuditStore, fake: FakeEuler, clock: FakeClock
 ) -> None:
     e = event(fake, clock)
-    await execute(
-        executor, Work(e, [decision(e, "comments", comments_enabled=False, comments_for_s=120.0)])
-    )
+    await execute(executor, Work(e, [decision(e, "comments", enabled=False, for_s=120.0)]))
     assert not fake.streamer("host_handle").comments_enabled
     clock.advance(121)
     fake.inject("toggle_comments", Fault(status=503, times=20))
@@ -118,7 +116,7 @@ async def test_replies_are_paced_per_room_and_comments_off_not_repeated(
     executor: Executor, store: AuditStore, fake: FakeEuler, clock: FakeClock
 ) -> None:
     a, b = event(fake, clock, 1), event(fake, clock, 2)
-    off: dict[str, Any] = {"comments_enabled": False, "comments_for_s": 60.0}
+    off: dict[str, Any] = {"enabled": False, "for_s": 60.0}
     await execute(
         executor,
         Work(a, [decision(a, "reply", text="one"), decision(a, "comments", **off)]),

@@ -30,7 +30,7 @@ def intent(action: str, *, room: str = ROOM, user: int = 1, **facts: Any) -> Int
         text="bad words",
     )
     decision = Decision(
-        rule_id=facts.pop("rule_id", "r"),
+        rule=facts.pop("rule", "r"),
         rule_hash="h",
         action=action,
         mode=facts.pop("mode", "enforce"),
@@ -110,14 +110,14 @@ ROWS = (
     ),
     Row(
         "comments are not turned off while off",
-        ((intent("comments", comments_enabled=False), T0),) * 2,
+        ((intent("comments", enabled=False), T0),) * 2,
         "comments are already off",
     ),
     Row(
         "comments go back on while off",
         (
-            (intent("comments", comments_enabled=False), T0),
-            (intent("comments", comments_enabled=True), T0 + 1),
+            (intent("comments", enabled=False), T0),
+            (intent("comments", enabled=True), T0 + 1),
         ),
         "call",
     ),
@@ -178,10 +178,10 @@ def test_a_missing_scope_is_said_once_per_rule() -> None:
     another rule asks again."""
     state = GateState(granted=frozenset())
     policy = GatePolicy()
-    said = [gate(intent("ban", rule_id=r), state, T0, policy).missing_scope for r in "aab"]
+    said = [gate(intent("ban", rule=r), state, T0, policy).missing_scope for r in "aab"]
     assert said == ["webcast:ban", None, "webcast:ban"]
     state.regrant(frozenset({"webcast:ban"}))
-    assert gate(intent("ban", rule_id="a"), state, T0, policy).intent.calls_api
+    assert gate(intent("ban", rule="a"), state, T0, policy).intent.calls_api
 
 
 def test_a_refused_scope_observes_until_the_next_grant() -> None:
@@ -198,7 +198,7 @@ def test_a_failed_toggle_forgets_the_room_state() -> None:
     """After a failed comments call the room's state is unknown: comments off is sent
     again; a call that went through sets the state."""
     state, policy = GateState(), GatePolicy()
-    off = intent("comments", comments_enabled=False)
+    off = intent("comments", enabled=False)
     assert gate(off, state, T0, policy).intent.suppressed is None
     failed(off, state)
     assert gate(off, state, T0, policy).intent.suppressed is None

@@ -387,7 +387,7 @@ async def test_random_intents_and_answers_never_stop_it_and_every_row_is_final(
                 mode=mode,
                 text=text,
                 duration_s=duration,
-                comments_enabled=bool(n % 2),
+                enabled=bool(n % 2),
                 suppressed=suppressed,
             )
             works.append(Work(e, [d]))

@@ -32,7 +32,7 @@ def event(fake: FakeEuler, clock: FakeClock, user: int = 1, text: str = "bad wor
 def decision(e: Event, action: str, rule: str = "r", **fields: Any) -> Decision:
     assert e.user is not None
     return Decision(
-        rule_id=rule,
+        rule=rule,
         rule_hash="h",
         action=action,
         mode=fields.pop("mode", "enforce"),

@@ -16,7 +16,7 @@ from .util import comment, engine, fired, ruleset, run, user
 
 
 def enforced(decisions: list[Decision]) -> list[str]:
-    return [f"{d.rule_id}:{d.describe()}" for d in decisions if d.enforced]
+    return [f"{d.rule}:{d.describe()}" for d in decisions if d.enforced]
 
 
 # --- conditions -------------------------------------------------------------------------
@@ -243,7 +243,7 @@ def test_repeat_per_room_catches_one_text_from_many_accounts() -> None:
     results = [fired(e, comment(t, who=user(i), at=i)) for i, t in enumerate(raid)]
     assert results == [[], [], [], ["raid"]]
     d = run(e, comment("follow @raider for free gifts", who=user(9), at=5))[0]
-    assert (d.action, d.comments_enabled, d.comments_for_s) == ("comments", False, 120.0)
+    assert (d.action, d.enabled, d.for_s) == ("comments", False, 120.0)
     assert "near-identical texts in 30s per room" in d.detail
 
 
@@ -441,9 +441,9 @@ def test_priority_orders_rules_and_the_most_severe_enforcement_wins() -> None:
         """
     )
     decisions = run(e, comment("bad"))
-    assert [d.rule_id for d in decisions] == ["logged", "long", "long", "short", "short"]
+    assert [d.rule for d in decisions] == ["logged", "long", "long", "short", "short"]
     assert enforced(decisions) == ["logged:log", "long:mute 1h", "long:reply 'no viewer_1'"]
-    suppressed = {d.rule_id + ":" + d.action: d.suppressed for d in decisions if d.suppressed}
+    suppressed = {d.rule + ":" + d.action: d.suppressed for d in decisions if d.suppressed}
     assert suppressed == {
         "short:mute": "superseded by mute 1h from rule long",
         "short:reply": "the same reply is already sent for this event",
@@ -467,7 +467,7 @@ def _d(rule: str, action: str, duration: float | None = None, mode: str = "enfor
 )
 def test_severity_merge(decisions: list[Decision], winner: str) -> None:
     merged = merge(decisions)
-    live = [d.rule_id for d in merged if d.enforced and d.action in ("mute", "ban")]
+    live = [d.rule for d in merged if d.enforced and d.action in ("mute", "ban")]
     assert live == [winner]
     assert len(merged) == len(decisions)  # every firing rule is still reported
 

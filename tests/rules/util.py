@@ -62,7 +62,7 @@ def run(e: Engine, event: Event) -> list[Decision]:
 
 def fired(e: Engine, event: Event) -> list[str]:
     """The ids of the rules whose decisions are carried out for this event."""
-    return sorted({d.rule_id for d in run(e, event) if d.enforced})
+    return sorted({d.rule for d in run(e, event) if d.enforced})
 
 
 def words_rule(terms: list[str], normalize: str = "standard") -> Engine:
