@@ -434,3 +434,31 @@ class TestMemory:
         memory.apply(self.record(action_id=9, everywhere=True, ended="y", ended_by=10))
         assert memory.users("other") == set()
         assert memory.users("host") == {"61"}
+
+
+class TestRuleSchema:
+    @pytest.mark.parametrize(
+        ("action", "said"),
+        [
+            ('{ban: {everywhere: "yes"}}', "ban.everywhere must be true or false"),
+            ("{ban: {where: all}}", "ban takes everywhere"),
+        ],
+    )
+    def test_a_bad_everywhere_is_an_error(self, tmp_path: Path, action: str, said: str) -> None:
+        from modbot.rules.compile import load_ruleset
+
+        folder = rules_dir(tmp_path, EVERYWHERE_RULES.replace("{ban: {everywhere: true}}", action))
+        ruleset, diagnostics = load_ruleset([folder])
+        assert ruleset is None
+        assert any(said in str(d) for d in diagnostics), diagnostics
+
+    def test_plain_ban_and_everywhere_both_load(self, tmp_path: Path) -> None:
+        from modbot.rules.compile import load_ruleset
+
+        for text, everywhere in ((BAN_RULES, False), (EVERYWHERE_RULES, True)):
+            (tmp_path / str(everywhere)).mkdir()
+            folder = rules_dir(tmp_path / str(everywhere), text)
+            ruleset, _ = load_ruleset([folder])
+            assert ruleset is not None
+            (rule,) = ruleset.rules
+            assert [(a.kind, a.everywhere) for a in rule.actions] == [("ban", everywhere)]
