@@ -49,6 +49,8 @@ PURE = (
     "actions/gate.py",
     "actions/nuke.py",
     "actions/recent.py",
+    "actions/memory.py",
+    "actions/humans.py",
     "audit/query.py",
     "audit/records.py",
     "audit/view.py",
