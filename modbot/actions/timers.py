@@ -13,7 +13,9 @@ import anyio
 import structlog
 from anyio.abc import TaskStatus
 
-from modbot.actions.executor import Executor, failure
+from modbot.actions.executor import Executor
+from modbot.actions.moderators import kept_by_humans
+from modbot.actions.outcomes import failure
 from modbot.actions.plan import own
 from modbot.actions.table import expiry
 from modbot.audit.records import Timer
@@ -86,6 +88,12 @@ class Timers:
             enabled=does.enabled,
             extra={"expiry_of": timer.action_id},
         )
+        kept = await kept_by_humans(self.store, timer, original)
+        if kept is not None:  # humans first: a moderator acted after modbot did
+            await self.executor.carry_out(intent.skipped(kept))
+            await self.store.end_timer(timer.id, "cancelled", kept)
+            log.info("timer.kept_by_moderator", kind=timer.kind, action=timer.action_id)
+            return
         entry, retryable = await self.executor.carry_out(intent)
         now = self.clock.now()
         if entry.status == "done":
