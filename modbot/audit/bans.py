@@ -28,7 +28,7 @@ _COLUMNS = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class BanRecord:
     """One row of the ban list: the ban (its audit id), whom, where it applies."""
 
