@@ -32,6 +32,7 @@ from modbot.actions.moderators import Humans
 from modbot.actions.rebans import Rebans
 from modbot.actions.sweeper import Sweeper
 from modbot.actions.timers import Timers
+from modbot.audit.handles import Handles
 from modbot.audit.store import AuditStore, Patience, default_db
 from modbot.clock import Clock, SystemClock
 from modbot.config import Settings
@@ -161,7 +162,7 @@ class Daemon:
                 client,
                 settings.streamers,
                 self._ws_factory or websocket_factory(settings),
-                store=store,
+                cache=Handles(store),
                 clock_now=self.clock.now,
                 interval=settings.live_check_interval,
                 monotonic=self.clock.monotonic,

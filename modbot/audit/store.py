@@ -17,17 +17,17 @@ import contextlib
 import json
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Self
 
 import aiosqlite
 import anyio
 import structlog
 
+from modbot.audit.connection import Patience, Retrying, Turns
 from modbot.audit.query import AuditFilter
 from modbot.audit.records import Entry, NewEntry, Timer
 from modbot.audit.schema import MIGRATIONS, VERSION
@@ -55,21 +55,7 @@ BUSY_TIMEOUT_MS = 10_000
 RETURNING = sqlite3.sqlite_version_info >= (3, 35, 0)
 DB_NAME = "audit.db"
 MAX_TEXT_STORED = 2_000  # characters of the triggering message kept
-# Failures a write can wait out: the disk is full, the device fails to write, another
-# writer holds the database past the busy timeout, the file was made read-only.
-# Anything else (a corrupt file, a bug) is raised at once.
-_PASSING = frozenset(
-    {
-        sqlite3.SQLITE_FULL,
-        sqlite3.SQLITE_IOERR,
-        sqlite3.SQLITE_BUSY,
-        sqlite3.SQLITE_LOCKED,
-        sqlite3.SQLITE_READONLY,
-    }
-)
-
 log = structlog.get_logger("modbot.audit")
-T = TypeVar("T")
 
 _COLUMNS = (
     "id, ts, streamer, room_id, user_id, unique_id, rule, rule_hash, action, params, mode,"
@@ -163,68 +149,6 @@ def _statements(script: str) -> Iterator[str]:
             statement = ""
 
 
-@dataclass(frozen=True)
-class Patience:
-    """How a write waits out a failure that can pass (see ``_PASSING``).
-
-    The daemon never acts on an intent it has not written, and never forgets an
-    outcome: its writes try again after ``first`` seconds, doubling up to ``longest``,
-    for as long as it takes, with an error logged at each try and a line when writes
-    resume. Meanwhile the pipeline fills up and stops reading the sockets; nothing is
-    dropped. Without patience (the commands a person runs) a failed write is an
-    :class:`AuditError` at once.
-    """
-
-    first: float = 1.0
-    longest: float = 30.0
-    sleep: Callable[[float], Awaitable[None]] = anyio.sleep
-
-
-def _passes(exc: sqlite3.Error) -> bool:
-    code = getattr(exc, "sqlite_errorcode", None)
-    return (
-        isinstance(exc, sqlite3.OperationalError) and code is not None and code & 0xFF in _PASSING
-    )
-
-
-class _Turns:
-    """Whose turn it is on the connection.
-
-    aiosqlite runs one connection's calls in its own thread, in the order they were
-    made. A statement that stands alone (atomic by itself, needing nothing from the
-    connection afterwards) can go while others are on their way. A transaction, or a
-    write that reads the connection's change count, needs the connection to itself:
-    it waits for those on their way, and new ones wait for it.
-    """
-
-    def __init__(self) -> None:
-        self._alone = anyio.Lock()
-        self._on_the_way = 0
-        self._drained: anyio.Event | None = None
-
-    @contextlib.asynccontextmanager
-    async def shared(self) -> AsyncIterator[None]:
-        while self._alone.locked():
-            async with self._alone:
-                pass
-        self._on_the_way += 1
-        try:
-            yield
-        finally:
-            self._on_the_way -= 1
-            if not self._on_the_way and self._drained is not None:
-                self._drained.set()
-                self._drained = None
-
-    @contextlib.asynccontextmanager
-    async def alone(self) -> AsyncIterator[None]:
-        async with self._alone:
-            while self._on_the_way:
-                self._drained = self._drained or anyio.Event()
-                await self._drained.wait()
-            yield
-
-
 def _row(e: NewEntry, stamp: str) -> tuple[Any, ...]:
     return (
         format_ts(e.ts),
@@ -253,14 +177,12 @@ class AuditStore:
 
     def __init__(self, path: Path, *, patience: Patience | None = None) -> None:
         self.path = path
-        self.patience = patience
-        self.failing: str | None = None  # while writes wait out a failure: the error
-        self._given_up = False
+        self._writes = Retrying(path, patience)
         self._db: aiosqlite.Connection | None = None
         # One connection serves every task: a transaction has it to itself (two tasks
         # beginning at once would nest, which SQLite refuses, and a statement sent
         # meanwhile would join the transaction).
-        self._turns = _Turns()
+        self._turns = Turns()
         self._readonly = False
 
     @classmethod
@@ -381,7 +303,7 @@ class AuditStore:
             try:
                 await db.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as exc:
-                raise self._failed(exc) from None
+                raise self._writes.failed(exc) from None
             try:
                 yield
                 await db.execute("COMMIT")
@@ -389,7 +311,7 @@ class AuditStore:
                 with anyio.CancelScope(shield=True), contextlib.suppress(sqlite3.Error):
                     await db.execute("ROLLBACK")
                 if isinstance(exc, sqlite3.OperationalError):
-                    raise self._failed(exc) from None
+                    raise self._writes.failed(exc) from None
                 raise
 
     def stop_waiting(self) -> None:
@@ -398,40 +320,20 @@ class AuditStore:
         For a shutdown that cannot wait for the disk: what is not written stays pending,
         and the next start resolves it as it does after a crash.
         """
-        self._given_up = True
+        self._writes.given_up = True
 
-    def _failed(self, exc: sqlite3.Error) -> AuditError:
-        return AuditError(f"cannot write to the audit database {self.path}: {exc}")
+    @property
+    def failing(self) -> str | None:
+        """While writes wait out a failure: the error."""
+        return self._writes.failing
 
-    async def _patiently(self, attempt: Callable[[], Awaitable[T]]) -> T:
-        """``attempt()`` (one statement, atomic), again after a failure that can pass.
+    @property
+    def patience(self) -> Patience | None:
+        return self._writes.patience
 
-        A statement that fails changes nothing, so trying it again writes it once.
-        """
-        waited, delay = 0.0, self.patience.first if self.patience else 0.0
-        while True:
-            try:
-                result = await attempt()
-            except sqlite3.OperationalError as exc:
-                if self.patience is None or not _passes(exc) or self._given_up:
-                    raise self._failed(exc) from None
-                error = self.failing = str(exc)
-            else:
-                if waited:
-                    self.failing = None
-                    log.warning("audit.write_resumed", db=str(self.path), waited=round(waited, 1))
-                return result
-            log.error(
-                "audit.write_failed",
-                error=error,
-                db=str(self.path),
-                waited=round(waited, 1),
-                retry_in=delay,
-                message="no moderation call is made before its intent is written; trying again",
-            )
-            await self.patience.sleep(delay)
-            waited += delay
-            delay = min(delay * 2, self.patience.longest)
+    @patience.setter
+    def patience(self, patience: Patience | None) -> None:
+        self._writes.patience = patience
 
     async def _write(self, sql: str, params: Sequence[Any]) -> Iterable[sqlite3.Row]:
         """Run one statement that stands alone, in one trip to SQLite's thread; its rows.
@@ -448,7 +350,7 @@ class AuditStore:
                     rows = await db.execute_fetchall(sql, params)
             return rows
 
-        return await self._patiently(attempt)
+        return await self._writes.patiently(attempt)
 
     async def _write_counted(self, sql: str, params: Sequence[Any]) -> int:
         """Run one writing statement, alone on the connection; the rows it changed.
@@ -465,7 +367,7 @@ class AuditStore:
                 await db.execute_fetchall(sql, params)
                 return db.total_changes - before
 
-        return await self._patiently(attempt)
+        return await self._writes.patiently(attempt)
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         """One statement of a table kept by another module (``audit/requests.py``), run
@@ -546,7 +448,7 @@ class AuditStore:
         db = self.db
         before = db.total_changes
         sql, params = _many(_INSERT_MANY, rows)
-        found_last = await self._patiently(lambda: db.execute_insert(sql, params))
+        found_last = await self._writes.patiently(lambda: db.execute_insert(sql, params))
         inserted, last = db.total_changes - before, int(found_last[0]) if found_last else 0
         if inserted == len(rows):
             return list(range(last - inserted + 1, last + 1))
@@ -688,20 +590,3 @@ class AuditStore:
                 " undo_of = NULL, updated = ? WHERE id = ?",
                 (format_ts(now), undo_id),
             )
-
-    # --- handles ------------------------------------------------------------------------
-
-    async def handle_user_id(self, unique_id: str) -> str | None:
-        async with self.db.execute(
-            "SELECT user_id FROM handles WHERE unique_id = ? COLLATE NOCASE", (unique_id,)
-        ) as cursor:
-            row = await cursor.fetchone()
-        return str(row[0]) if row else None
-
-    async def save_handle(self, unique_id: str, user_id: str, now: datetime) -> None:
-        await self._write(
-            "INSERT INTO handles (unique_id, user_id, resolved) VALUES (?, ?, ?)"
-            " ON CONFLICT(unique_id) DO UPDATE SET user_id = excluded.user_id,"
-            " resolved = excluded.resolved",
-            (unique_id.lower(), user_id, format_ts(now)),
-        )

@@ -131,11 +131,13 @@ class Console:
 
     async def anchor_id(self, handle: str) -> str:
         """A streamer's numeric user id (the handle cache of the audit DB, else the API)."""
-        known = await self.store.handle_user_id(handle)
+        from modbot.audit.handles import Handles  # noqa: PLC0415
+
+        known = await Handles(self.store).user_id(handle)
         if known:
             return known
         found = await self.client.user_id(handle)
-        await self.store.save_handle(handle, found, self.clock.now())
+        await Handles(self.store).save(handle, found, self.clock.now())
         return found
 
     async def room_of(self, handle: str) -> str:
@@ -161,7 +163,9 @@ class Console:
         handle = text.removeprefix("@")
         if not handle or any(c.isspace() for c in handle) or len(handle) > 64:
             raise Usage(f"VIEWER: give @handle or a numeric user id, not {shown(given)!r}")
-        known = await self.store.handle_user_id(handle)
+        from modbot.audit.handles import Handles  # noqa: PLC0415
+
+        known = await Handles(self.store).user_id(handle)
         if known:
             return known, handle
         for entry in await self.store.query(AuditFilter(user=handle, limit=1)):
@@ -171,7 +175,7 @@ class Console:
             found = await self.client.user_id(handle)
         except NotFound:
             raise Refused(f"no TikTok user @{shown(handle)}") from None
-        await self.store.save_handle(handle, found, self.clock.now())
+        await Handles(self.store).save(handle, found, self.clock.now())
         return found, handle
 
 

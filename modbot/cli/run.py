@@ -65,6 +65,7 @@ def _require_session(settings: Settings, command: str, *, streamers: bool = Fals
 
 
 def record_command(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    from modbot.audit.handles import Handles  # noqa: PLC0415
     from modbot.audit.store import AuditStore, default_db  # noqa: PLC0415
     from modbot.euler.watcher import Arrival, Watcher  # noqa: PLC0415
 
@@ -100,7 +101,7 @@ def record_command(args: argparse.Namespace, settings: Settings, out: TextIO) ->
                 client,
                 [handle],
                 websocket_factory(settings),
-                store=store,
+                cache=Handles(store),
                 clock_now=clock.now,
                 interval=settings.live_check_interval,
             )

@@ -37,7 +37,7 @@ from modbot.events import Event
 from modbot.streams import send_nowait_or_wait
 
 if TYPE_CHECKING:
-    from modbot.audit.store import AuditStore
+    from modbot.audit.handles import Handles
     from modbot.euler.client import EulerClient
 
 log = structlog.get_logger("modbot.watcher")
@@ -94,7 +94,7 @@ class Watcher:
         handles: Sequence[str],
         ws_factory: WsFactory,
         *,
-        store: AuditStore,
+        cache: Handles,
         clock_now: Callable[[], datetime],
         interval: float = 30.0,
         monotonic: Callable[[], float] = time.monotonic,
@@ -102,7 +102,7 @@ class Watcher:
         self.client = client
         self.monotonic = monotonic
         self.ws_factory = ws_factory
-        self.store = store
+        self.cache = cache  # handle -> user id, kept across restarts
         self.clock_now = clock_now
         self.interval = interval
         self.streams = {h.lower().lstrip("@"): Stream(h.lower().lstrip("@")) for h in handles}
@@ -134,8 +134,7 @@ class Watcher:
             await self._resolve(stream)
 
     async def _resolve(self, stream: Stream) -> None:
-        store = self.store
-        cached = await store.handle_user_id(stream.handle)
+        cached = await self.cache.user_id(stream.handle)
         if cached:
             stream.user_id = cached
             return
@@ -151,7 +150,7 @@ class Watcher:
         except ApiError as exc:
             log.warning("streamer.resolve_failed", streamer=stream.handle, error=str(exc))
             return  # tried again at the next check
-        await store.save_handle(stream.handle, stream.user_id, self.clock_now())
+        await self.cache.save(stream.handle, stream.user_id, self.clock_now())
         log.info("streamer.resolved", streamer=stream.handle, user_id=stream.user_id)
 
     async def _check(self, tg: TaskGroup, sink: MemoryObjectSendStream[Arrival]) -> None:

@@ -15,6 +15,8 @@ from structlog.testing import capture_logs
 
 from modbot.audit import store as store_module
 from modbot.audit import view
+from modbot.audit.connection import Turns
+from modbot.audit.handles import Handles
 from modbot.audit.query import AuditFilter, FilterError, parse_when
 from modbot.audit.schema import MIGRATIONS, VERSION
 from modbot.audit.store import AuditStore, NewEntry, Patience
@@ -247,9 +249,10 @@ async def test_finish_of_outcomes_alone_and_single_writes_count_their_rows(
         first = await store.get(ids[0])
         assert first is not None
         assert first.params.get("note") == "x"
-        await store.save_handle("Viewer_1", "68001", clock.now())
-        await store.save_handle("viewer_1", "68002", clock.now())
-        assert await store.handle_user_id("VIEWER_1") == "68002"
+        handles = Handles(store)
+        await handles.save("Viewer_1", "68001", clock.now())
+        await handles.save("viewer_1", "68002", clock.now())
+        assert await handles.user_id("VIEWER_1") == "68002"
         assert await store.count() == 54
 
 
@@ -324,7 +327,7 @@ async def test_a_transaction_waits_for_statements_on_their_way_and_holds_back_ne
     """Statements that stand alone share the connection's queue; a transaction (or a
     change count) needs it to itself: it starts once those on their way are done, and
     statements that come meanwhile wait until it ends."""
-    turns = store_module._Turns()
+    turns = Turns()
     order: list[str] = []
     release_first = anyio.Event()
 

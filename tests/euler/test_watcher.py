@@ -7,6 +7,7 @@ from pathlib import Path
 import anyio
 import pytest
 
+from modbot.audit.handles import Handles
 from modbot.audit.store import AuditStore
 from modbot.euler.client import EulerClient
 from modbot.euler.policy import CLOSE_CODES, Next
@@ -35,7 +36,7 @@ async def watching(
             client,
             ["host_handle"],
             lambda h: EulerWebSocket(fake_server.ws_url, unique_id=h, api_key=fake.api_key),
-            store=store,
+            cache=Handles(store),
             clock_now=clock.now,
             interval=0.2,
         )
