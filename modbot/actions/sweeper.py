@@ -34,7 +34,6 @@ from modbot.actions.plan import Intent
 from modbot.actions.recent import RecentComments, Said
 from modbot.actions.table import format_duration, kind_of
 from modbot.audit import incidents, requests
-from modbot.audit.store import AuditStore
 from modbot.clock import Clock, epoch
 from modbot.events import Event, format_ts
 from modbot.inert import shown
@@ -282,12 +281,13 @@ class Sweeper:
         async with self._incident_lock:  # one number per sweep, whoever asks first
             if sweep.incident is None:
                 assert self.executor is not None
-                sweep.incident = await new_incident(
+                sweep.incident = await incidents.new_incident(
                     self.executor.store,
-                    self.clock,
+                    self.clock.now(),
                     kind="nuke" if sweep.rule == nk.NUKE_RULE else "raid",
                     streamer=sweep.streamer,
                     detail=sweep.detail,
+                    by=sweep.by,
                 )
             return sweep.incident
 
@@ -501,13 +501,3 @@ class NukeOrder:
             text("reason"),
             text("by"),
         )
-
-
-async def new_incident(
-    store: AuditStore, clock: Clock, *, kind: str, streamer: str, detail: str
-) -> int:
-    """Record a new incident; its number (the incidents table's: no other process, a
-    moderator's `ban --everywhere` say, gets the same one)."""
-    return await incidents.new_incident(
-        store, clock.now(), kind=kind, streamer=streamer, detail=detail
-    )
