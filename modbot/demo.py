@@ -396,6 +396,7 @@ def _remember(state_dir: Path, fake: FakeEuler, handle: str) -> None:
         "room_id": streamer.room_id,
         "past_rooms": sorted(streamer.past_rooms),
         "owner_user_id": streamer.owner.user_id,
+        "live": streamer.is_live,
     }
     write_private(state_dir / MARKER, json.dumps(marker, indent=2).encode())
 
@@ -406,7 +407,8 @@ def is_demo_state(state_dir: Path) -> bool:
 
 @asynccontextmanager
 async def revived(state_dir: Path) -> AsyncIterator[Settings]:
-    """The demo's fake Euler server again (same credentials, room and grant), for ``undo``."""
+    """The demo's fake Euler server again (same credentials, room and grant), for
+    ``undo`` and the actions by hand."""
     try:
         marker = json.loads((state_dir / MARKER).read_text(encoding="utf-8"))
         fake = FakeEuler(
@@ -415,8 +417,12 @@ async def revived(state_dir: Path) -> AsyncIterator[Settings]:
             client_secret=str(marker["client_secret"]),
         )
         handle = str(marker["streamer"])
+        # Live in its last room, as the demo left it: actions by hand act there.
         streamer = fake.add_streamer(
-            handle, user_id=str(marker["owner_user_id"]), room_id=str(marker["room_id"])
+            handle,
+            user_id=str(marker["owner_user_id"]),
+            room_id=str(marker["room_id"]),
+            live=marker.get("live", True) is True,
         )
         streamer.past_rooms.update(str(room) for room in marker["past_rooms"])
     except (OSError, ValueError, KeyError, TypeError) as exc:

@@ -50,6 +50,7 @@ class AuditFilter:
     until: datetime | None = None
     status: str | None = None
     ids: tuple[int, ...] | None = None
+    incident: int | None = None  # the rows of one incident
     limit: int | None = 100
     oldest_first: bool = False
 
@@ -90,6 +91,9 @@ class AuditFilter:
         if self.until is not None:
             where.append("ts <= ?")
             params.append(format_ts(self.until))
+        if self.incident is not None:
+            where.append("incident = ?")
+            params.append(self.incident)
         if self.ids is not None:
             where.append(f"id IN ({', '.join('?' for _ in self.ids) or 'NULL'})")
             params += list(self.ids)

@@ -61,6 +61,13 @@ class Entry:
     reason: str | None
     updated: str
 
+    @property
+    def incident(self) -> int | None:
+        """The incident the row belongs to (its params' ``incident``; the database's
+        ``incident`` column reads the same), None when it belongs to none."""
+        value = self.params.get("incident")
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
     def to_json(self) -> dict[str, Any]:
         """The ``modbot audit --format json`` object (cli.md's fields and a few more)."""
         return {
@@ -84,6 +91,7 @@ class Entry:
             "text": self.msg_text,
             "reason": self.reason,
             "updated": self.updated,
+            "incident": self.incident,
         }
 
 

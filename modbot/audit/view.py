@@ -41,6 +41,7 @@ CSV_FIELDS = (
     "text",
     "reason",
     "updated",
+    "incident",
 )
 """Every field of ``Entry.to_json``, in its order: a script reading CSV sees what one
 reading JSON does."""
@@ -62,6 +63,8 @@ def table(entries: Sequence[Entry]) -> str:
             if e.undone_by
             else (f"undo of #{e.undo_of}" if e.undo_of else "")
         )
+        if e.incident is not None:
+            link = f"{link}, incident {e.incident}" if link else f"incident {e.incident}"
         status = shown(e.status, 12) + (f": {shown(e.error, 40)}" if e.error else "")
         rows.append(
             (

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from modbot.audit.store import Entry
 
 
-def _db_path(args: argparse.Namespace, settings: Settings) -> Path:
+def db_path(args: argparse.Namespace, settings: Settings) -> Path:
     """The audit database a command reads or writes (``--db``, else the state
     directory's), after the checks of the directory it is in and of the file itself."""
     from modbot.audit.store import default_db  # noqa: PLC0415
@@ -82,12 +82,13 @@ def audit_command(args: argparse.Namespace, settings: Settings, out: TextIO) -> 
             since=parse_when(args.since, now) if args.since else None,
             until=parse_when(args.until, now) if args.until else None,
             status=args.status,
+            incident=args.incident,
             limit=args.limit,
         )
     except FilterError as exc:
         fail(f"modbot: {exc}")
         return EXIT_USAGE
-    path = _db_path(args, settings)
+    path = db_path(args, settings)
 
     async def read() -> list[Any]:
         async with AuditStore.open_readonly(path) as store:  # never created nor migrated
@@ -134,7 +135,9 @@ def undo_command(args: argparse.Namespace, settings: Settings, out: TextIO) -> i
         except FilterError as exc:
             fail(f"modbot: {exc}")
             return EXIT_USAGE
-    path = _db_path(args, settings)
+    if args.incident is not None:
+        where = AuditFilter(incident=args.incident, limit=None, oldest_first=True)
+    path = db_path(args, settings)
     if not is_demo_state(path.parent):
         open_state_dir(settings.state_dir)  # the grant is read, and written when refreshed
 
@@ -155,14 +158,13 @@ def undo_command(args: argparse.Namespace, settings: Settings, out: TextIO) -> i
             ids = list(args.ids)
             if where is not None:
                 candidates = await store.query(where)
-                ids = [e.id for e in candidates if undoable(e.action) and e.undone_by is None]
+                if args.incident is not None and not candidates:
+                    fail(f"modbot: error: there is no incident #{args.incident} in {path}")
+                    return EXIT_FAILED
+                ids = [e.id for e in candidates if _to_undo(e)]
                 if not ids:
                     if not args.json:
-                        print(
-                            f"Nothing to undo for rule {shown(args.rule)} since "
-                            f"{shown(args.since, 40)}.",
-                            file=out,
-                        )
+                        print(_nothing(args), file=out)
                     return EXIT_OK
             for entry_id in ids:
                 result = await undo(executor, store, entry_id, reason=args.reason)
@@ -174,8 +176,24 @@ def undo_command(args: argparse.Namespace, settings: Settings, out: TextIO) -> i
     return anyio.run(reverse, backend="asyncio")
 
 
+def _to_undo(entry: Entry) -> bool:
+    """Whether a selected row is one to reverse: a done action that has an inverse and
+    is not undone yet (undo itself says why one of them cannot be)."""
+    return entry.status == "done" and undoable(entry.action) and entry.undone_by is None
+
+
+def _nothing(args: argparse.Namespace) -> str:
+    if args.incident is not None:
+        return f"Nothing to undo in incident #{args.incident}: each action is undone or ended."
+    return f"Nothing to undo for rule {shown(args.rule)} since {shown(args.since, 40)}."
+
+
 def _undo_usage(args: argparse.Namespace) -> str | None:
     """What is wrong with the way ``undo`` was asked, if anything."""
+    if args.incident is not None:
+        if args.ids or args.rule or args.since or args.user:
+            return "give --incident N alone, not with audit ids, --rule, --since or --user"
+        return None
     if args.ids and (args.rule or args.since or args.user):
         return "give audit ids, or --rule R --since TIME [--user U], not both"
     if args.ids or args.rule:

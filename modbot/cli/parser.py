@@ -9,7 +9,9 @@ from typing import Any
 
 from modbot.__about__ import __version__, build
 from modbot.cli.audit import audit_command, undo_command
+from modbot.cli.audit_stats import add_audit_stats
 from modbot.cli.auth import login_command, logout_command, status_command
+from modbot.cli.console_actions import add_console_actions
 from modbot.cli.console_lists import add_console_lists
 from modbot.cli.console_nuke import add_nuke
 from modbot.cli.demo import demo_command
@@ -201,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_operations(commands, common)
     add_nuke(commands, common)
     add_console_lists(commands, common)
+    add_console_actions(commands, common)
 
     auth = commands.add_parser(
         "auth",
@@ -383,6 +386,7 @@ def _add_operations(
         help="the same as --format json",
     )
     audit.set_defaults(handler=audit_command)
+    add_audit_stats(audit, common)
 
     undo = commands.add_parser(
         "undo",
@@ -399,6 +403,9 @@ def _add_operations(
     undo.add_argument("--rule", help="undo the done actions of this rule (needs --since)")
     undo.add_argument("--since", help="with --rule: since this long ago (10m) or ISO time")
     undo.add_argument("--user", help="with --rule: only this viewer (@handle or user id)")
+    undo.add_argument(
+        "--incident", type=int, metavar="N", help="every undoable action of incident N"
+    )
     undo.add_argument("--reason", metavar="TEXT", help="why, kept in the audit log")
     undo.add_argument("--db", type=Path, metavar="FILE", help="the audit database")
     undo.add_argument(
@@ -445,3 +452,4 @@ def _audit_filters(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--since", help="10m, 2h, 1d ago, or an ISO 8601 time")
     parser.add_argument("--until", help="10m, 2h, 1d ago, or an ISO 8601 time")
     parser.add_argument("--status", help="pending, done, failed, skipped or observed")
+    parser.add_argument("--incident", type=int, metavar="N", help="the rows of incident N")
