@@ -189,7 +189,6 @@ async def console(settings: Settings, out: TextIO, *, quiet: bool) -> AsyncItera
     from modbot.euler.session import api_session  # noqa: PLC0415
 
     path: Path = default_db(settings.state_dir)
-    open_state_dir(path.parent)
     clock = SystemClock()
     async with AsyncExitStack() as stack:
         active = settings
@@ -200,8 +199,10 @@ async def console(settings: Settings, out: TextIO, *, quiet: bool) -> AsyncItera
                 file=sys.stderr if quiet else out,
             )
             active = await stack.enter_async_context(revived(path.parent))
-        store = await stack.enter_async_context(AuditStore.open(path))
+        # the grant first: without credentials nothing is created (no ./var left behind)
         client, _, grant = await stack.enter_async_context(api_session(active, clock))
+        open_state_dir(path.parent)
+        store = await stack.enter_async_context(AuditStore.open(path))
         executor = Executor(client, store, clock, granted_scopes=grant.scopes)
         yield Console(active, store, client, frozenset(grant.scopes), executor, clock)
 
