@@ -51,8 +51,10 @@ PURE = (
     "actions/recent.py",
     "actions/memory.py",
     "actions/humans.py",
+    "actions/manual.py",
     "audit/query.py",
     "audit/records.py",
+    "audit/stats.py",
     "audit/view.py",
 )
 # Libraries that do I/O, wait, or log: none may be reached from a pure module.
