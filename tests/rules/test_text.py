@@ -302,14 +302,23 @@ def test_every_fast_path_measures_like_the_clusters(text: str) -> None:
     assert tx.measure(text) == tx_measures._measure_unicode(text)
 
 
-def test_marks_and_symbols_are_only_in_the_planes_the_classes_scan() -> None:
-    """The fast path's classes cover the planes with marks and symbols; this scans the
-    rest of Unicode (as this interpreter knows it) to keep that true."""
-    scanned = [range(low, high) for low, high in tx.MARK_PLANES]
+# Marks the interpreter's Unicode (14.0 in Python 3.11) has that the regex module's
+# newer one calls a spacing mark (Mc): U+1171E AHOM CONSONANT SIGN MEDIAL RA.
+RECATEGORISED = frozenset({0x1171E})
+
+
+def test_the_marks_dropped_are_the_interpreters_and_the_newer_ones() -> None:
+    """Normalisation drops the marks (Mn, Me) of the regex module's Unicode tables: every
+    mark this interpreter knows but the named recategorised ones, and the marks assigned
+    since, which the interpreter does not know yet (unassigned, Cn, to it)."""
     for code in range(0x110000):
-        if any(code in r for r in scanned):
-            continue
-        assert unicodedata.category(chr(code)) not in ("Mn", "Me", "Mc", "So"), hex(code)
+        c = chr(code)
+        ours = tx.MARKS.fullmatch(c) is not None
+        theirs = unicodedata.category(c) in ("Mn", "Me")
+        if ours != theirs:
+            assert (theirs and code in RECATEGORISED) or (
+                ours and unicodedata.category(c) == "Cn"
+            ), hex(code)
 
 
 @settings(max_examples=500, deadline=None)

@@ -241,14 +241,19 @@ class Matcher:
         hits = self._find(found)
         if self.level != "standard":
             return tuple(hits)
-        readings: list[Sequence[str]] = []
+        # The other readings, each only if it differs from those before it (an
+        # ambiguous character inside a word already read the same both ways, as in
+        # "I like it", costs a comparison of the words, not a pass of the automaton).
+        readings: list[tuple[str, ...]] = []
         ambiguous = has_ambiguous(text)
         if ambiguous:
-            readings.append(_words(text, self.level, True))
+            other = _words(text, self.level, True)
+            if other != found:
+                readings.append(other)
         if " " in text:
             for alt in (False, True) if ambiguous else (False,):
                 detached = _detached(text, alt)
-                if detached is not None:
+                if detached is not None and detached != found and detached not in readings:
                     readings.append(detached)
         if readings:
             seen = {(h.term_id, h.words) for h in hits}
