@@ -18,7 +18,7 @@ import pytest
 
 from modbot.cli import main
 from modbot.rules import compile as compile_module
-from modbot.rules import loader
+from modbot.rules import compile_when, loader
 from modbot.rules.compile import load_ruleset
 from modbot.rules.loader import MAX_LIST_FILE_BYTES, MAX_RULE_FILE_BYTES, parse
 from modbot.rules.text import Matcher
@@ -440,7 +440,7 @@ def test_a_list_counts_once_for_each_level_it_is_used_at(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Each normalize level has its own matcher: a list used at two levels is in two."""
-    monkeypatch.setattr(compile_module, "MAX_TERMS", 300)
+    monkeypatch.setattr(compile_when, "MAX_TERMS", 300)  # where the budget is kept
     words_file(tmp_path / "a.txt", 200)
     uses = [("a", "none"), ("a", "basic")]
     (tmp_path / "r.yaml").write_text(lists_rule({"a": "a.txt"}, uses))
@@ -458,7 +458,7 @@ def test_a_list_used_by_many_rules_at_one_level_is_compiled_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Fifty rules using one list at one level cost the list once, not fifty times."""
-    monkeypatch.setattr(compile_module, "MAX_TERMS", 300)
+    monkeypatch.setattr(compile_when, "MAX_TERMS", 300)  # where the budget is kept
     words_file(tmp_path / "a.txt", 200)
     added: list[str] = []
     original = Matcher.add
@@ -479,7 +479,7 @@ def test_a_list_used_by_many_rules_at_one_level_is_compiled_once(
 def test_inline_terms_count_towards_the_total(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(compile_module, "MAX_TERMS", 3)
+    monkeypatch.setattr(compile_when, "MAX_TERMS", 3)
     (tmp_path / "r.yaml").write_text(
         RULE.replace("{text.words: alpha}", "{text.words: [alpha, beta]}")
         + "  - id: s\n    on: comment\n    when: {text.contains: [gamma, delta]}\n"
