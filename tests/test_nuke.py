@@ -8,13 +8,14 @@ import json
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
 
-from modbot.audit import requests
+from modbot.audit import incidents, requests
 from modbot.audit.query import AuditFilter
 from modbot.audit.records import Entry
 from modbot.audit.schema import MIGRATIONS, VERSION
@@ -69,6 +70,30 @@ CHATTER = [
     "happy birthday to the mod",
     "good night all",
 ]
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """The fake's time starts now: `modbot undo` in a thread reads the grant by the
+    system's clock."""
+    return FakeClock(datetime.now(UTC))
+
+
+@pytest.fixture
+def cli_env(
+    isolated: None, fake: FakeEuler, fake_server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What `modbot undo` needs to reach the fake (it calls the API; nuke does not)."""
+    del isolated  # first: it clears the MODBOT_ settings
+    for name, value in {
+        "MODBOT_API_BASE_URL": fake_server.url,
+        "MODBOT_WS_URL": fake_server.ws_url,
+        "MODBOT_API_KEY": fake.api_key,
+        "MODBOT_CLIENT_ID": fake.client_id,
+        "MODBOT_CLIENT_SECRET": fake.client_secret,
+        "MODBOT_STREAMERS": "host_handle",
+    }.items():
+        monkeypatch.setenv(name, value)
 
 
 @pytest.fixture
@@ -189,6 +214,58 @@ class TestNuke:
         assert {e.reason for e in rows} == {"scam wave"}
         assert all(e.params["by"] for e in rows)
         assert all(e.params["matched_msg_id"] for e in rows)
+        async with AuditStore.open(default_db(state)) as store:
+            recorded = await incidents.get_incident(store, incident)
+        assert recorded is not None
+        assert recorded.kind == "nuke"
+        assert recorded.made_by == rows[0].params["by"]
+        assert "free coins" in recorded.detail
+
+    @pytest.mark.usefixtures("cli_env")
+    async def test_a_nuke_is_undone_whole_by_its_incident(
+        self,
+        fake: FakeEuler,
+        fake_server: LoopbackServer,
+        clock: FakeClock,
+        state: Path,
+        tmp_path: Path,
+    ) -> None:
+        """`modbot undo --incident N` lifts every mute of the nuke, past and new comments
+        alike, each once; a second undo finds nothing left; a mute of another incident
+        stays."""
+        settings = settings_for(
+            fake, fake_server, state, rules_dir=rules_dir(tmp_path, QUIET_RULES)
+        )
+        room = fake.streamer("host_handle")
+        a, b, c, d = viewers("u", 4, 6_880_000_000_000_000_000)
+        async with running(Daemon(settings, clock=clock, handle_signals=False)) as daemon:
+            await fake.wait_connected("host_handle")
+            chat(fake, (a, "buy followers cheap"), (b, "BUY F0LLOWERS"), (d, "dm for promo"))
+            await until(lambda: daemon.sweeper.recent.statistics().comments >= 3)
+            code, out = await cli(
+                "nuke", "buy followers", "--for", "5m", "--state-dir", str(state), "--json"
+            )
+            assert code == 0, out
+            incident = json.loads(out)["incident"]
+            code, out = await cli(
+                "nuke", "dm for promo", "--for", "0", "--state-dir", str(state), "--json"
+            )
+            assert code == 0, out
+            other = json.loads(out)["incident"]
+            assert other != incident
+            chat(fake, (c, "buy followers here"))
+            await until(lambda: c.user_id in room.mutes)
+            assert set(room.mutes) == {a.user_id, b.user_id, c.user_id, d.user_id}
+            code, out = await cli(
+                "undo", "--incident", str(incident), "--state-dir", str(state), "--reason", "oops"
+            )
+            assert code == 0, out
+            assert out.count("undone by #") == 3
+            assert set(room.mutes) == {d.user_id}
+            code, out = await cli("undo", "--incident", str(incident), "--state-dir", str(state))
+            assert code == 0, out
+            assert "Nothing to undo" in out
+        assert len(fake.calls_to("unmute")) == 3
 
     async def test_a_regex_nuke_bans(
         self,
@@ -369,6 +446,7 @@ class TestNukeCommand:
 
 
 class TestRaidSweep:
+    @pytest.mark.usefixtures("cli_env")
     async def test_a_mutated_raid_from_ten_accounts_is_muted_whole_in_one_incident(
         self,
         fake: FakeEuler,
@@ -414,13 +492,17 @@ class TestRaidSweep:
                 clock.advance(0.5)
             await until(lambda: {r.user_id for r in raiders} <= set(room.mutes))
             await until(lambda: daemon.sweeper.recent.statistics().comments >= 15)
-        assert not {c.user_id for c in chatters} & set(room.mutes)
-        assert len(fake.calls_to("mute")) == 10
-        rows = [e for e in await actions(state) if e.action == "mute"]
-        assert sorted(e.user_id for e in rows) == sorted(r.user_id for r in raiders)
-        assert len({e.params["incident"] for e in rows}) == 1
-        assert {e.rule for e in rows} == {"raid"}
-        assert {e.status for e in rows} == {"done"}
+            assert not {c.user_id for c in chatters} & set(room.mutes)
+            assert len(fake.calls_to("mute")) == 10
+            rows = [e for e in await actions(state) if e.action == "mute"]
+            assert sorted(e.user_id for e in rows) == sorted(r.user_id for r in raiders)
+            (incident,) = {e.params["incident"] for e in rows}
+            assert {e.rule for e in rows} == {"raid"}
+            assert {e.status for e in rows} == {"done"}
+            code, out = await cli("undo", "--incident", str(incident), "--state-dir", str(state))
+            assert code == 0, out
+            assert out.count("undone by #") == 10
+            assert room.mutes == {}
 
     async def test_ordinary_chat_starts_no_sweep(
         self,
