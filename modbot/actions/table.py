@@ -131,6 +131,27 @@ async def _keyword_remove(client: EulerClient, intent: Intent) -> None:
 
 # A late chat message confuses more than it helps: replayed within a minute only.
 _CHAT_AGE = 60.0
+
+
+def _chat_row(
+    name: str, *, takes: Takes = "nothing", only_in_steps: str | None = None
+) -> ActionKind:
+    """A chat message (``reply``, ``warn``): said in the room after the speech check, once
+    per event, never taken back, replayed after a crash within a minute only."""
+    return ActionKind(
+        name,
+        takes=takes,
+        only_in_steps=only_in_steps,
+        route="chat",
+        scope="webcast:chat",
+        call=_chat,
+        chat=True,
+        repeated="the same reply is already sent for this event",
+        not_undoable="is a chat message; a sent message cannot be taken back",
+        recover_age=_CHAT_AGE,
+    )
+
+
 _REVERSAL = "reversed an earlier action; it cannot be undone"
 
 ACTIONS: dict[str, ActionKind] = {
@@ -155,17 +176,7 @@ ACTIONS: dict[str, ActionKind] = {
             severity=3,
             inverse="unban",
         ),
-        ActionKind(
-            "reply",
-            takes="text",
-            route="chat",
-            scope="webcast:chat",
-            call=_chat,
-            chat=True,
-            repeated="the same reply is already sent for this event",
-            not_undoable="is a chat message; a sent message cannot be taken back",
-            recover_age=_CHAT_AGE,
-        ),
+        _chat_row("reply", takes="text"),
         ActionKind(
             "comments",
             takes="toggle",
@@ -177,17 +188,7 @@ ACTIONS: dict[str, ActionKind] = {
             expiry=Expiry("comments_on", "comments", "comments off", enabled=True),
         ),
         ActionKind("log", not_undoable="only logged; there is nothing to undo"),
-        ActionKind(
-            "warn",
-            only_in_steps="warn is an escalate step; use reply: TEXT in then",
-            route="chat",
-            scope="webcast:chat",
-            call=_chat,
-            chat=True,
-            repeated="the same reply is already sent for this event",
-            not_undoable="is a chat message; a sent message cannot be taken back",
-            recover_age=_CHAT_AGE,
-        ),
+        _chat_row("warn", only_in_steps="warn is an escalate step; use reply: TEXT in then"),
         ActionKind(
             "unmute",
             in_rules=False,

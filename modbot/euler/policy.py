@@ -218,20 +218,32 @@ class Next(enum.Enum):
     STOP = "stop and report"
 
 
+# The documented close codes, by what the source does after each.
+_REACTIONS: Mapping[Next, Mapping[int, str]] = {
+    Next.WAIT_LIVE: {
+        1000: "normal closure",
+        4005: "the stream ended",
+        4404: "the streamer is not live",
+    },
+    Next.RECONNECT: {
+        4006: "no messages for a while",
+        4500: "TikTok closed the connection",
+        4555: "the 8-hour connection lifetime was reached",
+    },
+    Next.BACKOFF: {
+        1011: "Euler internal error",
+        4429: "too many connections or connecting too quickly",
+        4556: "Euler could not fetch the stream",
+        4557: "Euler could not fetch the room info",
+    },
+    Next.STOP: {
+        4400: "Euler refused the connection options (check the handle and features)",
+        4401: "Euler refused the API key",
+        4403: "the API key or JWT is not allowed to watch this streamer",
+    },
+}
 CLOSE_CODES: Mapping[int, tuple[Next, str]] = {
-    1000: (Next.WAIT_LIVE, "normal closure"),
-    1011: (Next.BACKOFF, "Euler internal error"),
-    4005: (Next.WAIT_LIVE, "the stream ended"),
-    4006: (Next.RECONNECT, "no messages for a while"),
-    4400: (Next.STOP, "Euler refused the connection options (check the handle and features)"),
-    4401: (Next.STOP, "Euler refused the API key"),
-    4403: (Next.STOP, "the API key or JWT is not allowed to watch this streamer"),
-    4404: (Next.WAIT_LIVE, "the streamer is not live"),
-    4429: (Next.BACKOFF, "too many connections or connecting too quickly"),
-    4500: (Next.RECONNECT, "TikTok closed the connection"),
-    4555: (Next.RECONNECT, "the 8-hour connection lifetime was reached"),
-    4556: (Next.BACKOFF, "Euler could not fetch the stream"),
-    4557: (Next.BACKOFF, "Euler could not fetch the room info"),
+    code: (then, why) for then, codes in _REACTIONS.items() for code, why in codes.items()
 }
 
 

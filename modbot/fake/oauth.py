@@ -175,10 +175,9 @@ class OAuthServer:
     async def token(self, request: Request, ctx: dict[str, Any]) -> Response:
         """The token route: a code or a refresh token (used once) for new tokens."""
         del request
-        body = ctx["body"]
-        refused = self._refuse_client(body)
-        if refused is not None:
-            return refused
+        body = self._client_body(ctx)
+        if isinstance(body, Response):
+            return body
         grant_type = body.get("grant_type")
         if grant_type == "authorization_code":
             code = self._codes.get(str(body.get("code")))
@@ -199,10 +198,9 @@ class OAuthServer:
     async def revoke(self, request: Request, ctx: dict[str, Any]) -> Response:
         """The revoke route: drops a token (a refresh token takes its access tokens along)."""
         del request
-        body = ctx["body"]
-        refused = self._refuse_client(body)
-        if refused is not None:
-            return refused
+        body = self._client_body(ctx)
+        if isinstance(body, Response):
+            return body
         token = str(body.get("token"))
         self.access.pop(token, None)
         refresh = self.refresh.pop(token, None)
@@ -211,7 +209,9 @@ class OAuthServer:
                 del self.access[key]
         return JSONResponse({"code": 200, "message": "OK"})
 
-    def _refuse_client(self, body: Any) -> Response | None:
+    def _client_body(self, ctx: dict[str, Any]) -> dict[str, Any] | Response:
+        """The request's JSON body, or the refusal when it is not from this client."""
+        body = ctx["body"]
         if not isinstance(body, dict):
             return oauth_error(400, "invalid_request", "The body must be a JSON object")
         if (
@@ -219,7 +219,7 @@ class OAuthServer:
             or body.get("client_secret") != self.client_secret
         ):
             return oauth_error(401, "invalid_client", "Unknown client or wrong secret")
-        return None
+        return body
 
 
 def _token_answer(data: dict[str, Any]) -> Response:

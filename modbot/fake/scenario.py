@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import anyio
 import yaml
@@ -96,23 +96,10 @@ class FloodStep(_Model):
     every: float = Field(default=0.5, ge=0)
 
 
-StepKind = Literal[
-    "live",
-    "comment",
-    "emote",
-    "gift",
-    "join",
-    "like",
-    "follow",
-    "share",
-    "question",
-    "viewers",
-    "raid",
-    "flood",
-]
-
-
 class Step(_Model):
+    """One timeline step: ``at`` and exactly one of the fields below (an event kind of
+    :data:`modbot.events.EVENT_KINDS`, or ``live``, ``raid``, ``flood``)."""
+
     at: float = Field(ge=0)
     live: bool | None = None
     comment: TextStep | None = None

@@ -76,6 +76,12 @@ class FakeEuler:
         self.api = Api(self.world, self.oauth, self.faults, self.limits, api_key=api_key)
         self.sockets = Sockets(self.world, self.faults, api_key=api_key)
         self.app = self._build_app()
+        # The world's own controls, offered here as they are (see World for each).
+        world = self.world
+        self.now, self.now_ms = world.now, world.now_ms
+        self.new_user_id, self.new_room_id = world.new_user_id, world.new_room_id
+        self.add_streamer, self.streamer = world.add_streamer, world.streamer
+        self.by_room, self.go_live = world.by_room, world.go_live
 
     def _build_app(self) -> Starlette:
         by_path: dict[str, dict[str, str]] = defaultdict(dict)
@@ -216,45 +222,6 @@ class FakeEuler:
         return self.sockets.undelivered
 
     # --- the world ------------------------------------------------------------------------
-
-    def now(self) -> float:
-        """The fake's clock, in epoch seconds."""
-        return self.world.now()
-
-    def now_ms(self) -> int:
-        return self.world.now_ms()
-
-    def new_user_id(self) -> str:
-        """A fresh numeric user id above 2^53."""
-        return self.world.new_user_id()
-
-    def new_room_id(self) -> str:
-        return self.world.new_room_id()
-
-    def add_streamer(
-        self,
-        unique_id: str,
-        *,
-        user_id: str | None = None,
-        room_id: str | None = None,
-        live: bool = False,
-        nickname: str = "",
-    ) -> FakeStreamer:
-        """Create a streamer (offline unless ``live``)."""
-        return self.world.add_streamer(
-            unique_id, user_id=user_id, room_id=room_id, live=live, nickname=nickname
-        )
-
-    def streamer(self, unique_id: str) -> FakeStreamer:
-        """The streamer with this handle (KeyError if unknown)."""
-        return self.world.streamer(unique_id)
-
-    def by_room(self, room_id: str) -> FakeStreamer | None:
-        return self.world.by_room(room_id)
-
-    def go_live(self, unique_id: str, *, new_room: bool = True) -> FakeStreamer:
-        """The streamer starts a stream (in a new room, as TikTok does)."""
-        return self.world.go_live(unique_id, new_room=new_room)
 
     def go_offline(self, unique_id: str, *, action: int = 3) -> None:
         """The stream ends: a control message, then close code 4005 on every socket."""
