@@ -154,6 +154,34 @@ def _chat_row(
 
 _REVERSAL = "reversed an earlier action; it cannot be undone"
 
+
+def _each_others_inverse(
+    add: tuple[str, str, Call],
+    remove: tuple[str, str, Call],
+    *,
+    scope: str,
+    carried: tuple[str, ...],
+    needs_room: bool = True,
+) -> tuple[ActionKind, ActionKind]:
+    """Two actions of the console (never of a rule) that undo each other: each
+    ``(name, route, call)``, with the scope they share and the params an undo carries."""
+
+    def row(one: tuple[str, str, Call], other: tuple[str, str, Call]) -> ActionKind:
+        name, route, call = one
+        return ActionKind(
+            name,
+            in_rules=False,
+            route=route,
+            scope=scope,
+            call=call,
+            inverse=other[0],
+            carried=carried,
+            needs_room=needs_room,
+        )
+
+    return row(add, remove), row(remove, add)
+
+
 ACTIONS: dict[str, ActionKind] = {
     kind.name: kind
     for kind in (
@@ -205,42 +233,17 @@ ACTIONS: dict[str, ActionKind] = {
             call=_unban,
             not_undoable=_REVERSAL,
         ),
-        ActionKind(
-            "moderator_add",
-            in_rules=False,
-            route="add_moderator",
+        *_each_others_inverse(
+            ("moderator_add", "add_moderator", _moderator_add),
+            ("moderator_remove", "remove_moderator", _moderator_remove),
             scope="webcast:moderators",
-            call=_moderator_add,
-            inverse="moderator_remove",
             carried=("anchor_id",),
             needs_room=False,
         ),
-        ActionKind(
-            "moderator_remove",
-            in_rules=False,
-            route="remove_moderator",
-            scope="webcast:moderators",
-            call=_moderator_remove,
-            inverse="moderator_add",
-            carried=("anchor_id",),
-            needs_room=False,
-        ),
-        ActionKind(
-            "keyword_add",
-            in_rules=False,
-            route="add_sensitive_word",
+        *_each_others_inverse(
+            ("keyword_add", "add_sensitive_word", _keyword_add),
+            ("keyword_remove", "remove_sensitive_word", _keyword_remove),
             scope="webcast:sensitive_words",
-            call=_keyword_add,
-            inverse="keyword_remove",
-            carried=("sec_anchor_id", "word", "list"),
-        ),
-        ActionKind(
-            "keyword_remove",
-            in_rules=False,
-            route="remove_sensitive_word",
-            scope="webcast:sensitive_words",
-            call=_keyword_remove,
-            inverse="keyword_add",
             carried=("sec_anchor_id", "word", "list"),
         ),
     )
