@@ -349,6 +349,45 @@ class TestNuke:
         assert daemon.sweeper.statistics().errors == 0
 
 
+class TestHostileChat:
+    async def test_hostile_comments_while_a_nuke_runs_stop_nothing(
+        self,
+        fake: FakeEuler,
+        fake_server: LoopbackServer,
+        clock: FakeClock,
+        state: Path,
+        tmp_path: Path,
+    ) -> None:
+        """Lone surrogates, bidi controls, zalgo, 10,000 characters, an empty text: the
+        nuke reaches the matching ones and the rest pass; nothing fails."""
+        settings = settings_for(
+            fake, fake_server, state, rules_dir=rules_dir(tmp_path, QUIET_RULES)
+        )
+        room = fake.streamer("host_handle")
+        texts = [
+            "spam \ud800 here",
+            "\u202espam\u202c",
+            "s\u0300\u0301p\u0302a\u0303m" + "\u0300" * 500,
+            "spam " + "x" * 10_000,
+            "",
+            "\x00\x1b[2Jspam",
+            "no match \udfff at all",
+        ]
+        people = viewers("x", len(texts), 6_890_000_000_000_000_000)
+        async with running(Daemon(settings, clock=clock, handle_signals=False)) as daemon:
+            await fake.wait_connected("host_handle")
+            code, out = await cli("nuke", "spam", "--for", "5m", "--state-dir", str(state))
+            assert code == 0, out
+            chat(fake, *zip(people, texts, strict=True))
+            await until(lambda: daemon.stats.events >= len(texts))
+            await until(lambda: len(room.mutes) >= 4)
+            await until(lambda: daemon.sweeper.statistics().acted >= len(room.mutes))
+        assert people[-1].user_id not in room.mutes
+        assert people[4].user_id not in room.mutes
+        assert daemon.sweeper.statistics().errors == 0
+        assert daemon.stats.errors == 0
+
+
 async def until_answered(store: AuditStore, ids: list[int]) -> None:
     async def answered() -> bool:
         for request_id in ids:
