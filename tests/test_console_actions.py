@@ -205,6 +205,17 @@ class TestRefused:
         assert not default_db(state).exists() or not rows(state)
 
 
+def test_without_credentials_nothing_is_made_in_the_state_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MODBOT_STREAMERS", "host_handle")
+    state = tmp_path / "fresh"
+    code, _ = run_cli("mute", TROLL, "5m", "--state-dir", str(state))
+    assert code == 2
+    assert "api_key" in capsys.readouterr().err
+    assert not default_db(state).exists()
+
+
 # --- the actions ----------------------------------------------------------------------------
 
 

@@ -227,8 +227,9 @@ async def _carry_out(
             fail(f"modbot: {exc}")
             return EXIT_USAGE
         speech = _speech(settings, demo=demo) if order.action == "reply" else None
-        store = await stack.enter_async_context(AuditStore.open(default_db(state_dir)))
+        # The key and the grant first: without them nothing is made in the state directory.
         client, _, grant = await stack.enter_async_context(api_session(active, clock))
+        store = await stack.enter_async_context(AuditStore.open(default_db(state_dir)))
         executor = Executor(client, store, clock, granted_scopes=grant.scopes, speech=speech)
         target = _Target()
         if order.viewer is not None:
