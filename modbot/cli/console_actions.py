@@ -358,6 +358,8 @@ async def resolve(viewer: Viewer, store: AuditStore, client: EulerClient, now: d
             (viewer.user_id,),
         )
         return _Target(viewer.user_id, str(rows[0][0]) if rows else "")
+    from modbot.audit.handles import Handles  # noqa: PLC0415
+
     handle = viewer.handle or ""
     rows = await store.execute(
         "SELECT user_id, unique_id FROM actions WHERE unique_id = ? COLLATE NOCASE"
@@ -366,7 +368,7 @@ async def resolve(viewer: Viewer, store: AuditStore, client: EulerClient, now: d
     )
     if rows:
         return _Target(str(rows[0][0]), str(rows[0][1]))
-    cached = await _cached(store, handle)
+    cached = await Handles(store).user_id(handle)
     if cached is not None:
         return _Target(cached, handle)
     try:
@@ -374,38 +376,22 @@ async def resolve(viewer: Viewer, store: AuditStore, client: EulerClient, now: d
     except NotFound:
         msg = f"TikTok has no account @{handle} (Euler could not find it)"
         raise ModbotError(msg) from None
-    await _cache(store, handle, user_id, now)
+    await Handles(store).save(handle, user_id, now)
     return _Target(user_id, handle)
-
-
-async def _cached(store: AuditStore, handle: str) -> str | None:
-    """The handle cache's user id of ``handle`` (the ``handles`` table the watcher
-    fills), through the store's statements (readable while the daemon writes)."""
-    rows = await store.execute(
-        "SELECT user_id FROM handles WHERE unique_id = ? COLLATE NOCASE", (handle,)
-    )
-    return str(rows[0][0]) if rows else None
-
-
-async def _cache(store: AuditStore, handle: str, user_id: str, now: datetime) -> None:
-    await store.execute(
-        "INSERT INTO handles (unique_id, user_id, resolved) VALUES (?, ?, ?)"
-        " ON CONFLICT(unique_id) DO UPDATE SET user_id = excluded.user_id,"
-        " resolved = excluded.resolved",
-        (handle.lower(), user_id, format_ts(now)),
-    )
 
 
 async def _not_the_streamer(
     target: _Target, streamer: str, store: AuditStore, client: EulerClient, now: datetime
 ) -> None:
-    own = await _cached(store, streamer)
+    from modbot.audit.handles import Handles  # noqa: PLC0415
+
+    own = await Handles(store).user_id(streamer)
     if own is None:
         try:
             own = await client.user_id(streamer)
         except NotFound:
             return
-        await _cache(store, streamer, own, now)
+        await Handles(store).save(streamer, own, now)
     if own == target.user_id:
         msg = f"{target.user_id} is @{streamer}'s own account: modbot does not mute or ban it"
         raise ModbotError(msg)
