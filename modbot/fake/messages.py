@@ -20,12 +20,10 @@ def next_msg_id() -> str:
     return str(next(_MSG_IDS))
 
 
-@dataclass(frozen=True)
-class Viewer:
-    """A TikTok account in a scenario."""
+@dataclass(frozen=True, kw_only=True)
+class Traits:
+    """What a scenario says of a viewer (its ``users`` table), by name."""
 
-    unique_id: str
-    user_id: str
     nickname: str = ""
     follower: bool = False
     friend: bool = False
@@ -34,6 +32,14 @@ class Viewer:
     gifter: bool = False
     gifter_level: int = 0
     follower_count: int = 0
+
+
+@dataclass(frozen=True)
+class Viewer(Traits):
+    """A TikTok account in a scenario: its handle and id, then its traits by name."""
+
+    unique_id: str
+    user_id: str
     is_owner: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 

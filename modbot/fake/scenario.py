@@ -22,7 +22,7 @@ by ``speed`` when run.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,23 +31,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from modbot.fake import messages as msgs
-from modbot.fake.messages import Viewer
+from modbot.fake.messages import Traits, Viewer
 from modbot.fake.server import FakeEuler
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class UserSpec(_Model):
-    nickname: str = ""
-    follower: bool = False
-    friend: bool = False
-    subscriber: bool = False
-    moderator: bool = False
-    gifter: bool = False
-    gifter_level: int = 0
-    follower_count: int = 0
 
 
 class StreamerSpec(_Model):
@@ -132,7 +121,7 @@ class Scenario(_Model):
 
     name: str = "scenario"
     streamer: StreamerSpec
-    users: dict[str, UserSpec] = Field(default_factory=dict)
+    users: dict[str, Traits] = Field(default_factory=dict)  # unknown keys are refused
     timeline: list[Step]
 
     @model_validator(mode="after")
@@ -245,7 +234,7 @@ class ScenarioRunner:
         except KeyError:
             self.streamer = fake.add_streamer(spec.unique_id, nickname=spec.nickname)
         self.viewers: dict[str, Viewer] = {
-            name: Viewer(unique_id=name, user_id=fake.new_user_id(), **user.model_dump())
+            name: Viewer(unique_id=name, user_id=fake.new_user_id(), **asdict(user))
             for name, user in scenario.users.items()
         }
 

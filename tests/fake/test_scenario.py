@@ -50,6 +50,15 @@ class TestScenario:
                 }
             )
 
+    @pytest.mark.parametrize(
+        ("user", "where"),
+        [({"nickname": "x", "admin": True}, "users.v.admin"), ({"follower": "maybe"}, "follower")],
+    )
+    def test_a_user_with_an_unknown_or_bad_trait_is_refused(self, user, where):
+        """The users table takes a viewer's traits only, each of its type."""
+        with pytest.raises(ValueError, match=where):
+            load_scenario({"streamer": {"unique_id": "h"}, "users": {"v": user}, "timeline": []})
+
     def test_two_actions_in_one_step_is_an_error(self):
         """Each step does exactly one thing."""
         with pytest.raises(ValueError, match="exactly one action"):
