@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from modbot.__about__ import __version__, build
 from modbot.cli.audit import audit_command, undo_command
@@ -18,6 +19,8 @@ from modbot.cli.demo import demo_command
 from modbot.cli.rules import check_command, replay_command, test_command
 from modbot.cli.run import record_command, run_command
 from modbot.rules.schema import RULE_EVENTS
+
+N = TypeVar("N", int, float)
 
 
 def _global_options(*, suppress: bool) -> argparse.ArgumentParser:
@@ -54,21 +57,119 @@ def _global_options(*, suppress: bool) -> argparse.ArgumentParser:
         default=default,
         help="log lines as JSON or for people (default: JSON unless on a terminal)",
     )
-    group.add_argument(
-        "-v",
-        "--verbose",
-        action="count",
-        default=argparse.SUPPRESS if suppress else 0,
-        help="more log output (debug)",
-    )
-    group.add_argument(
-        "-q",
-        "--quiet",
-        action="count",
-        default=argparse.SUPPRESS if suppress else 0,
-        help="less log output (warnings and errors only)",
-    )
+    for short, long, what in (
+        ("-v", "--verbose", "more log output (debug)"),
+        ("-q", "--quiet", "less log output (warnings and errors only)"),
+    ):
+        count = argparse.SUPPRESS if suppress else 0
+        group.add_argument(short, long, action="count", default=count, help=what)
     return parent
+
+
+# What each command says of itself in --help: (its line in the list of its group, the
+# text of its own --help). A command of another module passes its own.
+_TEXTS: dict[str, tuple[str, str]] = {
+    "demo": (
+        "see modbot moderate a scripted live chat (no credentials needed)",
+        (
+            "Run the real daemon with the example rules against the bundled fake Euler "
+            "server (generated credentials, a free loopback port) and a scripted stream, "
+            "showing each decision as it happens and a summary at the end. The audit log "
+            "stays in the state directory (default: a new temporary directory), so "
+            "`modbot audit --state-dir DIR` and `modbot undo --state-dir DIR ID` work "
+            "afterwards (undo brings the demo's fake server back; nothing reaches TikTok)."
+        ),
+    ),
+    "rules": (
+        "check rule files, or try them on one comment",
+        "Work with rule files (see docs/rules.md for the language).",
+    ),
+    "check": (
+        "validate rule files; exit 0 when valid, 1 otherwise",
+        (
+            "Validate rule files and print each problem as FILE:LINE:COL: error: MESSAGE "
+            "(or warning:). With a stored OAuth grant, actions it does not allow are warnings."
+        ),
+    ),
+    "test": (
+        "evaluate one comment and show which rules fire and what would be done",
+        "Evaluate one comment against the rules, with the reasons, and call nothing.",
+    ),
+    "replay": (
+        "run recorded events through the rules offline (no API call)",
+        (
+            "Run a JSONL file of events (the format `modbot record` writes) through the rules, "
+            "with the events' own timestamps as the clock. Prints each decision that would be "
+            "carried out or observed, and a per-rule summary on stderr. Bad lines are "
+            "reported with their line number and skipped."
+        ),
+    ),
+    "auth": (
+        "log in to Euler for the streamer (OAuth), show or forget the grant",
+        "Manage the streamer's OAuth grant that lets modbot act in their room.",
+    ),
+    "login": (
+        "authorize modbot for the streamer's account",
+        (
+            "Print Euler's authorize URL, wait for the redirect on a loopback port, exchange "
+            "the code and store the tokens (mode 0600) in the state directory. Needs the "
+            "client_id and client_secret settings. On a server without a browser, --paste: "
+            "the streamer approves on any device and you paste the address their browser "
+            "was sent to (or forward the port: ssh -L PORT:127.0.0.1:PORT server)."
+        ),
+    ),
+    "status": (
+        "show token expiry, granted scopes and the rule actions they allow",
+        "Show the stored grant. Never prints a token.",
+    ),
+    "logout": (
+        "revoke the stored tokens at Euler and delete them",
+        "Revoke the refresh and access tokens at Euler, then delete the token file.",
+    ),
+    "run": (
+        "the moderation daemon: watch the streamers, apply the rules, act and audit",
+        (
+            "Watch the configured streamers (the streamers setting), connect when one goes "
+            "live, evaluate the rules on every event, act through the Euler API and record "
+            "every decision in the audit log. SIGHUP or a changed rule file reloads the "
+            "rules (a broken file keeps the old ones); SIGTERM stops cleanly. Needs the "
+            "api_key, client_id and client_secret settings and a grant from `modbot auth login`."
+        ),
+    ),
+    "audit": (
+        "query the audit log (also installed as modbot-audit)",
+        (
+            "Show audit entries, newest first. Filters narrow the result; --since and "
+            "--until take a duration ago (10m, 2h, 1d) or an ISO 8601 time."
+        ),
+    ),
+    "undo": (
+        "reverse actions: unmute, unban, comments back on",
+        (
+            "Reverse done actions by audit id, or every done action of a rule since a time "
+            "(--rule R --since 10m). Each reversal is a new audit entry linked to the "
+            "original; an action is undone at most once; a chat message cannot be undone. "
+            "Works while the daemon runs."
+        ),
+    ),
+    "record": (
+        "record a live stream's events to a JSONL file for `modbot replay`",
+        (
+            "Wait until UNIQUE_ID is live, then write each event, in the replay format, to "
+            "FILE until the stream ends (or --duration passes). Nothing is moderated."
+        ),
+    ),
+}
+
+
+def _command(
+    group: argparse._SubParsersAction[argparse.ArgumentParser],
+    common: argparse.ArgumentParser,
+    name: str,
+) -> argparse.ArgumentParser:
+    """A command of ``group`` that takes the global options, with its ``_TEXTS``."""
+    help_line, description = _TEXTS[name]
+    return group.add_parser(name, parents=[common], help=help_line, description=description)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,19 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"modbot {__version__} ({build()})")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    demo = commands.add_parser(
-        "demo",
-        parents=[common],
-        help="see modbot moderate a scripted live chat (no credentials needed)",
-        description=(
-            "Run the real daemon with the example rules against the bundled fake Euler "
-            "server (generated credentials, a free loopback port) and a scripted stream, "
-            "showing each decision as it happens and a summary at the end. The audit log "
-            "stays in the state directory (default: a new temporary directory), so "
-            "`modbot audit --state-dir DIR` and `modbot undo --state-dir DIR ID` work "
-            "afterwards (undo brings the demo's fake server back; nothing reaches TikTok)."
-        ),
-    )
+    demo = _command(commands, common, "demo")
     demo.add_argument(
         "--duration",
         type=float,
@@ -129,22 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(handler=demo_command)
 
-    rules = commands.add_parser(
-        "rules",
-        parents=[common],
-        help="check rule files, or try them on one comment",
-        description="Work with rule files (see docs/rules.md for the language).",
-    )
+    rules = _command(commands, common, "rules")
     rules_commands = rules.add_subparsers(dest="rules_command", metavar="ACTION", required=True)
-    check = rules_commands.add_parser(
-        "check",
-        parents=[common],
-        help="validate rule files; exit 0 when valid, 1 otherwise",
-        description=(
-            "Validate rule files and print each problem as FILE:LINE:COL: error: MESSAGE "
-            "(or warning:). With a stored OAuth grant, actions it does not allow are warnings."
-        ),
-    )
+    check = _command(rules_commands, common, "check")
     _rules_option(check, positional=True)
     check.add_argument(
         "--json",
@@ -152,12 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
         help='one JSON object per problem: {"file", "line", "col", "severity", "message"}',
     )
     check.set_defaults(handler=check_command)
-    test = rules_commands.add_parser(
-        "test",
-        parents=[common],
-        help="evaluate one comment and show which rules fire and what would be done",
-        description="Evaluate one comment against the rules, with the reasons, and call nothing.",
-    )
+    test = _command(rules_commands, common, "test")
     _rules_option(test, positional=True)
     test.add_argument(
         "--text", help="the comment (or question) to evaluate; needed for those two kinds"
@@ -184,17 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     test.add_argument("--json", action="store_true", help="one JSON object per decision")
     test.set_defaults(handler=test_command)
 
-    replay = commands.add_parser(
-        "replay",
-        parents=[common],
-        help="run recorded events through the rules offline (no API call)",
-        description=(
-            "Run a JSONL file of events (the format `modbot record` writes) through the rules, "
-            "with the events' own timestamps as the clock. Prints each decision that would be "
-            "carried out or observed, and a per-rule summary on stderr. Bad lines are "
-            "reported with their line number and skipped."
-        ),
-    )
+    replay = _command(commands, common, "replay")
     replay.add_argument("events", type=Path, metavar="EVENTS.jsonl", help="the recorded events")
     _rules_option(replay)
     replay.add_argument("--json", action="store_true", help="one JSON object per decision")
@@ -205,25 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_console_lists(commands, common)
     add_console_actions(commands, common)
 
-    auth = commands.add_parser(
-        "auth",
-        parents=[common],
-        help="log in to Euler for the streamer (OAuth), show or forget the grant",
-        description="Manage the streamer's OAuth grant that lets modbot act in their room.",
-    )
+    auth = _command(commands, common, "auth")
     auth_commands = auth.add_subparsers(dest="auth_command", metavar="ACTION", required=True)
-    login_parser = auth_commands.add_parser(
-        "login",
-        parents=[common],
-        help="authorize modbot for the streamer's account",
-        description=(
-            "Print Euler's authorize URL, wait for the redirect on a loopback port, exchange "
-            "the code and store the tokens (mode 0600) in the state directory. Needs the "
-            "client_id and client_secret settings. On a server without a browser, --paste: "
-            "the streamer approves on any device and you paste the address their browser "
-            "was sent to (or forward the port: ssh -L PORT:127.0.0.1:PORT server)."
-        ),
-    )
+    login_parser = _command(auth_commands, common, "login")
     login_parser.add_argument(
         "--scopes",
         action="append",
@@ -257,56 +302,51 @@ def build_parser() -> argparse.ArgumentParser:
     )
     login_parser.set_defaults(handler=login_command)
 
-    status = auth_commands.add_parser(
-        "status",
-        parents=[common],
-        help="show token expiry, granted scopes and the rule actions they allow",
-        description="Show the stored grant. Never prints a token.",
-    )
+    status = _command(auth_commands, common, "status")
     status.add_argument("--json", action="store_true", help="one JSON object instead of text")
     status.set_defaults(handler=status_command)
 
-    logout = auth_commands.add_parser(
-        "logout",
-        parents=[common],
-        help="revoke the stored tokens at Euler and delete them",
-        description="Revoke the refresh and access tokens at Euler, then delete the token file.",
-    )
+    logout = _command(auth_commands, common, "logout")
     logout.set_defaults(handler=logout_command)
     return parser
 
 
-def port_number(text: str) -> int:
-    """An argparse type: a TCP port, 0 (any free one) to 65535."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"{value} is not a port: use 1 to 65535, or 0 for any")
-    return value
+def _number_type(
+    parse: Callable[[str], N], noun: str, ok: Callable[[N], bool], refusal: str
+) -> Callable[[str], N]:
+    """An argparse type: the text ``parse``d (else it "is not ``noun``"), kept when ``ok``
+    (else ``refusal``, formatted with the ``text`` and its ``value``)."""
+
+    def checked(text: str) -> N:
+        try:
+            value = parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {noun}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(refusal.format(text=text, value=value))
+        return value
+
+    return checked
 
 
-def positive_seconds(text: str) -> float:
-    """An argparse type: a finite number of seconds above 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"{text!r}: give a number of seconds above 0")
-    return value
-
-
-def positive_count(text: str) -> int:
-    """An argparse type: a whole number above 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value}: give a whole number above 0")
-    return value
+# A TCP port, 0 (any free one) to 65535.
+port_number = _number_type(
+    int,
+    "a port number",
+    lambda v: 0 <= v <= 65535,
+    "{value} is not a port: use 1 to 65535, or 0 for any",
+)
+# A finite number of seconds above 0.
+positive_seconds = _number_type(
+    float,
+    "a number of seconds",
+    lambda v: math.isfinite(v) and v > 0,
+    "{text!r}: give a number of seconds above 0",
+)
+# A whole number above 0.
+positive_count = _number_type(
+    int, "a whole number", lambda v: v >= 1, "{value}: give a whole number above 0"
+)
 
 
 def _rules_option(
@@ -329,18 +369,7 @@ def _add_operations(
     common: argparse.ArgumentParser,
 ) -> None:
     """The commands of the running service: run, audit, undo, record."""
-    run = commands.add_parser(
-        "run",
-        parents=[common],
-        help="the moderation daemon: watch the streamers, apply the rules, act and audit",
-        description=(
-            "Watch the configured streamers (the streamers setting), connect when one goes "
-            "live, evaluate the rules on every event, act through the Euler API and record "
-            "every decision in the audit log. SIGHUP or a changed rule file reloads the "
-            "rules (a broken file keeps the old ones); SIGTERM stops cleanly. Needs the "
-            "api_key, client_id and client_secret settings and a grant from `modbot auth login`."
-        ),
-    )
+    run = _command(commands, common, "run")
     _rules_option(run)
     run.add_argument(
         "--dry-run",
@@ -355,15 +384,7 @@ def _add_operations(
     )
     run.set_defaults(handler=run_command)
 
-    audit = commands.add_parser(
-        "audit",
-        parents=[common],
-        help="query the audit log (also installed as modbot-audit)",
-        description=(
-            "Show audit entries, newest first. Filters narrow the result; --since and "
-            "--until take a duration ago (10m, 2h, 1d) or an ISO 8601 time."
-        ),
-    )
+    audit = _command(commands, common, "audit")
     _audit_filters(audit)
     audit.add_argument(
         "--limit",
@@ -388,17 +409,7 @@ def _add_operations(
     audit.set_defaults(handler=audit_command)
     add_audit_stats(audit, common)
 
-    undo = commands.add_parser(
-        "undo",
-        parents=[common],
-        help="reverse actions: unmute, unban, comments back on",
-        description=(
-            "Reverse done actions by audit id, or every done action of a rule since a time "
-            "(--rule R --since 10m). Each reversal is a new audit entry linked to the "
-            "original; an action is undone at most once; a chat message cannot be undone. "
-            "Works while the daemon runs."
-        ),
-    )
+    undo = _command(commands, common, "undo")
     undo.add_argument("ids", nargs="*", type=int, metavar="ID", help="audit entry ids")
     undo.add_argument("--rule", help="undo the done actions of this rule (needs --since)")
     undo.add_argument("--since", help="with --rule: since this long ago (10m) or ISO time")
@@ -413,15 +424,7 @@ def _add_operations(
     )
     undo.set_defaults(handler=undo_command)
 
-    record = commands.add_parser(
-        "record",
-        parents=[common],
-        help="record a live stream's events to a JSONL file for `modbot replay`",
-        description=(
-            "Wait until UNIQUE_ID is live, then write each event, in the replay format, to "
-            "FILE until the stream ends (or --duration passes). Nothing is moderated."
-        ),
-    )
+    record = _command(commands, common, "record")
     record.add_argument("unique_id", metavar="UNIQUE_ID", help="the streamer's handle")
     record.add_argument(
         "-o",
