@@ -237,6 +237,9 @@ class TestModerators:
         assert run_cli("moderators", "add", "--state-dir", str(state))[0] == 2
         assert run_cli("moderators", "list", VIEWER, "--state-dir", str(state))[0] == 2
         assert run_cli("moderators", "add", "@not a handle", "--state-dir", str(state))[0] == 2
+        reason = ["--reason", "x" * 501]
+        assert run_cli("moderators", "add", VIEWER, "--state-dir", str(state), *reason)[0] == 2
+        assert not euler_env.calls_to("add_moderator")
         assert run_cli("moderators", "add", "@nobody_known", "--state-dir", str(state))[0] == 1
         assert "no TikTok user @nobody_known" in capsys.readouterr().err
         euler_env.inject("add_moderator", Fault(status=400, times=5))
@@ -313,8 +316,15 @@ class TestKeywords:
             ("remove", "dm me", "planned")
         ]
         assert "dm me" in room.sensitive_words.values()  # dry run: nothing changed
-        code, out = self.sync(state, rules)
+        code, out = self.sync(state, rules, "--json")
         assert code == 0, out
+        (removal,) = lines(out)
+        assert sorted(room.sensitive_words.values()) == ["free coins", "promo code", "spoiler"]
+        # the removal is undone by adding the word back; then the list is synced again
+        code, out = run_cli("undo", str(removal["id"]), "--state-dir", str(state))
+        assert code == 0, out
+        assert "dm me" in room.sensitive_words.values()
+        assert self.sync(state, rules)[0] == 0
         assert sorted(room.sensitive_words.values()) == ["free coins", "promo code", "spoiler"]
         code, out = run_cli("keywords", "list", "--state-dir", str(state), "--json")
         assert {r["word"]: bool(r["added_by_modbot"]) for r in lines(out)} == {

@@ -23,6 +23,7 @@ from modbot.cli.console_lists import (
     Refused,
     Usage,
     emit,
+    reason,
     run_console,
     table,
     who_ran,
@@ -233,7 +234,7 @@ async def _sync(
                 user_id="",
                 unique_id="",
                 detail=f"by hand: keywords sync of list {name}, run by {by}",
-                reason=args.reason,
+                reason=reason(args),
                 extra={"word": word, "list": name, "sec_anchor_id": sec_uid, "by": by},
             )
             entry, _ = await con.executor.carry_out(intent)

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import anyio
 
+from modbot.actions import manual
 from modbot.cli.output import EXIT_FAILED, EXIT_OK, EXIT_USAGE, fail, open_state_dir
 from modbot.clock import SystemClock
 from modbot.config import Settings
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     from modbot.audit.store import AuditStore
     from modbot.euler.client import EulerClient, ListedUser
 
-MANUAL_RULE = "manual"  # the rule id of an action by hand (cli.md, the console)
+MANUAL_RULE = manual.MANUAL_RULE  # the rule id of an action by hand (cli.md, the console)
 
 if TYPE_CHECKING:
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]  # noqa: SLF001
@@ -157,12 +158,13 @@ class Console:
         """(user id, handle) of ``@handle`` or a numeric id: the audit DB first, then the API."""
         from modbot.audit.query import AuditFilter  # noqa: PLC0415
 
-        text = given.strip()
-        if text.isdigit():
-            return text, ""
-        handle = text.removeprefix("@")
-        if not handle or any(c.isspace() for c in handle) or len(handle) > 64:
-            raise Usage(f"VIEWER: give @handle or a numeric user id, not {shown(given)!r}")
+        try:
+            parsed = manual.parse_viewer(given.strip())
+        except manual.Refused as exc:
+            raise Usage(f"VIEWER: {exc}") from None
+        if parsed.user_id is not None:
+            return parsed.user_id, ""
+        handle = parsed.handle or ""
         from modbot.audit.handles import Handles  # noqa: PLC0415
 
         known = await Handles(self.store).user_id(handle)
@@ -227,6 +229,14 @@ def run_console(
     except Refused as exc:
         fail(f"modbot: error: {exc}")
         return EXIT_FAILED
+
+
+def reason(args: argparse.Namespace) -> str | None:
+    """The operator's ``--reason`` as kept (cleaned as for every action by hand)."""
+    try:
+        return manual.clean_reason(getattr(args, "reason", None))
+    except manual.Refused as exc:
+        raise Usage(str(exc)) from None
 
 
 def who_ran() -> str:
@@ -382,7 +392,7 @@ async def _moderator_change(
         user_id=user_id,
         unique_id=handle,
         detail=f"by hand: moderators {args.op}, run by {by}",
-        reason=args.reason,
+        reason=reason(args),
         extra={"anchor_id": await con.anchor_id(streamer), "by": by},
     )
     entry, _ = await con.executor.carry_out(intent)
