@@ -375,3 +375,35 @@ class TestKeywords:
         code, _ = self.sync(state, rules)
         assert code == 1
         assert not euler_env.calls_to("add_sensitive_word")
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        [{"word_id": "7000000000000000001"}],  # a word without text
+        [{"word_id": "not a number", "word": "x"}],
+        ["just a string"],
+        {"no": "list"},
+    ],
+)
+def test_a_broken_keyword_answer_is_one_sentence_and_changes_nothing(
+    euler_env: FakeEuler,
+    state: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    rows: object,
+) -> None:
+    body = {"code": 200, "response": {"data": {"data": rows, "extra": {}, "status_code": 0}}}
+    euler_env.inject("list_sensitive_words", Fault(status=200, body=body, times=5))
+    rules = rules_dir(tmp_path, ["dm me"])
+    code, _out = run_cli(
+        "keywords", "sync", "--list", "scam", "--rules", str(rules), "--state-dir", str(state)
+    )
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "word" in err  # what was wrong with the answer
+    assert len(euler_env.calls_to("list_sensitive_words")) == 1  # answered, not retried
+    assert not euler_env.calls_to("add_sensitive_word")
+    assert not audit_rows(state)
