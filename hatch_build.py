@@ -66,6 +66,7 @@ COMPILED = (
     "modbot/rules/text/matcher.py",
     "modbot/rules/text/links.py",
     "modbot/rules/text/measures.py",
+    "modbot/rules/text/reader.py",
     "modbot/rules/state.py",
     "modbot/rules/conditions.py",
     "modbot/rules/engine.py",

@@ -28,7 +28,7 @@ from modbot.rules.schema import (
     parse_comparison,
     parse_duration,
 )
-from modbot.rules.text import LEVELS, Level, Matcher
+from modbot.rules.text import LEVELS, Level, Matcher, Reader
 
 # What the terms of a ruleset may cost. Compiling a term costs time and memory (its
 # normal forms, its plural, the spelling without spaces, its place in the automaton):
@@ -78,9 +78,7 @@ class ConditionCompiler:
     entry_text: int = 0
     list_ids: dict[tuple[Level, str], frozenset[int]] = field(default_factory=dict)
     over_budget: bool = False  # the lists broke a limit on terms: compile no terms
-    matchers: dict[Level, Matcher] = field(
-        default_factory=lambda: {lv: Matcher(lv) for lv in LEVELS}
-    )
+    matchers: dict[Level, Matcher] = field(default_factory=lambda: _matchers(Reader()))
     term_names: dict[Level, dict[int, str]] = field(
         default_factory=lambda: {lv: {} for lv in LEVELS}
     )
@@ -396,6 +394,11 @@ class ConditionCompiler:
             return None
         assert isinstance(count, int)
         return Window(key, count, within, per, float(similarity))  # type: ignore[arg-type]
+
+
+def _matchers(reader: Reader) -> dict[Level, Matcher]:
+    """One matcher per level, all reading texts through one ``reader``."""
+    return {level: Matcher(level, reader) for level in LEVELS}
 
 
 def _comparison(value: Any) -> tuple[str, float]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from modbot.events import Event
-from modbot.rules.text import Hit, Level, Matcher, Measures, domain_allowed, find_links, measure
+from modbot.rules.text import Hit, Level, Matcher, Measures, domain_allowed
 
 Field = Literal["text", "nickname"]
 TermMode = Literal["words", "contains", "equals", "starts_with", "ends_with"]
@@ -80,7 +80,7 @@ class EvalContext:
     def measures(self, which: Field) -> Measures:
         found = self._measures.get(which)
         if found is None:
-            found = measure(self.text(which))
+            found = self.matchers["standard"].reader.measure(self.text(which))
             self._measures[which] = found
         return found
 
@@ -88,7 +88,7 @@ class EvalContext:
         found = self._links.get(which)
         if found is None:
             text = self.text(which)
-            found = find_links(text) if text else []
+            found = self.matchers["standard"].reader.links(text) if text else []
             self._links[which] = found
         return found
 

@@ -27,7 +27,6 @@ from modbot.rules.diagnostics import Diagnostic, errors
 from modbot.rules.schema import ActionSpec
 from modbot.rules.speech import SpeechCheck
 from modbot.rules.state import KEY_CHARS, EngineState
-from modbot.rules.text import similarity_key
 
 # The copy-paste check knows a text by its first KEY_CHARS normalised characters: they
 # come from (about) as many characters of the text, so a 10,000-character comment is
@@ -150,6 +149,7 @@ class Engine:
         if user is None or user.is_owner:
             return []
         ctx = EvalContext(event, t, ruleset.matchers, state)
+        reader = ruleset.reader
         decisions: list[Decision] = []
         for rule in _candidates(ruleset, ctx):
             if event.kind not in rule.on or _exempt(rule, user):
@@ -166,7 +166,7 @@ class Engine:
                     seen = state.repeat(
                         rule.id,
                         key,
-                        similarity_key(event.text[:KEY_SOURCE]) or event.text[:KEY_SOURCE],
+                        reader.similarity_key(event.text[:KEY_SOURCE]) or event.text[:KEY_SOURCE],
                         t,
                         window.within,
                         window.similarity,

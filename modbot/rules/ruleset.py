@@ -15,7 +15,7 @@ from modbot.rules.schema import (
     ActionSpec,
     Template,
 )
-from modbot.rules.text import LEVELS, Level, Matcher
+from modbot.rules.text import LEVELS, Level, Matcher, Reader
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,13 +145,19 @@ class CompiledRuleset:
                 kinds |= rule.action_kinds()
         return kinds
 
+    @property
+    def reader(self) -> Reader:
+        """The readings of texts this ruleset keeps (its matchers share one)."""
+        return self.matchers["standard"].reader
+
     def rule(self, rule_id: str) -> CompiledRule | None:
         return next((r for r in self.rules if r.id == rule_id), None)
 
 
 def empty_ruleset() -> CompiledRuleset:
     """A ruleset without rules."""
-    matchers = {level: Matcher(level) for level in LEVELS}
+    reader = Reader()
+    matchers = {level: Matcher(level, reader) for level in LEVELS}
     for matcher in matchers.values():
         matcher.freeze()
     return CompiledRuleset((), matchers, ())

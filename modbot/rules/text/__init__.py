@@ -21,6 +21,7 @@ One module per job:
 - ``normalize``: ``basic``, ``fold``, ``words``, ``squeeze``, ``similarity_key``;
 - ``matcher``: the Aho-Corasick ``Matcher`` of every list term at one level, ``Hit``;
 - ``links``: ``find_links``, ``domain_allowed``;
+- ``reader``: ``Reader``, a ruleset's kept readings of texts (the hot path's caches);
 - ``measures``: ``measure`` (length in graphemes, caps, runs, emoji, mentions, zalgo).
 
 The names below are the ones the rest of modbot uses; import them from here.
@@ -55,6 +56,7 @@ from modbot.rules.text.normalize import (
     squeezed,
     words,
 )
+from modbot.rules.text.reader import Reader
 from modbot.rules.text.tables import (
     AMBIGUOUS,
     LEET,
@@ -86,6 +88,7 @@ __all__ = [
     "Level",
     "Matcher",
     "Measures",
+    "Reader",
     "TermKey",
     "basic",
     "domain_allowed",

@@ -16,13 +16,15 @@ _DOMAIN = re.compile(
 )
 
 
-def find_links(text: str) -> list[str]:
+def find_links(text: str, folded: str | None = None) -> list[str]:
     """Domains linked in ``text``: URLs, bare domains and spelled-out forms.
 
     Catches ``https://x.com/a``, ``example.com``, ``example dot com``,
-    ``example[.]com``, ``example (dot) com`` and ``e x a m p l e . c o m``.
+    ``example[.]com``, ``example (dot) com`` and ``e x a m p l e . c o m``. ``folded``
+    is ``fold(text)`` when the caller has it.
     """
-    folded = fold(text)
+    if folded is None:
+        folded = fold(text)
     if "." not in folded and "dot" not in folded and "://" not in folded:
         return []  # every form below needs a dot, the word "dot" or a scheme
     found: list[str] = [m.group(1).lower().strip(".") for m in _SCHEME.finditer(folded)]

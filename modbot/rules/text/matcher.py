@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -18,14 +19,12 @@ from modbot.rules.text.normalize import (
     RECENT,
     SPACE,
     Level,
-    _detached,
     _squeeze,
-    _words,
-    has_ambiguous,
     squeeze,
     squeezed,
     words,
 )
+from modbot.rules.text.reader import Reader
 from modbot.rules.text.tables import MASK
 
 START, END = "\x02", "\x03"  # around a text's words in the automaton's input
@@ -146,6 +145,8 @@ class Matcher:
     """
 
     level: Level
+    # The ruleset's readings of texts (one Reader for all its matchers and its engine).
+    reader: Reader = field(default_factory=Reader, repr=False, compare=False)
     _automaton: ahocorasick.Automaton = field(default_factory=ahocorasick.Automaton)
     _by_pattern: dict[str, list[tuple[int, tuple[int, ...]]]] = field(default_factory=dict)
     _masked: dict[int, list[tuple[str, int]]] = field(default_factory=dict)
@@ -153,8 +154,14 @@ class Matcher:
     _frozen: bool = False
     # Plain strings and tuples (no reference back to the matcher): an old matcher goes
     # as soon as a reload drops it, without waiting for the cycle collector.
-    _remembered: dict[str, tuple[Hit, ...]] = field(default_factory=dict, repr=False, compare=False)
-    _recent: dict[str, tuple[Hit, ...]] = field(default_factory=dict, repr=False, compare=False)
+    # OrderedDicts: each drops its oldest entry in constant time (a dict's first key is
+    # found by walking the holes its earlier deletions left).
+    _remembered: OrderedDict[str, tuple[Hit, ...]] = field(
+        default_factory=OrderedDict, repr=False, compare=False
+    )
+    _recent: OrderedDict[str, tuple[Hit, ...]] = field(
+        default_factory=OrderedDict, repr=False, compare=False
+    )
 
     def add(self, term: str) -> int | None:
         """Register a term; returns its id (the same id for the same normalised term)."""
@@ -219,7 +226,7 @@ class Matcher:
         return self._kept(self._remembered, REMEMBERED, REMEMBERED_LENGTH, text)
 
     def _kept(
-        self, kept: dict[str, tuple[Hit, ...]], cap: int, longest: int, text: str
+        self, kept: OrderedDict[str, tuple[Hit, ...]], cap: int, longest: int, text: str
     ) -> tuple[Hit, ...]:
         """The hits of ``text``, from ``kept`` if they are there; texts up to ``longest``
         long are added, and the one added first goes when there are more than ``cap``."""
@@ -231,13 +238,14 @@ class Matcher:
         if found is None:
             found = kept[text] = self._find_all(text)
             if len(kept) > cap:
-                del kept[next(iter(kept))]
+                kept.popitem(last=False)
         return found
 
     def _find_all(self, text: str) -> tuple[Hit, ...]:
         if self.level == "none":
             return tuple(self._find_raw(text))
-        found = _words(text, self.level, False)
+        reader = self.reader
+        found = reader.words(text, self.level)
         hits = self._find(found)
         if self.level != "standard":
             return tuple(hits)
@@ -245,14 +253,14 @@ class Matcher:
         # ambiguous character inside a word already read the same both ways, as in
         # "I like it", costs a comparison of the words, not a pass of the automaton).
         readings: list[tuple[str, ...]] = []
-        ambiguous = has_ambiguous(text)
+        ambiguous = reader.has_ambiguous(text)
         if ambiguous:
-            other = _words(text, self.level, True)
+            other = reader.words(text, self.level, True)
             if other != found:
                 readings.append(other)
         if " " in text:
             for alt in (False, True) if ambiguous else (False,):
-                detached = _detached(text, alt)
+                detached = reader.detached(text, alt)
                 if detached is not None and detached != found and detached not in readings:
                     readings.append(detached)
         if readings:

@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import re
 import string
-from functools import lru_cache
 from typing import Final
 
 import regex
-
-from modbot.rules.text.normalize import RECENT
 
 # Grapheme clusters are UAX #29's extended grapheme clusters, as the regex module finds
 # them (\X): an emoji ZWJ sequence, a flag, a keycap, a letter with its marks, a Hangul
@@ -97,7 +94,6 @@ _RUN = re.compile(r"(\S)\1+", re.DOTALL)  # a run of one character, two or more
 ZALGO_MARKS = 3
 
 
-@lru_cache(maxsize=RECENT)  # a raid's one text, measured once
 def measure(text: str) -> Measures:
     """Length in graphemes, caps ratio, longest run, emoji, mentions, stacked marks."""
     if text.isascii():

@@ -8,12 +8,11 @@ masks (``f*ck``); ``squeeze`` gives a word's run-length form.
 
 from __future__ import annotations
 
-import functools
 import itertools
 import operator
 import re
 import unicodedata
-from functools import lru_cache
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 from modbot.rules.text.tables import (
@@ -75,7 +74,6 @@ def _basic(text: str) -> str:
     return unicodedata.normalize("NFKC", text).casefold()
 
 
-@lru_cache(maxsize=65536)
 def fold(text: str) -> str:
     """basic, look-alikes folded to Latin, combining marks dropped (no tokenising)."""
     if text.isascii():
@@ -83,7 +81,11 @@ def fold(text: str) -> str:
     return _fold(text)
 
 
-@lru_cache(maxsize=1024)
+def fold_as(text: str, alt: bool) -> str:
+    """``fold``, or with ``alt`` the other reading's fold (see ``_fold_alt``)."""
+    return _fold_alt(text) if alt else fold(text)
+
+
 def _fold_alt(text: str) -> str:
     """``fold`` with a capital I (or a look-alike of one) read as ``l``."""
     if text.isascii():
@@ -175,15 +177,15 @@ def _glue_run(run: list[tuple[int, str]]) -> list[str]:
 _BEFORE_SPACED = re.compile(r"(?:^|(?<=\S\S ))([aiouye]) (?=\S \S \S(?!\S))")
 
 
-@functools.lru_cache(maxsize=1024)
-def _detached(text: str, alt: bool) -> tuple[str, ...] | None:
-    """The standard words with a one-letter word kept apart from the spaced-out
-    letters after it (``such a loser`` for ``such a l o s e r``, which is otherwise
-    ``such aloser``), or None if the text has no such letters."""
-    folded = _fold_alt(text) if alt else fold(text)
+def detached(
+    folded: str, alt: bool, token_words: TokenWords | None = None
+) -> tuple[str, ...] | None:
+    """The standard words of a folded text with a one-letter word kept apart from the
+    spaced-out letters after it (``such a loser`` for ``such a l o s e r``, which is
+    otherwise ``such aloser``), or None if the text has no such letters."""
     if "  " in folded or _BEFORE_SPACED.search(folded) is None:
         return None
-    return tuple(_standard_words(_BEFORE_SPACED.sub(r"\1  ", folded), alt=alt))
+    return tuple(standard_words(_BEFORE_SPACED.sub(r"\1  ", folded), alt, token_words))
 
 
 # A run of ! (with 1s mixed in, `!!!1`) ending a word is punctuation, not leet.
@@ -238,42 +240,37 @@ def words(text: str, level: Level, *, alt: bool = False) -> list[str]:
     and a capital ``I`` as ``l`` instead of ``i``, a leading ``@`` as ``a`` and any
     other ``@`` as a masked letter.
     """
-    return list(_words(text, level, alt))
+    if level == "standard":
+        return standard_words(_fold_alt(text) if alt else fold(text), alt)
+    return split_words(text, level)
 
 
-@functools.lru_cache(maxsize=1024)
-def _words(text: str, level: Level, alt: bool) -> tuple[str, ...]:
-    # Cached: one event's text is read by the matcher, the alternate reading and the
-    # copy-paste key, and a raid repeats one text many times.
-    return tuple(_split_words(text, level, alt=alt))
-
-
-def _split_words(text: str, level: Level, *, alt: bool) -> list[str]:
+def split_words(text: str, level: Level) -> list[str]:
+    """The words of ``text`` at ``none`` or ``basic``."""
     if level == "none":
         return [w for w in _WORD_SPLIT.split(text) if w]
-    if level == "basic":
-        return [w for w in _WORD_SPLIT.split(basic(text)) if w]
-    return _standard_words(_fold_alt(text) if alt else fold(text), alt=alt)
+    return [w for w in _WORD_SPLIT.split(basic(text)) if w]
 
 
-TOKENS_KEPT = 16_384  # tokens with more than letters, with their words
+# The words of one token with more than letters (``_token_words``, or a cache of it:
+# modbot.rules.text.reader).
+TokenWords = Callable[[str, bool], Sequence[str]]
 
 
-def _standard_words(folded: str, *, alt: bool) -> list[str]:
+def standard_words(folded: str, alt: bool, token_words: TokenWords | None = None) -> list[str]:
+    """The ``standard`` words of a folded text (``fold``, or ``_fold_alt`` when ``alt``);
+    ``token_words`` reads each token with more than letters (a cache of ``_token_words``)."""
+    read = token_words or _token_words_tuple
     out: list[str] = []
     for token in _tokens(folded):
         if token.isalpha():
             out.append(token)  # letters only (most words): nothing to split, read or drop
         else:
-            out.extend(_token_words_of(token, alt))
+            out.extend(read(token, alt))
     return out
 
 
-@functools.lru_cache(maxsize=TOKENS_KEPT)
-def _token_words_of(token: str, alt: bool) -> tuple[str, ...]:
-    # Cached by token: a mutated raid changes a few tokens of each copy, and the others
-    # ("@raid_king", "now,", "tiktok.") are read again in every copy (bench/engine.py:
-    # a mutated raid event cost 2.7 times ordinary chat before).
+def _token_words_tuple(token: str, alt: bool) -> tuple[str, ...]:
     return tuple(_token_words(token, alt=alt))
 
 
@@ -290,15 +287,16 @@ def _token_words(token: str, *, alt: bool) -> list[str]:
     return out
 
 
-def has_ambiguous(text: str) -> bool:
+def has_ambiguous(text: str, folds: Callable[[str, bool], str] | None = None) -> bool:
     """Whether the text has characters with two readings (1 ! | I, a leading @, their
-    look-alikes)."""
+    look-alikes); ``folds(text, alt)`` folds it (a cache of ``fold_as``)."""
     if "I" in text or "@" in text or not AMBIGUOUS.isdisjoint(text):
         return True
     if text.isascii():
         return False
-    folded = fold(text)
-    return not AMBIGUOUS.isdisjoint(folded) or folded != _fold_alt(text)
+    folding = folds or fold_as
+    folded = folding(text, False)
+    return not AMBIGUOUS.isdisjoint(folded) or folded != folding(text, True)
 
 
 def squeeze(word: str) -> tuple[str, tuple[int, ...]]:
@@ -334,8 +332,12 @@ def _squeeze(word: str) -> tuple[str, tuple[int, ...]]:
     return "".join(letters), tuple(counts)
 
 
-@lru_cache(maxsize=RECENT)
 def similarity_key(text: str) -> str:
     """The text reduced for copy-paste comparison: standard words, squeezed, joined."""
+    return key_of(words(text, "standard"))
+
+
+def key_of(found: Sequence[str]) -> str:
+    """``similarity_key`` of a text with these standard words."""
     # Runs never cross a space between words: squeezing the joined words squeezes each.
-    return squeezed(SPACE.join(_words(text, "standard", False)))
+    return squeezed(SPACE.join(found))
