@@ -166,10 +166,15 @@ def _command(
     group: argparse._SubParsersAction[argparse.ArgumentParser],
     common: argparse.ArgumentParser,
     name: str,
+    handler: Callable[..., int] | None = None,
 ) -> argparse.ArgumentParser:
-    """A command of ``group`` that takes the global options, with its ``_TEXTS``."""
+    """A command of ``group`` that takes the global options, with its ``_TEXTS``, run by
+    ``handler`` (None: a group of commands)."""
     help_line, description = _TEXTS[name]
-    return group.add_parser(name, parents=[common], help=help_line, description=description)
+    command = group.add_parser(name, parents=[common], help=help_line, description=description)
+    if handler is not None:
+        command.set_defaults(handler=handler)
+    return command
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -188,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"modbot {__version__} ({build()})")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    demo = _command(commands, common, "demo")
+    demo = _command(commands, common, "demo", demo_command)
     demo.add_argument(
         "--duration",
         type=float,
@@ -216,19 +221,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="also write the stream's events to FILE in the replay format, for "
         "`modbot replay FILE --rules rules/`",
     )
-    demo.set_defaults(handler=demo_command)
 
     rules = _command(commands, common, "rules")
     rules_commands = rules.add_subparsers(dest="rules_command", metavar="ACTION", required=True)
-    check = _command(rules_commands, common, "check")
+    check = _command(rules_commands, common, "check", check_command)
     _rules_option(check, positional=True)
     check.add_argument(
         "--json",
         action="store_true",
         help='one JSON object per problem: {"file", "line", "col", "severity", "message"}',
     )
-    check.set_defaults(handler=check_command)
-    test = _command(rules_commands, common, "test")
+    test = _command(rules_commands, common, "test", test_command)
     _rules_option(test, positional=True)
     test.add_argument(
         "--text", help="the comment (or question) to evaluate; needed for those two kinds"
@@ -253,13 +256,11 @@ def build_parser() -> argparse.ArgumentParser:
         "1-diamond Rose for a gift, 1 like)",
     )
     test.add_argument("--json", action="store_true", help="one JSON object per decision")
-    test.set_defaults(handler=test_command)
 
-    replay = _command(commands, common, "replay")
+    replay = _command(commands, common, "replay", replay_command)
     replay.add_argument("events", type=Path, metavar="EVENTS.jsonl", help="the recorded events")
     _rules_option(replay)
     replay.add_argument("--json", action="store_true", help="one JSON object per decision")
-    replay.set_defaults(handler=replay_command)
 
     _add_operations(commands, common)
     add_nuke(commands, common)
@@ -268,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     auth = _command(commands, common, "auth")
     auth_commands = auth.add_subparsers(dest="auth_command", metavar="ACTION", required=True)
-    login_parser = _command(auth_commands, common, "login")
+    login_parser = _command(auth_commands, common, "login", login_command)
     login_parser.add_argument(
         "--scopes",
         action="append",
@@ -300,14 +301,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="nothing listens: approve on any device, then paste the address the browser "
         "was sent to (it need not load); the redirect URI's port is --port, default 8765",
     )
-    login_parser.set_defaults(handler=login_command)
 
-    status = _command(auth_commands, common, "status")
+    status = _command(auth_commands, common, "status", status_command)
     status.add_argument("--json", action="store_true", help="one JSON object instead of text")
-    status.set_defaults(handler=status_command)
 
-    logout = _command(auth_commands, common, "logout")
-    logout.set_defaults(handler=logout_command)
+    _command(auth_commands, common, "logout", logout_command)
     return parser
 
 
@@ -369,7 +367,7 @@ def _add_operations(
     common: argparse.ArgumentParser,
 ) -> None:
     """The commands of the running service: run, audit, undo, record."""
-    run = _command(commands, common, "run")
+    run = _command(commands, common, "run", run_command)
     _rules_option(run)
     run.add_argument(
         "--dry-run",
@@ -382,9 +380,8 @@ def _add_operations(
         metavar="HANDLES",
         help="comma-separated handles to watch (default: the streamers setting)",
     )
-    run.set_defaults(handler=run_command)
 
-    audit = _command(commands, common, "audit")
+    audit = _command(commands, common, "audit", audit_command)
     _audit_filters(audit)
     audit.add_argument(
         "--limit",
@@ -406,10 +403,9 @@ def _add_operations(
         const="json",
         help="the same as --format json",
     )
-    audit.set_defaults(handler=audit_command)
     add_audit_stats(audit, common)
 
-    undo = _command(commands, common, "undo")
+    undo = _command(commands, common, "undo", undo_command)
     undo.add_argument("ids", nargs="*", type=int, metavar="ID", help="audit entry ids")
     undo.add_argument("--rule", help="undo the done actions of this rule (needs --since)")
     undo.add_argument("--since", help="with --rule: since this long ago (10m) or ISO time")
@@ -422,9 +418,8 @@ def _add_operations(
     undo.add_argument(
         "--json", action="store_true", help="one JSON object per audit id instead of text"
     )
-    undo.set_defaults(handler=undo_command)
 
-    record = _command(commands, common, "record")
+    record = _command(commands, common, "record", record_command)
     record.add_argument("unique_id", metavar="UNIQUE_ID", help="the streamer's handle")
     record.add_argument(
         "-o",
@@ -443,7 +438,6 @@ def _add_operations(
     record.add_argument(
         "--json", action="store_true", help="the result as one JSON object instead of text"
     )
-    record.set_defaults(handler=record_command)
 
 
 def _audit_filters(parser: argparse.ArgumentParser) -> None:
