@@ -337,7 +337,10 @@ class Executor:
 
         Returns the final entry and whether a failure is worth trying again later.
         """
-        (entry_id,) = await self.store.add([intent.entry()], self.clock.now())
+        row = intent.entry()
+        if intent.calls_api:  # a restart meanwhile leaves the row to this process
+            row = replace(row, params={**row.params, **recovery.process_mark()})
+        (entry_id,) = await self.store.add([row], self.clock.now())
         if entry_id is None:
             msg = "the audit log already has this entry"
             raise AlreadyRecorded(msg)

@@ -7,12 +7,19 @@ happens to the replay (the row notes the try before the call), for at most
 ``RECOVER_CALL_LIMIT`` seconds, and all of them within ``RECOVER_BUDGET``: no row can
 hold start-up, or crash it twice. A chat message passes the speech check again (the
 rules may have changed since it was decided).
+
+A row that another process on this machine is still carrying out (an action by hand or
+an undo from the command line while the daemon restarts: :func:`process_mark` names the
+writer in the row) is left alone: that process finishes it, and calling it here too would
+do it twice. If that process dies first, the next start-up replays the row.
 """
 
 from __future__ import annotations
 
+import os
+import socket
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -37,6 +44,8 @@ async def recover(executor: Executor) -> tuple[int, int]:
     now = executor.clock.now()
     deadline = anyio.current_time() + RECOVER_BUDGET
     for entry in await store.pending():
+        if in_flight_elsewhere(entry):
+            continue
         intent, why = _replayable(entry, now)
         left = deadline - anyio.current_time()
         if intent is not None and left <= 0:
@@ -59,6 +68,29 @@ async def recover(executor: Executor) -> tuple[int, int]:
             await write([outcome])
         retried += 1
     return retried, given_up
+
+
+def process_mark() -> dict[str, Any]:
+    """The params that name the process writing a row it calls at once (``carry_out``)."""
+    return {"pid": os.getpid(), "host": socket.gethostname()[:100]}
+
+
+def in_flight_elsewhere(entry: Entry) -> bool:
+    """Whether a live process on this machine, not this one, wrote this pending row."""
+    pid, host = entry.params.get("pid"), entry.params.get("host")
+    if type(pid) is not int or pid <= 0 or pid == os.getpid():
+        return False
+    if host != socket.gethostname()[:100]:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, owned by another user
+    except OSError:
+        return False
+    return True
 
 
 def _replayable(entry: Entry, now: datetime) -> tuple[Intent | None, str | None]:

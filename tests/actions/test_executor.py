@@ -378,3 +378,49 @@ async def test_pending_intents_left_by_a_crash_are_resolved(
     assert len(fake.calls_to("ban")) == 1
     assert fake.calls_to("chat") == []
     assert await store.count("pending") == 0
+
+
+async def test_a_pending_row_another_live_process_is_calling_is_left_to_it(
+    executor: Executor, store: AuditStore, fake: FakeEuler, clock: FakeClock
+) -> None:
+    """A `modbot ban` by hand in flight while the daemon restarts: the daemon's recovery
+    must not call it too (it would be done twice); a row whose writer died is replayed."""
+    import socket
+    import subprocess
+    import sys
+    from dataclasses import replace
+
+    from modbot.actions.plan import intent_for
+
+    alive = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE
+    )
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    try:
+        host = socket.gethostname()[:100]
+        rows = []
+        for n, pid in ((1, alive.pid), (2, gone.pid)):
+            e = event(fake, clock, n)
+            row = intent_for(decision(e, "ban"), e).entry()
+            rows.append(replace(row, params={**row.params, "pid": pid, "host": host}))
+        first, second = await store.add(rows, clock.now())
+        assert await executor.recover() == (1, 0)
+        assert (await store.get(first)).status == "pending"  # type: ignore[union-attr]
+        assert (await store.get(second)).status == "done"  # type: ignore[union-attr]
+        assert len(fake.calls_to("ban")) == 1
+    finally:
+        alive.communicate(b"")
+
+
+async def test_a_call_made_at_once_names_its_process_in_the_row(
+    executor: Executor, store: AuditStore, fake: FakeEuler, clock: FakeClock
+) -> None:
+    import os
+
+    from modbot.actions.plan import intent_for
+
+    e = event(fake, clock)
+    entry, _ = await executor.carry_out(intent_for(decision(e, "ban"), e))
+    assert entry.status == "done"
+    assert entry.params["pid"] == os.getpid()
