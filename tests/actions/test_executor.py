@@ -392,12 +392,10 @@ async def test_a_pending_row_another_live_process_is_calling_is_left_to_it(
 
     from modbot.actions.plan import intent_for
 
-    alive = subprocess.Popen(
-        [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE
-    )
-    gone = subprocess.Popen([sys.executable, "-c", "pass"])
-    gone.wait()
-    try:
+    reading = [sys.executable, "-c", "import sys; sys.stdin.read()"]
+    async with await anyio.open_process(reading, stdin=subprocess.PIPE) as alive:
+        gone = await anyio.open_process([sys.executable, "-c", "pass"])
+        await gone.wait()
         host = socket.gethostname()[:100]
         rows = []
         for n, pid in ((1, alive.pid), (2, gone.pid)):
@@ -405,12 +403,14 @@ async def test_a_pending_row_another_live_process_is_calling_is_left_to_it(
             row = intent_for(decision(e, "ban"), e).entry()
             rows.append(replace(row, params={**row.params, "pid": pid, "host": host}))
         first, second = await store.add(rows, clock.now())
+        assert first is not None
+        assert second is not None
         assert await executor.recover() == (1, 0)
         assert (await store.get(first)).status == "pending"  # type: ignore[union-attr]
         assert (await store.get(second)).status == "done"  # type: ignore[union-attr]
         assert len(fake.calls_to("ban")) == 1
-    finally:
-        alive.communicate(b"")
+        assert alive.stdin is not None
+        await alive.stdin.aclose()
 
 
 async def test_a_call_made_at_once_names_its_process_in_the_row(
