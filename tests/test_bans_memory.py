@@ -11,7 +11,7 @@ import anyio
 import pytest
 
 from modbot.actions.memory import BanMemory
-from modbot.actions.undo import undo
+from modbot.actions.undo import undo, undo_carried
 from modbot.audit import bans
 from modbot.audit.records import NewEntry
 from modbot.audit.schema import MIGRATIONS, VERSION
@@ -90,6 +90,11 @@ def daemon_for(
     )
     daemon.rebans.poll = 0.05
     return daemon
+
+
+async def carried_done(state: Path) -> bool:
+    rows = await actions(state)
+    return any(r.rule == bans.REMEMBERED_RULE and r.status == "done" for r in rows)
 
 
 class TestCarriedIntoTheNextLive:
@@ -200,6 +205,37 @@ class TestCarriedIntoTheNextLive:
         (record,) = await read_bans(state, TROLL.user_id)
         assert result.entry is not None
         assert record.ended_by == result.entry.id
+
+    async def test_undo_of_the_ban_lifts_it_in_the_rooms_it_was_carried_into(
+        self,
+        fake: FakeEuler,
+        fake_server: LoopbackServer,
+        clock: FakeClock,
+        state: Path,
+        tmp_path: Path,
+    ) -> None:
+        """Undo of the original ban after it was carried into live 2: the viewer is
+        unbanned in live 2 as well (an unban there, linked to the carried ban)."""
+        daemon = daemon_for((fake, fake_server, state), clock, rules_dir(tmp_path, BAN_RULES))
+        async with running(daemon):
+            await fake.wait_connected("host_handle")
+            say(fake, "host_handle", TROLL, "zzbanword")
+            await until(lambda: TROLL.user_id in daemon.rebans.memory.users("host_handle"))
+            room = await new_live(fake, "host_handle")
+            join(fake, "host_handle", TROLL)
+            await until(lambda: len(bans_in(fake, room)) == 1)
+            with anyio.fail_after(10):  # the carried ban's outcome is written
+                while not await carried_done(state):  # noqa: ASYNC110 (a file, no event)
+                    await anyio.sleep(0.02)
+            (original,) = [r for r in await actions(state) if r.rule == "slur"]
+            assert daemon.executor is not None
+            assert daemon.store is not None
+            results = await undo_carried(daemon.executor, daemon.store, original.id)
+        assert [r.ok for r in results] == [True, True]
+        unbans = [c for c in fake.calls_to("unban", ok_only=True) if room in c.path]
+        assert len(unbans) == 1
+        (carried,) = [r for r in await actions(state) if r.rule == bans.REMEMBERED_RULE]
+        assert carried.undone_by is not None
 
     async def test_a_moderators_unban_ends_the_memory_at_once(
         self,

@@ -108,7 +108,7 @@ def audit_command(args: argparse.Namespace, settings: Settings, out: TextIO) -> 
 
 def undo_command(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     from modbot.actions.executor import Executor  # noqa: PLC0415
-    from modbot.actions.undo import undo  # noqa: PLC0415
+    from modbot.actions.undo import undo_carried  # noqa: PLC0415
     from modbot.audit.query import AuditFilter, FilterError, parse_when  # noqa: PLC0415
     from modbot.audit.store import AuditStore  # noqa: PLC0415
     from modbot.demo import is_demo_state, revived  # noqa: PLC0415
@@ -167,10 +167,11 @@ def undo_command(args: argparse.Namespace, settings: Settings, out: TextIO) -> i
                         print(_nothing(args), file=out)
                     return EXIT_OK
             for entry_id in ids:
-                result = await undo(executor, store, entry_id, reason=args.reason)
-                ok, record, text = _undo_outcome(entry_id, result)
-                failures += not ok
-                print(json.dumps(record, ensure_ascii=True) if args.json else text, file=out)
+                # a ban carried into later lives is lifted there too
+                for result in await undo_carried(executor, store, entry_id, reason=args.reason):
+                    ok, record, text = _undo_outcome(result.original_id, result)
+                    failures += not ok
+                    print(json.dumps(record, ensure_ascii=True) if args.json else text, file=out)
         return EXIT_FAILED if failures else EXIT_OK
 
     return anyio.run(reverse, backend="asyncio")
