@@ -19,6 +19,13 @@ timer are written together or not at all without a transaction around them.
 
 from __future__ import annotations
 
+# What an unban ends in ``bans``, whether its row is finished (``bans_end``) or written
+# done at once (``bans_end_recorded``, a moderator's unban recorded): one body, two triggers.
+_END_BAN = """UPDATE bans SET ended = NEW.updated, ended_by = NEW.id,
+            version = (SELECT max(version) + 1 FROM bans)
+        WHERE ended IS NULL AND user_id = NEW.user_id
+            AND (everywhere = 1 OR streamer = NEW.streamer COLLATE NOCASE);"""
+
 MIGRATIONS: tuple[str, ...] = (
     # 1: the first schema
     """
@@ -109,7 +116,7 @@ MIGRATIONS: tuple[str, ...] = (
     # command, a moderator's unban seen on the WebSocket) ends every memory of them that
     # applies to its streamer. ``version`` grows with every change: the daemon polls it.
     # The bans made before this version are remembered too, unless an unban came after.
-    """
+    f"""
     CREATE TABLE bans (
         action_id   INTEGER PRIMARY KEY REFERENCES actions(id),  -- the ban remembered
         user_id     TEXT    NOT NULL,
@@ -155,20 +162,14 @@ MIGRATIONS: tuple[str, ...] = (
     WHEN NEW.action = 'unban' AND NEW.status = 'done' AND OLD.status != 'done'
         AND NEW.user_id != ''
     BEGIN
-        UPDATE bans SET ended = NEW.updated, ended_by = NEW.id,
-            version = (SELECT max(version) + 1 FROM bans)
-        WHERE ended IS NULL AND user_id = NEW.user_id
-            AND (everywhere = 1 OR streamer = NEW.streamer COLLATE NOCASE);
+        {_END_BAN}
     END;
     CREATE TRIGGER bans_end_recorded AFTER INSERT ON actions
     WHEN NEW.action = 'unban' AND NEW.status = 'done' AND NEW.user_id != ''
     BEGIN
-        UPDATE bans SET ended = NEW.updated, ended_by = NEW.id,
-            version = (SELECT max(version) + 1 FROM bans)
-        WHERE ended IS NULL AND user_id = NEW.user_id
-            AND (everywhere = 1 OR streamer = NEW.streamer COLLATE NOCASE);
+        {_END_BAN}
     END;
-    """,
+    """,  # noqa: S608 (constant text: _END_BAN is this module's, nothing comes in)
     # 5: incidents (modbot/audit/incidents.py): the rows of one operation (a ban in every
     # streamer's room, a nuke, a raid swept whole), undone whole with `undo --incident N`.
     # ``incidents`` gives the numbers (no two processes share one); a row belongs to one
