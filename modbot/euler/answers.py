@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -273,18 +273,24 @@ def moderation_result(body: dict[str, Any], name: str) -> ModerationResult:
     return ModerationResult(status_code=status, data=inner.get("data"))
 
 
+def _listed(rows: object, name: str, what: str, each: str) -> Iterator[dict[str, Any]]:
+    """The rows of a list answer, in order, each an object: else ``BadResponse`` ("the
+    NAME answer has no WHAT" / "lists something that is not EACH", when reached)."""
+    if not isinstance(rows, list):
+        raise BadResponse(f"the {name} answer has no {what}", route=name)
+    for row in rows:
+        if not isinstance(row, dict):
+            raise BadResponse(f"the {name} answer lists something that is not {each}", route=name)
+        yield row
+
+
 def user_page(body: dict[str, Any], name: str) -> UserPage:
     payload = response_object(body, name)
     inner = payload.get("data", payload)
     if not isinstance(inner, dict):
         raise BadResponse(f"the {name} answer has no data object", route=name)
-    rows = inner.get("data")
-    if not isinstance(rows, list):
-        raise BadResponse(f"the {name} answer has no list", route=name)
     users = []
-    for row in rows:
-        if not isinstance(row, dict):
-            raise BadResponse(f"the {name} answer lists something that is not a user", route=name)
+    for row in _listed(inner.get("data"), name, "list", "a user"):
         raw_id = row.get("id_str") or row.get("id") or row.get("user_id")
         users.append(
             ListedUser(
@@ -307,12 +313,8 @@ def sensitive_words(body: dict[str, Any], name: str) -> list[SensitiveWord]:
     rows: object = inner.get("data") if isinstance(inner, dict) else inner
     if isinstance(rows, dict):
         rows = rows.get("words", rows.get("word_list"))
-    if not isinstance(rows, list):
-        raise BadResponse(f"the {name} answer has no list of words", route=name)
     words = []
-    for row in rows:
-        if not isinstance(row, dict):
-            raise BadResponse(f"the {name} answer lists something that is not a word", route=name)
+    for row in _listed(rows, name, "list of words", "a word"):
         word = row.get("word", row.get("content"))
         if not isinstance(word, str) or not word:
             raise BadResponse(f"the {name} answer lists a word without text", route=name)
