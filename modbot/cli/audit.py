@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 import anyio
 
 from modbot.actions.table import undoable
-from modbot.cli.output import EXIT_FAILED, EXIT_OK, EXIT_USAGE, fail, open_state_dir
+from modbot.cli.output import EXIT_FAILED, EXIT_OK, EXIT_USAGE, demo_or, fail, open_state_dir
 from modbot.clock import SystemClock
 from modbot.config import Settings
 from modbot.errors import ConfigError, ModbotError
@@ -111,7 +111,7 @@ def undo_command(args: argparse.Namespace, settings: Settings, out: TextIO) -> i
     from modbot.actions.undo import undo_carried  # noqa: PLC0415
     from modbot.audit.query import AuditFilter, FilterError, parse_when  # noqa: PLC0415
     from modbot.audit.store import AuditStore  # noqa: PLC0415
-    from modbot.demo import is_demo_state, revived  # noqa: PLC0415
+    from modbot.demo import is_demo_state  # noqa: PLC0415
 
     usage = _undo_usage(args)
     if usage:
@@ -144,14 +144,8 @@ def undo_command(args: argparse.Namespace, settings: Settings, out: TextIO) -> i
     async def reverse() -> int:
         failures = 0
         async with AsyncExitStack() as stack:
-            active = settings
-            if is_demo_state(path.parent):
-                print(
-                    "A `modbot demo` state directory: undoing against the demo's fake Euler "
-                    "server (nothing reaches TikTok).",
-                    file=sys.stderr if args.json else out,
-                )
-                active = await stack.enter_async_context(revived(path.parent))
+            note = sys.stderr if args.json else out
+            active = await demo_or(settings, path.parent, stack, note, doing="undoing against")
             store = await stack.enter_async_context(AuditStore.open(path))
             client, _, grant = await stack.enter_async_context(api_session(active, clock))
             executor = Executor(client, store, clock, granted_scopes=grant.scopes)

@@ -21,14 +21,13 @@ from modbot.cli.console_lists import (
     MANUAL_RULE,
     Console,
     Refused,
-    Usage,
     emit,
     reason,
     run_console,
     table,
     who_ran,
 )
-from modbot.cli.output import EXIT_FAILED, EXIT_OK, EXIT_USAGE, fail
+from modbot.cli.output import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Usage, fail
 from modbot.config import Settings
 from modbot.inert import shown
 

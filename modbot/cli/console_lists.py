@@ -26,7 +26,15 @@ from typing import TYPE_CHECKING, Any, TextIO
 import anyio
 
 from modbot.actions import manual
-from modbot.cli.output import EXIT_FAILED, EXIT_OK, EXIT_USAGE, fail, open_state_dir
+from modbot.cli.output import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    Usage,
+    demo_or,
+    fail,
+    open_state_dir,
+)
 from modbot.clock import SystemClock
 from modbot.config import Settings
 from modbot.errors import ModbotError, NotFound
@@ -46,10 +54,6 @@ if TYPE_CHECKING:
 
 class Refused(ModbotError):
     """A console command that cannot be done as asked (exit 1, one sentence)."""
-
-
-class Usage(ModbotError):
-    """A console command asked wrongly (exit 2, one sentence)."""
 
 
 # --- the commands' options -------------------------------------------------------------
@@ -187,20 +191,13 @@ async def console(settings: Settings, out: TextIO, *, quiet: bool) -> AsyncItera
     server again (said on stderr with ``--json``, else on ``out``)."""
     from modbot.actions.executor import Executor  # noqa: PLC0415
     from modbot.audit.store import AuditStore, default_db  # noqa: PLC0415
-    from modbot.demo import is_demo_state, revived  # noqa: PLC0415
     from modbot.euler.session import api_session  # noqa: PLC0415
 
     path: Path = default_db(settings.state_dir)
     clock = SystemClock()
     async with AsyncExitStack() as stack:
-        active = settings
-        if is_demo_state(path.parent):
-            print(
-                "A `modbot demo` state directory: talking to the demo's fake Euler server "
-                "(nothing reaches TikTok).",
-                file=sys.stderr if quiet else out,
-            )
-            active = await stack.enter_async_context(revived(path.parent))
+        note = sys.stderr if quiet else out
+        active = await demo_or(settings, path.parent, stack, note, doing="talking to")
         # the grant first: without credentials nothing is created (no ./var left behind)
         client, _, grant = await stack.enter_async_context(api_session(active, clock))
         open_state_dir(path.parent)
@@ -215,20 +212,14 @@ def run_console(
     out: TextIO,
     body: Callable[[Console], Awaitable[int]],
 ) -> int:
-    """Run ``body`` in a console; a Usage is exit 2, a Refused exit 1, both one sentence."""
+    """Run ``body`` in a console; a Usage (exit 2) or a Refused (exit 1) is said in one
+    sentence by the entry point, as every command's errors are."""
 
     async def main() -> int:
         async with console(settings, out, quiet=bool(getattr(args, "json", False))) as con:
             return await body(con)
 
-    try:
-        return anyio.run(main, backend="asyncio")
-    except Usage as exc:
-        fail(f"modbot: {exc}")
-        return EXIT_USAGE
-    except Refused as exc:
-        fail(f"modbot: error: {exc}")
-        return EXIT_FAILED
+    return anyio.run(main, backend="asyncio")
 
 
 def reason(args: argparse.Namespace) -> str | None:

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from modbot.cli.output import EXIT_FAILED, EXIT_USAGE, Handler, fail
+from modbot.cli.output import EXIT_FAILED, EXIT_USAGE, Handler, Usage, fail
 from modbot.cli.parser import build_parser
 from modbot.config import Settings, load_settings
 from modbot.errors import ConfigError, ModbotError
@@ -60,6 +60,9 @@ def _reported(handler: Handler, args: argparse.Namespace, settings: Settings, ou
             raise error from None
     except ConfigError as exc:
         fail(f"modbot: configuration error: {exc}")
+        return EXIT_USAGE
+    except Usage as exc:
+        fail(f"modbot: {exc}")
         return EXIT_USAGE
     except ModbotError as exc:
         fail(f"modbot: error: {exc}")

@@ -1,15 +1,18 @@
 """What every command shares: the exit codes, the handler type, one-line messages on
-stderr, the state directory's check and where the credentials are going."""
+stderr, a command asked wrongly, the state directory's check, a demo state directory's
+fake server, and where the credentials are going."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Callable
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import TextIO
 
 from modbot.config import DEFAULT_API_BASE_URL, Settings, url_host
+from modbot.errors import ModbotError
 from modbot.files import check_state_dir
 from modbot.inert import escaped, shown
 from modbot.log import scrub
@@ -20,6 +23,10 @@ EXIT_USAGE = 2
 
 
 Handler = Callable[[argparse.Namespace, Settings, TextIO], int]
+
+
+class Usage(ModbotError):
+    """A command asked wrongly (exit 2, one sentence: ``modbot: ...``)."""
 
 
 def fail(message: str) -> None:
@@ -34,6 +41,24 @@ def open_state_dir(directory: Path) -> None:
     warning = check_state_dir(directory)
     if warning:
         fail(f"modbot: warning: {warning}")
+
+
+async def demo_or(
+    settings: Settings, state: Path, stack: AsyncExitStack, note: TextIO, *, doing: str
+) -> Settings:
+    """The settings to act with: ``settings``, or on a ``modbot demo`` state directory the
+    demo's fake server revived in ``stack``, said on ``note`` ("... state directory:
+    DOING the demo's fake Euler server")."""
+    from modbot.demo import is_demo_state, revived  # noqa: PLC0415
+
+    if not is_demo_state(state):
+        return settings
+    print(
+        f"A `modbot demo` state directory: {doing} the demo's fake Euler server "
+        "(nothing reaches TikTok).",
+        file=note,
+    )
+    return await stack.enter_async_context(revived(state))
 
 
 def api_host(settings: Settings) -> tuple[str, bool]:
