@@ -36,8 +36,7 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None) -> 
             log_format=getattr(args, "log_format", None),
         )
     except ConfigError as exc:
-        fail(f"modbot: configuration error: {exc}")
-        return EXIT_USAGE
+        return _said(exc)
     configure(settings.log_format, level=level if level != "info" else settings.log_level)
     handler: Handler = args.handler
     try:
@@ -58,18 +57,27 @@ def _reported(handler: Handler, args: argparse.Namespace, settings: Settings, ou
             if error is None:
                 raise
             raise error from None
-    except ConfigError as exc:
-        fail(f"modbot: configuration error: {exc}")
-        return EXIT_USAGE
-    except Usage as exc:
-        fail(f"modbot: {exc}")
-        return EXIT_USAGE
     except ModbotError as exc:
-        fail(f"modbot: error: {exc}")
-        return EXIT_FAILED
+        return _said(exc)
     except OSError as exc:
         fail(f"modbot: error: {os_error(exc)}")
         return EXIT_FAILED
+
+
+# How an expected failure is said, by the first of these classes it is: the words after
+# "modbot: ", and the exit code.
+_SAID: tuple[tuple[type[ModbotError], str, int], ...] = (
+    (ConfigError, "configuration error: ", EXIT_USAGE),
+    (Usage, "", EXIT_USAGE),
+    (ModbotError, "error: ", EXIT_FAILED),
+)
+
+
+def _said(exc: ModbotError) -> int:
+    """Say a modbot error in one sentence on stderr; its exit code."""
+    prefix, code = next((p, c) for kind, p, c in _SAID if isinstance(exc, kind))
+    fail(f"modbot: {prefix}{exc}")
+    return code
 
 
 def os_error(exc: OSError) -> str:
