@@ -1,10 +1,10 @@
 """Wheel build hook: with ``MODBOT_COMPILE=1``, the per-event path is compiled by mypyc.
 
 The modules every event goes through (decoding, the event record, the rule engine with
-its text matching and state, the watcher's hand-off, the intents: ``COMPILED``) are
-compiled to C extensions by mypyc, which ships with mypy: the annotations that ``mypy
---strict`` checks become native code. Without the variable, or for an editable install,
-the wheel is pure Python.
+its text matching and state, the watcher and its hand-off to the engine in
+``modbot/streams.py``, the intents: ``COMPILED``) are compiled to C extensions by mypyc,
+which ships with mypy: the annotations that ``mypy --strict`` checks become native code.
+Without the variable, or for an editable install, the wheel is pure Python.
 
     MODBOT_COMPILE=1 pip install .        # needs a C compiler and the Python headers
 
@@ -72,6 +72,9 @@ COMPILED = (
     "modbot/rules/engine.py",
     "modbot/actions/plan.py",
     "modbot/euler/watcher.py",
+    # the watcher's hand-off (send_nowait_or_wait), called once an event: one coroutine,
+    # no class, no async generator
+    "modbot/streams.py",
 )
 MYPY_CONFIG = """\
 [mypy]
