@@ -114,7 +114,8 @@ class TestAuth:
         ]
 
     def test_login_derives_scopes_from_the_rules(self, euler_env, tmp_path):
-        """Without --scopes, the authorize URL asks for exactly what the rules' actions need."""
+        """Without --scopes, login asks for what the rules' actions need and what every
+        console command needs (moderators, keywords' sensitive words included)."""
         rules = tmp_path / "rules"
         rules.mkdir()
         (rules / "r.yaml").write_text(
@@ -129,7 +130,17 @@ class TestAuth:
         assert code == 0, out.getvalue()
         tokens = TokenStore(state).load()
         assert tokens is not None
-        assert tokens.scopes == {"webcast:bulk_live_check", "webcast:chat", "webcast:mute"}
+        assert tokens.scopes == {
+            "webcast:bulk_live_check",
+            "webcast:chat",
+            "webcast:mute",
+            # the console's, asked whatever the rules say
+            "webcast:ban",
+            "webcast:comments",
+            "webcast:moderators",
+            "webcast:sensitive_words",
+            "user:info",
+        }
 
     def test_login_refuses_when_rules_do_not_check(self, euler_env, tmp_path, capsys):
         """Broken rules give no scopes to derive: a clear error, not a guess."""
@@ -187,6 +198,23 @@ class TestAuth:
         for secret in (tokens.access_token, tokens.refresh_token):
             assert secret.get_secret_value() not in status.getvalue() + human.getvalue()
         assert "NOT allowed" in human.getvalue()
+        console = info["console"]
+        assert console["mute/unmute, mutes"] == {
+            "allowed": True,
+            "needs": ["webcast:mute"],
+            "missing": [],
+        }
+        assert console["say"]["allowed"] is True
+        assert console["moderators"] == {
+            "allowed": False,
+            "needs": ["webcast:moderators"],
+            "missing": ["webcast:moderators"],
+        }
+        assert console["keywords"]["missing"] == ["webcast:sensitive_words", "user:info"]
+        shown = human.getvalue()
+        assert "mute/unmute, mutes: yes (webcast:mute)" in shown
+        assert "moderators: no (webcast:moderators missing: run `modbot auth login`)" in shown
+        assert "ban/unban, bans: no (webcast:ban missing" in shown
 
         bye = io.StringIO()
         assert main(["auth", "logout", "--state-dir", str(state)], stdout=bye) == 0

@@ -30,10 +30,16 @@ from modbot.euler.session import client_for, oauth_config
 from modbot.inert import shown
 
 
-def requested_scopes(values: Sequence[str] | None, actions: Iterable[str] = ()) -> list[str]:
-    """Scopes from ``--scopes`` (comma/space separated), else what ``actions`` need."""
+def requested_scopes(
+    values: Sequence[str] | None, actions: Iterable[str] = (), *, console: bool = False
+) -> list[str]:
+    """Scopes from ``--scopes`` (comma/space separated), else what ``actions`` need
+    (and, with ``console``, what every console command needs too)."""
     if not values:
-        return scope_names.scopes_for_actions(actions)
+        wanted = set(scope_names.scopes_for_actions(actions))
+        if console:
+            wanted.update(scope_names.console_scopes())
+        return sorted(wanted)
     found: list[str] = []
     for value in values:
         for part in value.replace(",", " ").split():
@@ -59,7 +65,12 @@ def login_command(args: argparse.Namespace, settings: Settings, out: TextIO) -> 
             f"Scopes for the actions your rules use: {', '.join(sorted(actions)) or 'none'}",
             file=out,
         )
-    wanted = requested_scopes(args.scopes, actions)
+        print(
+            "and for the console commands (mute, ban, comments, say, moderators, keywords): "
+            f"{', '.join(scope_names.console_scopes())}",
+            file=out,
+        )
+    wanted = requested_scopes(args.scopes, actions, console=True)
     bad = scope_names.unknown_scopes(wanted)
     if bad:
         known = ", ".join(sorted(scope_names.KNOWN_SCOPES))
@@ -151,6 +162,7 @@ def status_command(args: argparse.Namespace, settings: Settings, out: TextIO) ->
         return EXIT_FAILED
     now = SystemClock().timestamp()
     allowed = scope_names.allowed_actions(tokens.scopes)
+    console = scope_names.allowed_console(tokens.scopes)
     refresh_dead = tokens.refresh_expired(now)
     info: dict[str, Any] = {
         "logged_in": not refresh_dead,
@@ -161,6 +173,7 @@ def status_command(args: argparse.Namespace, settings: Settings, out: TextIO) ->
         "refresh_expired": refresh_dead,
         "scopes": sorted(tokens.scopes),
         "actions": allowed,
+        "console": console,
         "api_host": host,
         "api_host_is_euler": default_host,
     }
@@ -190,6 +203,15 @@ def status_command(args: argparse.Namespace, settings: Settings, out: TextIO) ->
             f"  {action:<9} {'allowed' if ok else 'NOT allowed, rules will observe'}{need}",
             file=out,
         )
+    print("Console commands:", file=out)
+    for command, row in console.items():
+        needs = ", ".join(row["needs"])
+        if row["allowed"]:
+            print(f"  {command}: yes ({needs})", file=out)
+        else:
+            missing = ", ".join(row["missing"])
+            print(f"  {command}: no ({missing} missing: run `modbot auth login`)", file=out)
+    print("  nuke: as its --then action (mute or ban above)", file=out)
     if refresh_dead:
         print("The refresh token has expired: the streamer must run `modbot auth login`.", file=out)
         return EXIT_FAILED

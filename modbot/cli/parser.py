@@ -119,8 +119,9 @@ _TEXTS: dict[str, tuple[str, str]] = {
         ),
     ),
     "status": (
-        "show token expiry, granted scopes and the rule actions they allow",
-        "Show the stored grant. Never prints a token.",
+        "show token expiry, granted scopes and the rule actions and console commands they allow",
+        "Show the stored grant: which rule actions and console commands it allows, and the "
+        "scope each one lacks. Never prints a token.",
     ),
     "logout": (
         "revoke the stored tokens at Euler and delete them",
@@ -275,7 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         metavar="SCOPES",
         help="scopes to request, comma or space separated (repeatable); default: what the "
-        "actions of the rules need, plus webcast:bulk_live_check",
+        "actions of the rules need, plus webcast:bulk_live_check, plus what every console "
+        "command needs (mute, ban, comments, chat, moderators, sensitive_words, user:info); "
+        "give --scopes to ask for fewer",
     )
     _rules_option(
         login_parser,

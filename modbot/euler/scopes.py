@@ -7,6 +7,7 @@ both spellings are accepted everywhere and stored in the API's spelling.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
+from typing import TypedDict
 
 from modbot.actions.table import kind_of, rule_actions
 
@@ -97,3 +98,43 @@ def allowed_actions(granted: Iterable[str]) -> dict[str, bool]:
 def unknown_scopes(scopes: Iterable[str]) -> list[str]:
     """The names in ``scopes`` that are neither API scopes nor known aliases."""
     return sorted({s for s in scopes if canonical(s) not in KNOWN_SCOPES})
+
+
+# What each console command needs (docs/console.md). `modbot auth login` asks for all of
+# them by default, beside what the rules need: the console is part of modbot, so a grant
+# made by a plain login lets every console command work. `nuke` acts through its --then
+# action (mute or ban), so it needs that action's scope.
+CONSOLE_COMMANDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("mute/unmute, mutes", ("webcast:mute",)),
+    ("ban/unban, bans", ("webcast:ban",)),
+    ("comments", ("webcast:comments",)),
+    ("say", ("webcast:chat",)),
+    ("moderators", ("webcast:moderators",)),
+    ("keywords", ("webcast:sensitive_words", "user:info")),
+)
+
+
+def console_scopes() -> list[str]:
+    """Every scope a console command needs, in a stable order."""
+    return sorted({s for _, needed in CONSOLE_COMMANDS for s in needed})
+
+
+class ConsoleGrant(TypedDict):
+    """Whether the grant allows one console command (the shape of ``auth status --json``)."""
+
+    allowed: bool
+    needs: list[str]
+    missing: list[str]
+
+
+def allowed_console(granted: Iterable[str]) -> dict[str, ConsoleGrant]:
+    """For each console command, whether the grant allows it and what is missing."""
+    have = {canonical(s) for s in granted}
+    return {
+        command: ConsoleGrant(
+            allowed=all(s in have for s in needed),
+            needs=list(needed),
+            missing=[s for s in needed if s not in have],
+        )
+        for command, needed in CONSOLE_COMMANDS
+    }
