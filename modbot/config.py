@@ -14,6 +14,7 @@ owner (like the token file), and no validator message quotes the value it reject
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import os
 import re
@@ -135,6 +136,9 @@ class Settings(BaseSettings):
     http_timeout: float = Field(default=10.0, gt=0, le=120.0)
     max_attempts: int = Field(default=5, ge=1, le=20)
     max_retry_wait: float = Field(default=60.0, ge=0, le=3600.0)
+    # The HTTP library of the API calls: httpx's own (httpcore, h11) or aiohttp
+    # (modbot.euler.aio; optional: pip install 'modbot[aiohttp]').
+    http_transport: Literal["httpcore", "aiohttp"] = "httpcore"
 
     @classmethod
     def settings_customise_sources(
@@ -180,6 +184,14 @@ class Settings(BaseSettings):
             if handle.lower() not in (h.lower() for h in handles):
                 handles.append(handle)
         return handles
+
+    @field_validator("http_transport")
+    @classmethod
+    def _check_transport(cls, value: str) -> str:
+        if value == "aiohttp" and importlib.util.find_spec("aiohttp") is None:
+            msg = "aiohttp is not installed (pip install 'modbot[aiohttp]'), or choose httpcore"
+            raise ValueError(msg)
+        return value
 
     @field_validator("routes")
     @classmethod

@@ -14,7 +14,7 @@ import anyio
 from modbot.clock import Clock
 from modbot.config import Settings
 from modbot.errors import ConfigError
-from modbot.euler.client import EulerClient, TokenProvider
+from modbot.euler.client import EulerClient, TokenProvider, api_transport
 from modbot.euler.oauth import OAuthClientConfig, TokenManager, TokenStore
 from modbot.euler.policy import RetryPolicy
 from modbot.euler.tokens import TokenSet
@@ -39,6 +39,7 @@ def client_for(
         tokens=tokens,
         routes=settings.routes,
         timeout=settings.http_timeout,
+        transport=api_transport(library=settings.http_transport),
         retry=RetryPolicy(max_attempts=settings.max_attempts, max_wait=settings.max_retry_wait),
         clock=clock,
     )

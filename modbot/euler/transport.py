@@ -14,7 +14,7 @@ from __future__ import annotations
 import ssl
 from collections.abc import AsyncIterator
 from types import TracebackType
-from typing import Self
+from typing import Literal, Self
 
 import httpx
 
@@ -44,10 +44,14 @@ def api_ssl_context() -> ssl.SSLContext:
 
 
 def api_transport(
-    max_connections: int = MAX_CONNECTIONS, pool_size: int = POOL_SIZE
+    max_connections: int = MAX_CONNECTIONS,
+    pool_size: int = POOL_SIZE,
+    library: Literal["httpcore", "aiohttp"] = "httpcore",
 ) -> httpx.AsyncBaseTransport:
     """The HTTP transport of the API client: httpx's own (httpcore's pool, h11's parser),
-    as pools of at most ``pool_size`` connections (``max_connections`` in all).
+    as pools of at most ``pool_size`` connections (``max_connections`` in all); or, with
+    ``library="aiohttp"`` (the ``http_transport`` setting), one aiohttp session of
+    ``max_connections`` (``modbot.euler.aio``, an optional dependency).
 
     Why pools: httpcore's pool looks at every one of its connections, and every queued
     request, each time a request comes or an answer is closed (an idle connection's
@@ -67,6 +71,10 @@ def api_transport(
     given no proxy. The environment is trusted for one thing: the CA bundle
     (``SSL_CERT_FILE`` / ``SSL_CERT_DIR``, see ``api_ssl_context``).
     """
+    if library == "aiohttp":
+        from modbot.euler.aio import AiohttpTransport  # noqa: PLC0415 (optional)
+
+        return AiohttpTransport(max_connections)
     context = api_ssl_context()
     sizes = [pool_size] * (max_connections // pool_size)
     if max_connections % pool_size:
