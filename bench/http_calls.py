@@ -56,8 +56,11 @@ TRANSPORTS: dict[str, Callable[[], httpx.AsyncBaseTransport]] = {
 
 def _transport(name: str) -> Callable[[], httpx.AsyncBaseTransport]:
     """A transport by name: ``httpcore:N`` is the API's as one pool of N connections,
-    ``pools:N/M`` as N connections in pools of M."""
+    ``pools:N/M`` as N connections in pools of M, ``aiohttp:N`` modbot.euler.aio's
+    aiohttp session of N connections (MODBOT_HTTP_TRANSPORT=aiohttp)."""
     kind, _, shape = name.partition(":")
+    if kind == "aiohttp":
+        return lambda: api_transport(int(shape or 32), library="aiohttp")
     if kind == "httpcore" and shape:
         return lambda: api_transport(int(shape), int(shape))
     if kind == "pools":
@@ -119,7 +122,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument(
-        "--transport", default="httpcore", help=", ".join([*TRANSPORTS, "httpcore:N", "pools:N/M"])
+        "--transport",
+        default="httpcore",
+        help=", ".join([*TRANSPORTS, "httpcore:N", "pools:N/M", "aiohttp:N"]),
     )
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
