@@ -54,6 +54,7 @@ from modbot.euler.tokens import token_set_from_answer
 from modbot.events import Event
 from modbot.fake.scenario import ScenarioRunner, load_scenario
 from modbot.fake.server import FakeEuler
+from modbot.fake.world import moderation_state, restore_moderation
 from modbot.files import write_private
 from modbot.inert import shown
 from modbot.log import configure
@@ -62,9 +63,10 @@ from modbot.rules.engine import Decision
 
 SETTLE = 2.0  # seconds after the last scripted event for the last calls to finish
 MARKER = "demo.json"
+WORLD = "demo_world.json"  # the fake's lists and keyword filter, kept between commands
 NOT_DONE = "; not done: "  # how a skipped intent's reason is appended to its detail
 # What a demo leaves in its state directory: removed before the next demo there.
-DEMO_FILES = (MARKER, "tokens.json", "audit.db", "audit.db-wal", "audit.db-shm")
+DEMO_FILES = (MARKER, WORLD, "tokens.json", "audit.db", "audit.db-wal", "audit.db-shm")
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
@@ -200,6 +202,7 @@ async def run_demo(
                 screen.finish(daemon, runner)
                 daemon.stop()
             _remember(state_dir, fake, handle)  # with the rooms of every stream played
+            _keep_world(state_dir, fake, handle)
             if code:
                 return code
     finally:
@@ -401,6 +404,36 @@ def _remember(state_dir: Path, fake: FakeEuler, handle: str) -> None:
     write_private(state_dir / MARKER, json.dumps(marker, indent=2).encode())
 
 
+def _keep_world(state_dir: Path, fake: FakeEuler, handle: str) -> None:
+    """Write ``demo_world.json``: the fake's mutes, bans, moderators and keyword filter,
+    so the next command on this state directory finds them as this one left them."""
+    state = moderation_state(fake.world, fake.streamer(handle))
+    write_private(state_dir / WORLD, json.dumps(state, indent=2).encode())
+
+
+def _revive_world(state_dir: Path, fake: FakeEuler, handle: str) -> None:
+    """Read ``demo_world.json`` back; a missing one is an empty world, a broken or hostile
+    one too, said once on stderr."""
+    path = state_dir / WORLD
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        problem = type(exc).__name__
+    else:
+        try:
+            restore_moderation(fake.world, fake.streamer(handle), json.loads(text))
+        except (ValueError, RecursionError) as exc:
+            problem = shown(str(exc), 120)
+        else:
+            return
+    sys.stderr.write(
+        f"modbot: warning: {path} is not readable ({problem}); the demo's fake server "
+        "starts with empty lists and keyword filter\n"
+    )
+
+
 def is_demo_state(state_dir: Path) -> bool:
     return (state_dir / MARKER).is_file()
 
@@ -438,8 +471,12 @@ async def revived(state_dir: Path) -> AsyncIterator[Settings]:
         tokens.scopes,
         handle,
     )
-    async with serve(fake.app) as server:
-        yield _settings(fake, server, state_dir, handle)
+    _revive_world(state_dir, fake, handle)
+    try:
+        async with serve(fake.app) as server:
+            yield _settings(fake, server, state_dir, handle)
+    finally:
+        _keep_world(state_dir, fake, handle)
 
 
 async def _summary(state_dir: Path, finished: bool, screen: _Screen, record: Path | None) -> None:

@@ -70,7 +70,73 @@ def test_the_demo_moderates_the_scripted_stream(tmp_path: Path) -> None:
     again = io.StringIO()
     assert main(["undo", "--state-dir", str(state), str(ban["id"]), "-q"], stdout=again) == 1
     assert "already undone" in again.getvalue()
+    # The demo's fake world is kept between commands: a second keyword sync finds the
+    # words the first one added (it changes nothing and says nothing was taken out).
+    first = io.StringIO()
+    sync = ["keywords", "sync", "--state-dir", str(state), "--list", "scam", "-q"]
+    sync += ["--rules", str(REPO / "rules")]
+    assert main(sync, stdout=first) == 0, first.getvalue()
+    assert re.search(r"Changed [1-9]\d* word\(s\)", first.getvalue()), first.getvalue()
+    second = io.StringIO()
+    assert main(sync, stdout=second) == 0, second.getvalue()
+    assert "Changed 0 word(s)" in second.getvalue(), second.getvalue()
+    assert "taken out by someone else" not in second.getvalue()
+    assert stat.S_IMODE((state / "demo_world.json").stat().st_mode) == 0o600
 
 
 def test_the_demo_needs_a_rules_directory(tmp_path: Path) -> None:
     assert main(["demo", "--rules", str(tmp_path / "missing")]) == 2
+
+
+def test_a_broken_demo_world_starts_empty_with_one_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A hostile demo_world.json: the fake starts with empty lists, said once; the next
+    command finds a good file again."""
+    import anyio
+
+    from modbot.demo import WORLD, revived
+    from modbot.euler.oauth import TokenStore
+    from modbot.euler.tokens import token_set_from_answer
+    from modbot.fake.server import FakeEuler
+
+    state = tmp_path / "demo"
+    state.mkdir()
+    fake = FakeEuler(api_key="demo-k", client_id="demo-client", client_secret="demo-s")
+    streamer = fake.add_streamer("host_handle", live=True)
+    marker = {
+        "api_key": "demo-k",
+        "client_id": "demo-client",
+        "client_secret": "demo-s",
+        "streamer": "host_handle",
+        "room_id": streamer.room_id,
+        "past_rooms": [],
+        "owner_user_id": streamer.user_id,
+        "live": True,
+    }
+    (state / "demo.json").write_text(json.dumps(marker))
+    from modbot.euler.scopes import KNOWN_SCOPES
+
+    TokenStore(state).save(
+        token_set_from_answer(fake.issue_tokens(KNOWN_SCOPES, account="host_handle"), 0.0)
+    )
+    for hostile in (
+        "{not json",
+        '{"bans": "everyone", "mutes": {"1": "soon"}}',
+        '{"mutes": {"1": 1e999}}',
+        "[" * 100_000,
+    ):
+        (state / WORLD).write_text(hostile)
+
+        async def look() -> None:
+            async with revived(state):
+                pass
+
+        anyio.run(look)
+        err = capsys.readouterr().err
+        assert err.count("warning") == 1, err
+        assert "starts with empty lists" in err
+        # Written back whole at exit: the next revival reads it without a warning.
+        anyio.run(look)
+        assert capsys.readouterr().err == ""
+        assert json.loads((state / WORLD).read_text())["bans"] == []

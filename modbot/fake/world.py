@@ -7,6 +7,7 @@ drive it through ``FakeEuler`` (go live, go offline, add a streamer).
 
 from __future__ import annotations
 
+import math
 import secrets
 from dataclasses import dataclass, field
 
@@ -140,3 +141,62 @@ class World:
             streamer.is_live = True
             streamer.comments_enabled = True
         return streamer
+
+
+def moderation_state(world: World, streamer: FakeStreamer) -> dict[str, object]:
+    """What TikTok keeps of ``streamer``'s moderation between lives, as plain JSON: who is
+    muted (until when) and banned, the moderators, the keyword filter, comments on/off."""
+    return {
+        "comments_enabled": streamer.comments_enabled,
+        "mutes": dict(streamer.mutes),
+        "bans": sorted(streamer.bans),
+        "moderators": sorted(streamer.moderators),
+        "sensitive_words": dict(streamer.sensitive_words),
+        "names": {uid: list(pair) for uid, pair in world.names.items()},
+        "next_word_id": world._next_word_id,  # noqa: SLF001
+    }
+
+
+def restore_moderation(world: World, streamer: FakeStreamer, data: object) -> None:
+    """Put back what :func:`moderation_state` wrote. Hostile data raises ValueError and
+    changes nothing (every field is checked before any is set)."""
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    comments = data.get("comments_enabled", True)
+    mutes = data.get("mutes", {})
+    bans = data.get("bans", [])
+    moderators = data.get("moderators", [])
+    words = data.get("sensitive_words", {})
+    names = data.get("names", {})
+    next_word = data.get("next_word_id", world._next_word_id)  # noqa: SLF001
+    if not isinstance(comments, bool):
+        raise ValueError("comments_enabled is not true/false")
+    if not isinstance(mutes, dict) or not all(
+        isinstance(k, str) and (v is None or (isinstance(v, int | float) and math.isfinite(v)))
+        for k, v in mutes.items()
+    ):
+        raise ValueError("mutes is not {user id: until or null}")
+    for label, ids in (("bans", bans), ("moderators", moderators)):
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise ValueError(f"{label} is not a list of user ids")
+    if not isinstance(words, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in words.items()
+    ):
+        raise ValueError("sensitive_words is not {word id: word}")
+    if not isinstance(names, dict) or not all(
+        isinstance(k, str)
+        and isinstance(v, list)
+        and len(v) == 2
+        and all(isinstance(x, str) for x in v)
+        for k, v in names.items()
+    ):
+        raise ValueError("names is not {user id: [handle, nickname]}")
+    if not isinstance(next_word, int) or isinstance(next_word, bool):
+        raise ValueError("next_word_id is not a number")
+    streamer.comments_enabled = comments
+    streamer.mutes = {k: None if v is None else float(v) for k, v in mutes.items()}
+    streamer.bans = set(bans)
+    streamer.moderators = set(moderators)
+    streamer.sensitive_words = dict(words)
+    world.names.update({k: (v[0], v[1]) for k, v in names.items()})
+    world._next_word_id = max(world._next_word_id, next_word)  # noqa: SLF001
