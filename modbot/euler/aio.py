@@ -87,18 +87,23 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                     sock_read=read,
                 ),
             )
-        except Exception as exc:  # each mapped: sent, or surely not
-            raise _mapped(exc, request) from exc
-        return httpx.Response(
-            answer.status,
-            headers=list(answer.raw_headers),
-            stream=_Body(answer, request),
-            extensions={
-                "http_version": b"HTTP/%d.%d" % (answer.version or (1, 1)),
-                "reason_phrase": (answer.reason or "").encode("ascii", "replace"),
-            },
-            request=request,
-        )
+        except Exception as exc:  # noqa: BLE001 (each mapped: sent, or surely not)
+            failure = _mapped(exc, request)
+        else:
+            return httpx.Response(
+                answer.status,
+                headers=list(answer.raw_headers),
+                stream=_Body(answer, request),
+                extensions={
+                    "http_version": b"HTTP/%d.%d" % (answer.version or (1, 1)),
+                    "reason_phrase": (answer.reason or "").encode("ascii", "replace"),
+                },
+                request=request,
+            )
+        # Raised outside the handler, so that aiohttp's exception is neither its cause
+        # nor its context: the repr of aiohttp's request_info shows the request's
+        # headers, the API key and the streamer's token among them.
+        raise failure
 
     async def __aenter__(self) -> Self:
         return self
@@ -127,12 +132,15 @@ class _Body(httpx.AsyncByteStream):
         self._read = False
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
+        failure: Exception | None = None
         try:
             async for chunk in self._answer.content.iter_any():
                 yield chunk
             self._read = True
-        except Exception as exc:  # mapped as in handle_async_request
-            raise _mapped(exc, self._request) from exc
+        except Exception as exc:  # noqa: BLE001 (mapped as in handle_async_request)
+            failure = _mapped(exc, self._request)
+        if failure is not None:
+            raise failure  # outside the handler: no aiohttp exception in its chain
 
     async def aclose(self) -> None:
         answer = self._answer

@@ -668,6 +668,35 @@ async def _silent(stream: anyio.abc.SocketStream, seen: list[bytes]) -> None:
     await anyio.sleep_forever()
 
 
+def _chain(exc: BaseException | None) -> list[BaseException]:
+    seen: list[BaseException] = []
+    while exc is not None and exc not in seen:
+        seen.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return seen
+
+
+class TestSecrets:
+    @pytest.mark.parametrize(
+        "answer",
+        [b"SMTP ready\r\n\r\n", _head(b"Content-Length: 40") + b'{"co', b""],
+        ids=["not-http", "cut-short", "no-answer"],
+    )
+    async def test_no_exception_in_a_failures_chain_shows_the_credentials(self, answer: bytes):
+        """aiohttp's exceptions carry the request's headers in their repr: none of
+        them may reach the caller, as cause or context."""
+        async with serve(broken_first(answer)) as (url, _), client(url) as api:
+            api._tokens = _Tokens()
+            with pytest.raises((ApiUnavailable, BadResponse)) as info:
+                await api.send_chat("7", "hello")
+        chain = _chain(info.value)
+        assert len(chain) >= 2  # the ApiError and what it stands for
+        for exc in chain:
+            for text in (repr(exc), str(exc), repr(vars(exc))):
+                assert KEY not in text
+                assert "streamer-token" not in text
+
+
 class TestMaybeSent:
     """A request that may have reached Euler is never sent again for a call that is not
     idempotent (a chat message would be posted twice): whatever the transport, a
