@@ -43,6 +43,7 @@ import yaml
 from pydantic import SecretStr
 
 from modbot.actions.table import describe as described
+from modbot.audit import requests
 from modbot.audit.query import AuditFilter
 from modbot.audit.store import AuditStore, Entry, default_db
 from modbot.config import Settings
@@ -52,7 +53,7 @@ from modbot.euler.oauth import TokenStore
 from modbot.euler.scopes import KNOWN_SCOPES
 from modbot.euler.tokens import token_set_from_answer
 from modbot.events import Event
-from modbot.fake.scenario import ScenarioRunner, load_scenario
+from modbot.fake.scenario import NukeStep, ScenarioRunner, load_scenario
 from modbot.fake.server import FakeEuler
 from modbot.fake.world import moderation_state, restore_moderation
 from modbot.files import write_private
@@ -155,9 +156,10 @@ async def run_demo(
         client_secret="demo-" + secrets.token_hex(12),
     )
     scenario = load_scenario(yaml.safe_load(scenario_text()))
-    runner = ScenarioRunner(fake, scenario, speed=speed)
     handle = scenario.streamer.unique_id
-    screen = _Screen(out, scenario.duration / speed)
+    nuker = _Nuker(speed, handle)
+    runner = ScenarioRunner(fake, scenario, speed=speed, on_nuke=nuker.nuke)
+    screen = nuker.screen = _Screen(out, scenario.duration / speed)
     # Log lines never land on the progress line: it is cleared before each one.
     configure(
         log_format, level=log_level, stream=cast("TextIO", _LogStream(screen, logs or sys.stderr))
@@ -173,6 +175,7 @@ async def run_demo(
                 update={"rules_dir": rules[0]}
             )
             daemon = _DemoDaemon(settings, rule_paths=rules, handle_signals=False, record=sink)
+            nuker.daemon = daemon
             if fresh:
                 screen.say(f"modbot demo: {fresh}.")
             screen.say(
@@ -210,6 +213,43 @@ async def run_demo(
             sink.close()
     await _summary(state_dir, runner.done.is_set(), screen, record)
     return 0 if runner.done.is_set() else 1
+
+
+class _Nuker:
+    """The scenario's ``modbot nuke``: a request in the audit database, as the command
+    writes it, taken by the daemon's sweeper (the same path as the command's)."""
+
+    def __init__(self, speed: float, handle: str) -> None:
+        self.speed = speed
+        self.handle = handle
+        self.daemon: Daemon | None = None
+        self.screen: _Screen | None = None
+
+    async def nuke(self, step: NukeStep) -> None:
+        if self.daemon is None or self.daemon.store is None:
+            return
+        order = nuke_order(step, self.speed, self.handle)
+        await requests.submit(self.daemon.store, "nuke", order, self.daemon.clock.now())
+        if self.screen is not None:
+            self.screen.say(
+                f"modbot demo: a moderator runs `modbot nuke {order['pattern']!r} "
+                f"--then {order['then']!r}`",
+                cut=True,
+            )
+
+
+def nuke_order(step: NukeStep, speed: float, handle: str) -> dict[str, Any]:
+    """The request ``modbot nuke`` would write for ``step``, its spans in real seconds."""
+    then = "ban" if step.mute is None else f"mute {max(1, round(step.mute / speed))}s"
+    return {
+        "pattern": step.pattern,
+        "then": then,
+        "since_s": step.since / speed,
+        "for_s": step.for_ / speed,
+        "streamer": handle,
+        "reason": "the demo's raid",
+        "by": "demo",
+    }
 
 
 def _cells(text: str) -> int:

@@ -54,6 +54,29 @@ def test_the_demo_moderates_the_scripted_stream(tmp_path: Path) -> None:
     assert {"mute", "ban", "reply", "comments"} <= done
     # The moderator's insult and the ordinary chat were never actioned.
     assert not any(r["unique_id"] in ("mod_max", "ana", "ben", "chloe") for r in rows)
+    # Scene 1, the nuke: every raider muted by the demo's `modbot nuke`, as one incident.
+    nuked = [r for r in rows if r["rule"] == "nuke" and r["action"] == "mute"]
+    assert {r["unique_id"] for r in nuked} == {f"raider_{i}" for i in range(1, 13)}
+    assert {r["status"] for r in nuked} == {"done"}
+    assert len({r["incident"] for r in nuked}) == 1
+    assert nuked[0]["incident"] is not None
+    # Scene 2, the ban carried into the next live: the troll banned in live 1 joins
+    # live 2 (another room) and is banned there, linked to the first ban.
+    first_ban = next(r for r in rows if r["unique_id"] == "troll" and r["rule"] == "slurs")
+    carried = next(r for r in rows if r["unique_id"] == "troll" and r["rule"] == "remembered")
+    assert first_ban["status"] == carried["status"] == "done"
+    assert carried["params"]["remembered"] == first_ban["id"]
+    assert carried["room_id"] != first_ban["room_id"]
+    # Scene 3, the human first: the moderator's later mute of raider_3 is recorded, and
+    # the nuke's unmute timer leaves it (the others are lifted).
+    human = next(r for r in rows if r["rule"] == "moderator" and r["unique_id"] == "raider_3")
+    assert human["action"] == "mute"
+    assert human["params"]["operator"] == "mod_max"
+    unmutes = {r["unique_id"]: r for r in rows if r["rule"] == "nuke" and r["action"] == "unmute"}
+    assert unmutes["raider_3"]["status"] == "skipped"
+    assert "a moderator (@mod_max) muted the viewer" in unmutes["raider_3"]["detail"]
+    assert unmutes["raider_4"]["status"] == "done"
+    assert "modbot nuke 'free gifts'" in text
     # The progress line (not a terminal here: plain lines) ends with the totals.
     assert re.search(
         r"s\] stream (live|offline): \d+ events read, \d+ decisions, \d+ actions done", text

@@ -16,12 +16,17 @@ A scenario is YAML (or the same structure built in Python)::
 
 Step kinds: ``live``, ``comment``, ``emote``, ``gift``, ``join``, ``like``, ``follow``,
 ``share``, ``question``, ``viewers``, ``raid`` (one text from many fresh accounts) and
-``flood`` (many comments from one account). Times are seconds from the start, divided
-by ``speed`` when run.
+``flood`` (many comments from one account), ``moderator`` (a human moderator of the
+room acts as in the TikTok app: ``{user: mod_1, action: mute, target: viewer_1, for: 60}``,
+sent as the WebSocket's member message) and ``nuke`` (``modbot nuke`` asked of the
+daemon: ``{pattern: "follow me", since: 30, mute: 60}``, run by the ``on_nuke`` hook of
+the runner, a step skipped without one). Times are seconds from the start, divided by
+``speed`` when run; so are a step's own spans (``for``, ``since``, ``mute``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from modbot.fake import messages as msgs
 from modbot.fake.messages import Traits, Viewer
+from modbot.fake.moderators import moderator_acts
 from modbot.fake.server import FakeEuler
 
 
@@ -78,6 +84,33 @@ class RaidStep(_Model):
     prefix: str = "raider"
 
 
+class ModeratorStep(_Model):
+    """A human moderator's action (a name of ``messages.MEMBER_ACTIONS``)
+    on ``target`` (a user, or a raider by its name ``raider_N``; none: on the room)."""
+
+    user: str
+    action: str
+    target: str | None = None
+    for_: float | None = Field(default=None, alias="for", gt=0)  # a mute's length
+
+    @model_validator(mode="after")
+    def _known_action(self) -> ModeratorStep:
+        if self.action not in msgs.MEMBER_ACTIONS:
+            known = ", ".join(msgs.MEMBER_ACTIONS)
+            msg = f"a moderator's action is one of {known}, not {self.action!r}"
+            raise ValueError(msg)
+        return self
+
+
+class NukeStep(_Model):
+    """``modbot nuke PATTERN --since SINCE --then "mute MUTE" --for FOR`` (seconds)."""
+
+    pattern: str
+    since: float = Field(default=120.0, gt=0)
+    mute: float | None = Field(default=300.0, gt=0)  # None: ban
+    for_: float = Field(default=0.0, alias="for", ge=0)
+
+
 class FloodStep(_Model):
     user: str
     text: str | list[str]
@@ -102,6 +135,8 @@ class Step(_Model):
     viewers: int | None = None
     raid: RaidStep | None = None
     flood: FloodStep | None = None
+    moderator: ModeratorStep | None = None
+    nuke: NukeStep | None = None
 
     @model_validator(mode="after")
     def _one_kind(self) -> Step:
@@ -132,7 +167,16 @@ class Scenario(_Model):
             if user is not None and user not in self.users:
                 msg = f"step at {step.at}s names the user {user!r}, who is not under `users`"
                 raise ValueError(msg)
+            target = getattr(action, "target", None)
+            if target is not None and target not in self.users and not self._raider(target):
+                msg = f"step at {step.at}s acts on {target!r}, neither a user nor a raider"
+                raise ValueError(msg)
         return self
+
+    def _raider(self, name: str) -> bool:
+        prefixes = {step.raid.prefix for step in self.timeline if step.raid is not None}
+        head, _, number = name.rpartition("_")
+        return head in prefixes and number.isdigit()
 
     @property
     def duration(self) -> float:
@@ -194,7 +238,7 @@ def expand(scenario: Scenario) -> list[tuple[float, Action]]:
             )
         elif kind in ("comment", "question"):
             out.append((step.at, Action(kind, spec.user, spec.text, spec.language)))
-        elif kind in ("live", "viewers"):
+        elif kind in ("live", "viewers", "nuke"):
             out.append((step.at, Action(kind, value=spec)))
         else:
             out.append((step.at, Action(kind, spec.user, value=spec)))
@@ -217,6 +261,7 @@ class ScenarioRunner:
         *,
         speed: float = 1.0,
         wait_for_client: float | None = 15.0,
+        on_nuke: Callable[[NukeStep], Awaitable[None]] | None = None,
     ) -> None:
         if speed <= 0:
             msg = "speed must be positive"
@@ -225,6 +270,7 @@ class ScenarioRunner:
         self.scenario = scenario
         self.speed = speed
         self.wait_for_client = wait_for_client
+        self.on_nuke = on_nuke
         self.delivered = 0
         self.done = anyio.Event()
         self.went_live = anyio.Event()
@@ -257,6 +303,10 @@ class ScenarioRunner:
                 await anyio.sleep(delay)
             if action.kind != "live" and self.streamer.is_live:
                 shift += await self._await_client()
+            if action.kind == "nuke":
+                if self.on_nuke is not None and self.streamer.is_live:
+                    await self.on_nuke(action.value)
+                continue
             self.perform(action)
         self.done.set()
 
@@ -280,6 +330,20 @@ class ScenarioRunner:
             return
         if not self.streamer.is_live:
             return  # nobody sees events of a stream that is not on
+        if action.kind == "moderator":
+            spec: ModeratorStep = action.value
+            target = None if spec.target is None else self.viewer(spec.target)
+            mute_for = None if spec.for_ is None else spec.for_ / self.speed
+            if moderator_acts(
+                self.fake,
+                handle,
+                spec.action,
+                operator=self.viewer(spec.user),
+                target=target,
+                mute_for=mute_for,
+            ):
+                self.delivered += 1
+            return
         if self.fake.emit(handle, [self._message(action)]):
             self.delivered += 1
 
