@@ -1,8 +1,11 @@
 """``modbot demo``: the real daemon against the bundled fake Euler server (I/O).
 
 A scripted stream (``modbot/fake/scenarios/demo.yaml``: ordinary chat, a question,
-link spam, scam phrases, an insult escalation, a flood, a copy-paste raid, an exempt
-moderator, the stream going offline and back live) is played on a fake Euler server on
+link spam, scam phrases, an insult escalation, a flood, a copy-paste raid nuked by a
+moderator's ``modbot nuke`` (a request the daemon takes, as the command's), a human
+moderator's mute that the nuke's unmute leaves alone, an exempt moderator, the stream
+going offline and back live, and a viewer banned in the first live banned again on
+joining the second) is played on a fake Euler server on
 a free loopback port, with generated credentials; ``modbot run``'s daemon moderates it
 with the example rules and every decision is shown as it happens. The audit log stays
 in the state directory, so ``modbot audit`` can be tried at once.
@@ -11,6 +14,7 @@ The demo also leaves ``demo.json`` (mode 0600) in its state directory: the gener
 credentials and the room. ``modbot undo`` on such a directory brings the demo's fake
 server back for the length of the command (:func:`revived`), so undo can be tried too;
 a real state directory never has this file, and nothing in it reaches TikTok.
+The fake's lists and keyword filter are kept in ``demo_world.json`` between commands.
 
 What the terminal shows: each decision once, when its audit entry is finished, with
 the outcome the executor wrote (done, observed, or skipped and why); info-level log

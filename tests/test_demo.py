@@ -163,3 +163,29 @@ def test_a_broken_demo_world_starts_empty_with_one_warning(
         anyio.run(look)
         assert capsys.readouterr().err == ""
         assert json.loads((state / WORLD).read_text())["bans"] == []
+
+
+@pytest.mark.parametrize(
+    ("step", "said"),
+    [
+        ({"moderator": {"user": "mod", "action": "explode", "target": "v"}}, "not 'explode'"),
+        ({"moderator": {"user": "mod", "action": "mute", "target": "ghost"}}, "'ghost'"),
+        (
+            {"moderator": {"user": "mod", "action": "mute", "target": "v", "for": -1}},
+            "moderator.for: Input should be greater than 0",
+        ),
+        ({"nuke": {"pattern": "x", "since": 0}}, "nuke.since: Input should be greater than 0"),
+    ],
+)
+def test_a_bad_console_step_is_refused_when_loaded(step: dict[str, object], said: str) -> None:
+    """The scenario's moderator and nuke steps are checked before anything is played."""
+    from modbot.errors import ConfigError
+    from modbot.fake.scenario import load_scenario
+
+    source = {
+        "streamer": {"unique_id": "host"},
+        "users": {"mod": {"moderator": True}, "v": {}},
+        "timeline": [{"at": 0, "live": True}, {"at": 1, **step}],
+    }
+    with pytest.raises((ConfigError, ValueError), match=said):
+        load_scenario(source)
