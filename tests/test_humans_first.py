@@ -150,6 +150,33 @@ class TestTimersRespectModerators:
             ("comments", False),
         ]
 
+    async def test_comments_turned_on_by_modbots_own_account_are_on_for_the_gate(
+        self,
+        fake: FakeEuler,
+        fake_server: LoopbackServer,
+        clock: FakeClock,
+        state: Path,
+        tmp_path: Path,
+    ) -> None:
+        """modbot turns comments off; `modbot comments on` from the CLI (the same
+        account: its echo is modbot's own) turns them on; the rule's next `comments off`
+        is called, not skipped as "already off"."""
+        daemon = daemon_for(fake, fake_server, state, clock, rules_dir(tmp_path, COMMENTS_RULES))
+        room = fake.streamer("host_handle")
+        async with running(daemon):
+            await fake.wait_connected("host_handle")
+            say(fake, RUDE, "zzcalm")
+            await until(lambda: not room.comments_enabled)
+            clock.advance(5)
+            moderator_acts(fake, "host_handle", "comments_on", operator=room.owner)
+            await until(lambda: daemon.humans.counts["own"] == 1)
+            assert room.comments_enabled
+            say(fake, OTHER, "zzcalm")
+            await until(lambda: not room.comments_enabled)
+        toggles = [c.params.get("enabled") for c in fake.calls_to("toggle_comments")]
+        assert toggles == ["false", "false"]
+        assert not [r for r in await actions(state) if r.rule == "moderator"]
+
     async def test_hostile_member_messages_are_counted_and_the_next_one_counts(
         self,
         fake: FakeEuler,

@@ -114,12 +114,14 @@ class Humans:
     def _entry(self, event: Event, executor: Executor) -> NewEntry | None:
         m = event.moderation
         assert m is not None
+        if m.action in ("comments_on", "comments_off") and event.room_id:
+            # The echo is the room's state, whoever did it: modbot's own account also
+            # toggles from the CLI (`modbot comments on`), so an own echo counts too.
+            executor.gates.comments_off[event.room_id] = m.action == "comments_off"
         if is_own(m.operator, self.own_ids):
             self.counts["own"] += 1
             return None
         self.counts[m.action] += 1
-        if m.action in ("comments_on", "comments_off") and event.room_id:
-            executor.gates.comments_off[event.room_id] = m.action == "comments_off"
         log.info(
             "moderator.acted",
             streamer=event.streamer,
