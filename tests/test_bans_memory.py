@@ -4,8 +4,10 @@ WebSocket on loopback, a real SQLite file), and the ban list's own pieces."""
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -369,6 +371,32 @@ class TestBanList:
             assert (await bans.remembered(store))[0] == []
             changed = await bans.changed_since(store, version)
             assert {(r.user_id, r.ended_by) for r in changed} == {(a.user_id, u2), (b.user_id, u3)}
+
+    async def test_a_ban_written_while_the_list_is_read_is_in_the_list_or_the_next_poll(
+        self, tmp_path: Path
+    ) -> None:
+        """A ban done right after the list's first read (on the same real file) is either
+        in the list or after its version: never counted in the version and missing."""
+        now = datetime(2026, 11, 24, 20, 0, tzinfo=UTC)
+        late = m.Viewer("late", "6890000000000000177")
+
+        class BanInBetween(AuditStore):
+            armed = True
+
+            async def execute(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+                rows = await super().execute(sql, params)
+                if self.armed and "FROM bans" in sql:
+                    self.armed = False
+                    (i,) = await self.add([ban_row(late, "host", "1")], now)
+                    assert i is not None
+                    await self.finish([(i, "done", None)], now)
+                return rows
+
+        async with BanInBetween.open(tmp_path / "audit.db") as store:
+            listed, version = await bans.remembered(store)
+            later = await bans.changed_since(store, version)
+            seen = [r.user_id for r in listed] + [r.user_id for r in later]
+            assert seen == [late.user_id]
 
     def test_the_upgrade_from_the_previous_version_remembers_earlier_bans(
         self, tmp_path: Path

@@ -78,12 +78,19 @@ def _record(row: Any) -> BanRecord:
 
 
 async def remembered(store: AuditStore) -> tuple[list[BanRecord], int]:
-    """Every ban still remembered, oldest first, and the list's version now."""
+    """Every ban still remembered, oldest first, and the list's version now.
+
+    The list and the version are read by one statement, so from one snapshot of the
+    database: read apart, a ban written between the two would count in the version and
+    be missing from the list, and the polls after (``changed_since``) would never bring
+    it.
+    """
     rows = await store.execute(
-        f"SELECT {_COLUMNS} FROM bans WHERE ended IS NULL ORDER BY action_id"  # noqa: S608 (fixed columns)
+        f"SELECT top.v, {_COLUMNS} FROM (SELECT coalesce(max(version), 0) AS v FROM bans) AS top"  # noqa: S608 (fixed columns)
+        " LEFT JOIN bans ON bans.ended IS NULL ORDER BY bans.action_id"
     )
-    top = await store.execute("SELECT coalesce(max(version), 0) FROM bans")
-    return [_record(r) for r in rows], int(top[0][0])
+    version = int(rows[0][0]) if rows else 0
+    return [_record(tuple(r)[1:]) for r in rows if r[1] is not None], version
 
 
 async def changed_since(store: AuditStore, version: int, limit: int = 10_000) -> list[BanRecord]:
