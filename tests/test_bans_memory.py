@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
+from structlog.testing import capture_logs
 
 from modbot.actions.memory import BanMemory
 from modbot.actions.undo import undo, undo_carried
@@ -401,31 +402,49 @@ class TestBanList:
     def test_the_upgrade_from_the_previous_version_remembers_earlier_bans(
         self, tmp_path: Path
     ) -> None:
-        """A database of version 3 with bans in it: after the upgrade, the done ban not
-        lifted since is remembered, the lifted one and the failed one are not."""
+        """A database of version 3 with bans in it: after the upgrade, the done ban of
+        the last 30 days not lifted since is remembered; the lifted one, the failed one
+        and the one older than 30 days (its unban may never have been recorded) are not;
+        the upgrade logs how many it took."""
         db = tmp_path / "audit.db"
+        now = datetime.now(UTC)
+        recent = (now - timedelta(days=2)).isoformat(timespec="milliseconds")
+        old = (now - timedelta(days=31)).isoformat(timespec="milliseconds")
         with sqlite3.connect(db) as conn:
             for number, script in enumerate(MIGRATIONS[:3], start=1):
                 conn.executescript(script)
                 conn.execute(f"PRAGMA user_version = {number}")
             row = (
                 "INSERT INTO actions (ts, streamer, room_id, user_id, rule, action, params, mode,"
-                " status, updated) VALUES ('2026-11-24T20:00:00.000Z', 'host', '1', ?, 'slur', ?,"
-                " '{}', 'enforce', ?, '2026-11-24T20:00:00.000Z')"
+                " status, updated) VALUES (?, 'host', '1', ?, 'slur', ?, '{}', 'enforce', ?, ?)"
             )
-            conn.execute(row, ("61", "ban", "done"))
-            conn.execute(row, ("62", "ban", "done"))
-            conn.execute(row, ("62", "unban", "done"))
-            conn.execute(row, ("63", "ban", "failed"))
+            for ts, user, action, status in (
+                (recent, "61", "ban", "done"),
+                (recent, "62", "ban", "done"),
+                (recent, "62", "unban", "done"),
+                (recent, "63", "ban", "failed"),
+                (old, "64", "ban", "done"),
+            ):
+                iso = ts.replace("+00:00", "Z")
+                conn.execute(row, (iso, user, action, status, iso))
 
         async def read() -> tuple[list[bans.BanRecord], int]:
             async with AuditStore.open(db) as store:
                 return await bans.remembered(store)
 
-        listed, _ = anyio.run(read)
+        with capture_logs() as logs:
+            listed, _ = anyio.run(read)
         assert [r.user_id for r in listed] == ["61"]
+        said = [e for e in logs if e["event"] == "audit.bans_remembered_on_upgrade"]
+        assert [e["count"] for e in said] == [1]
         with sqlite3.connect(db) as conn:
             assert conn.execute("PRAGMA user_version").fetchone()[0] == VERSION
+
+    async def test_a_new_database_says_nothing_of_an_upgrade(self, tmp_path: Path) -> None:
+        with capture_logs() as logs:
+            async with AuditStore.open(tmp_path / "audit.db"):
+                pass
+        assert not [e for e in logs if e["event"] == "audit.bans_remembered_on_upgrade"]
 
 
 def unban_row(viewer: m.Viewer, streamer: str) -> NewEntry:

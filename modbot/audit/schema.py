@@ -115,7 +115,10 @@ MIGRATIONS: tuple[str, ...] = (
     # remembered one, not a moderator's own); a done unban of the viewer (an undo, a
     # command, a moderator's unban seen on the WebSocket) ends every memory of them that
     # applies to its streamer. ``version`` grows with every change: the daemon polls it.
-    # The bans made before this version are remembered too, unless an unban came after.
+    # The bans made before this version are remembered too, unless an unban came after,
+    # but only those of the last 30 days: before this version a moderator's unban was
+    # never recorded, so an older ban may have been forgiven long since (the upgrade
+    # logs how many it took: ``audit.bans_remembered_on_upgrade``).
     f"""
     CREATE TABLE bans (
         action_id   INTEGER PRIMARY KEY REFERENCES actions(id),  -- the ban remembered
@@ -140,6 +143,7 @@ MIGRATIONS: tuple[str, ...] = (
         FROM actions AS b
         WHERE b.action = 'ban' AND b.status = 'done' AND b.mode = 'enforce'
             AND b.user_id != '' AND b.undo_of IS NULL AND b.rule != 'moderator'
+            AND b.ts >= strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-30 days')
             AND (NOT json_valid(b.params) OR json_extract(b.params, '$.remembered') IS NULL)
             AND NOT EXISTS (
                 SELECT 1 FROM actions AS u
@@ -200,3 +204,9 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 VERSION = len(MIGRATIONS)
+
+# What an upgrade says it did, after a migration (its number): the log event, and the
+# query of the count it logs.
+REPORTS: dict[int, tuple[str, str]] = {
+    4: ("audit.bans_remembered_on_upgrade", "SELECT count(*) FROM bans"),
+}

@@ -29,7 +29,7 @@ import structlog
 from modbot.audit.connection import Patience, Retrying, Turns
 from modbot.audit.query import AuditFilter
 from modbot.audit.records import Entry, NewEntry, Timer
-from modbot.audit.schema import MIGRATIONS, VERSION
+from modbot.audit.schema import MIGRATIONS, REPORTS, VERSION
 from modbot.errors import AuditError, ConfigError
 from modbot.events import format_ts
 
@@ -288,6 +288,11 @@ class AuditStore:
                 for statement in _statements(MIGRATIONS[number]):
                     await self.db.execute(statement)
                 await self.db.execute(f"PRAGMA user_version = {number + 1}")
+                if number + 1 in REPORTS and version > 0:  # an upgrade, not a new file
+                    event, query = REPORTS[number + 1]
+                    async with self.db.execute(query) as cursor:
+                        counted = await cursor.fetchone()
+                    log.info(event, count=int(counted[0]) if counted else 0)
 
     @contextlib.asynccontextmanager
     async def _transaction(self) -> AsyncIterator[None]:
