@@ -119,9 +119,11 @@ _TEXTS: dict[str, tuple[str, str]] = {
         ),
     ),
     "status": (
-        "show token expiry, granted scopes and the rule actions and console commands they allow",
-        "Show the stored grant: which rule actions and console commands it allows, and the "
-        "scope each one lacks. Never prints a token.",
+        "show token expiry, granted scopes, and the rule actions and console commands allowed",
+        (
+            "Show the stored grant: which rule actions and console commands it allows, and "
+            "the scope each one lacks. Never prints a token."
+        ),
     ),
     "logout": (
         "revoke the stored tokens at Euler and delete them",
