@@ -218,6 +218,19 @@ class TestModerators:
         # the undo cannot be undone; a second undo is refused
         assert run_cli("undo", str(added), "--state-dir", str(state))[0] == 1
 
+    def test_an_all_digit_handle_is_asked_of_the_api_not_matched_to_an_id(
+        self, euler_env: FakeEuler, state: Path
+    ) -> None:
+        """@12345 is a handle: a row of the viewer whose numeric id is 12345 does not name
+        it, nor does an old cache entry; the API says who it is now."""
+        fake = euler_env
+        seed(state, [entry("log", "7300000000000000001", "12345", unique_id="someone")])
+        fake.world.names[VIEWER] = ("12345", "Digits")
+        code, out = run_cli("moderators", "add", "@12345", "--state-dir", str(state))
+        assert code == 0, out
+        assert fake.streamer("host_handle").moderators == {VIEWER}
+        assert audit_rows(state)[0].user_id == VIEWER  # newest first
+
     def test_everywhere_adds_in_every_configured_streamer(
         self, euler_env: FakeEuler, state: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
@@ -241,7 +254,7 @@ class TestModerators:
         assert run_cli("moderators", "add", VIEWER, "--state-dir", str(state), *reason)[0] == 2
         assert not euler_env.calls_to("add_moderator")
         assert run_cli("moderators", "add", "@nobody_known", "--state-dir", str(state))[0] == 1
-        assert "no TikTok user @nobody_known" in capsys.readouterr().err
+        assert "TikTok has no account @nobody_known" in capsys.readouterr().err
         euler_env.inject("add_moderator", Fault(status=400, times=5))
         code, out = run_cli("moderators", "add", VIEWER, "--state-dir", str(state))
         assert code == 1

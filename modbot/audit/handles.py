@@ -7,7 +7,7 @@ the console's commands read and write it here, not through the audit store's cla
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from modbot.audit.store import AuditStore
 from modbot.events import format_ts
@@ -26,6 +26,22 @@ class Handles:
         ) as cursor:
             row = await cursor.fetchone()
         return str(row[0]) if row else None
+
+    async def lookup(self, unique_id: str) -> tuple[str, datetime] | None:
+        """The cached user id of a handle (any case) and when it was resolved; None
+        when it was never resolved (or its time does not read)."""
+        async with self.store.db.execute(
+            "SELECT user_id, resolved FROM handles WHERE unique_id = ? COLLATE NOCASE",
+            (unique_id,),
+        ) as cursor:
+            row = await cursor.fetchone()
+        if row is None:
+            return None
+        try:
+            when = datetime.fromisoformat(str(row[1]))
+        except ValueError:
+            return None
+        return str(row[0]), when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
     async def save(self, unique_id: str, user_id: str, now: datetime) -> None:
         """Remember a handle's user id (the latest answer wins)."""

@@ -25,7 +25,6 @@ import argparse
 import getpass
 import json
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -33,9 +32,10 @@ from typing import TYPE_CHECKING, Any, TextIO
 import anyio
 
 from modbot.actions import manual
-from modbot.actions.manual import Order, Refused, Viewer
+from modbot.actions.manual import Order, Refused
 from modbot.actions.table import describe, format_duration, kind_of, severity
 from modbot.cli.output import EXIT_FAILED, EXIT_OK, EXIT_USAGE, fail, open_state_dir
+from modbot.cli.viewers import Resolved, resolve_viewer
 from modbot.clock import SystemClock
 from modbot.config import Settings
 from modbot.errors import ModbotError, NotFound
@@ -192,12 +192,6 @@ def who() -> str:
         return "unknown"
 
 
-@dataclass(frozen=True)
-class _Target:
-    user_id: str = ""
-    unique_id: str = ""
-
-
 async def _carry_out(
     order: Order, args: argparse.Namespace, settings: Settings, out: TextIO
 ) -> int:
@@ -231,9 +225,7 @@ async def _carry_out(
         client, _, grant = await stack.enter_async_context(api_session(active, clock))
         store = await stack.enter_async_context(AuditStore.open(default_db(state_dir)))
         executor = Executor(client, store, clock, granted_scopes=grant.scopes, speech=speech)
-        target = _Target()
-        if order.viewer is not None:
-            target = await resolve(order.viewer, store, client, clock.now())
+        target = await _target(order, store, client, clock.now(), _stderr() if args.json else out)
         incident = None
         if len(streamers) > 1:
             incident = await new_incident(
@@ -284,6 +276,19 @@ async def _carry_out(
             )
     # Everywhere, a streamer who is not live is no failure when it was done elsewhere.
     return EXIT_FAILED if problems or (offline and not done) else EXIT_OK
+
+
+async def _target(
+    order: Order, store: AuditStore, client: EulerClient, now: datetime, note: TextIO
+) -> Resolved:
+    """Whom the order acts on (:func:`modbot.cli.viewers.resolve_viewer`); when the
+    handle cache stood in for the API, that is said."""
+    if order.viewer is None:
+        return Resolved("")
+    target = await resolve_viewer(order.viewer, store, client, now)
+    if target.note is not None:
+        print(f"modbot: note: {target.note}", file=note)
+    return target
 
 
 def _stderr() -> TextIO:
@@ -348,40 +353,8 @@ def _speech(settings: Settings, *, demo: bool) -> Speech:
 # --- who and where ---------------------------------------------------------------------
 
 
-async def resolve(viewer: Viewer, store: AuditStore, client: EulerClient, now: datetime) -> _Target:
-    """The viewer's numeric id (and handle): from the audit log, the handle cache, or the
-    API (``Handle -> numeric id``); a handle TikTok does not know is an error."""
-    if viewer.user_id is not None:
-        rows = await store.execute(
-            "SELECT unique_id FROM actions WHERE user_id = ? AND unique_id != ''"
-            " ORDER BY id DESC LIMIT 1",
-            (viewer.user_id,),
-        )
-        return _Target(viewer.user_id, str(rows[0][0]) if rows else "")
-    from modbot.audit.handles import Handles  # noqa: PLC0415
-
-    handle = viewer.handle or ""
-    rows = await store.execute(
-        "SELECT user_id, unique_id FROM actions WHERE unique_id = ? COLLATE NOCASE"
-        " AND user_id != '' ORDER BY id DESC LIMIT 1",
-        (handle,),
-    )
-    if rows:
-        return _Target(str(rows[0][0]), str(rows[0][1]))
-    cached = await Handles(store).user_id(handle)
-    if cached is not None:
-        return _Target(cached, handle)
-    try:
-        user_id = await client.user_id(handle)
-    except NotFound:
-        msg = f"TikTok has no account @{handle} (Euler could not find it)"
-        raise ModbotError(msg) from None
-    await Handles(store).save(handle, user_id, now)
-    return _Target(user_id, handle)
-
-
 async def _not_the_streamer(
-    target: _Target, streamer: str, store: AuditStore, client: EulerClient, now: datetime
+    target: Resolved, streamer: str, store: AuditStore, client: EulerClient, now: datetime
 ) -> None:
     from modbot.audit.handles import Handles  # noqa: PLC0415
 
@@ -398,7 +371,7 @@ async def _not_the_streamer(
 
 
 async def _room(
-    client: EulerClient, store: AuditStore, streamer: str, order: Order, target: _Target
+    client: EulerClient, store: AuditStore, streamer: str, order: Order, target: Resolved
 ) -> str | None:
     """The streamer's live room; for an unmute or an unban while they are offline, the
     room modbot last muted or banned the viewer in (None: nowhere to act)."""

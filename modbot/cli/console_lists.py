@@ -37,7 +37,7 @@ from modbot.cli.output import (
 )
 from modbot.clock import SystemClock
 from modbot.config import Settings
-from modbot.errors import ModbotError, NotFound
+from modbot.errors import ModbotError
 from modbot.inert import shown
 
 if TYPE_CHECKING:
@@ -158,31 +158,20 @@ class Console:
         msg = f"@{shown(handle)} is not live and modbot has no room of theirs on record"
         raise Refused(msg)
 
-    async def viewer(self, given: str) -> tuple[str, str]:
-        """(user id, handle) of ``@handle`` or a numeric id: the audit DB first, then the API."""
-        from modbot.audit.query import AuditFilter  # noqa: PLC0415
+    async def viewer(self, given: str, note: TextIO) -> tuple[str, str]:
+        """(user id, handle) of ``@handle`` or a numeric id, as every console command
+        resolves it (:func:`modbot.cli.viewers.resolve_viewer`: the API now); when the
+        handle cache stood in for the API, that is said on ``note``."""
+        from modbot.cli.viewers import resolve_viewer  # noqa: PLC0415
 
         try:
             parsed = manual.parse_viewer(given.strip())
         except manual.Refused as exc:
             raise Usage(f"VIEWER: {exc}") from None
-        if parsed.user_id is not None:
-            return parsed.user_id, ""
-        handle = parsed.handle or ""
-        from modbot.audit.handles import Handles  # noqa: PLC0415
-
-        known = await Handles(self.store).user_id(handle)
-        if known:
-            return known, handle
-        for entry in await self.store.query(AuditFilter(user=handle, limit=1)):
-            if entry.user_id:
-                return entry.user_id, handle
-        try:
-            found = await self.client.user_id(handle)
-        except NotFound:
-            raise Refused(f"no TikTok user @{shown(handle)}") from None
-        await Handles(self.store).save(handle, found, self.clock.now())
-        return found, handle
+        found = await resolve_viewer(parsed, self.store, self.client, self.clock.now())
+        if found.note is not None:
+            print(f"modbot: note: {found.note}", file=note)
+        return found.user_id, found.unique_id
 
 
 @asynccontextmanager
@@ -356,7 +345,8 @@ def moderators_command(args: argparse.Namespace, settings: Settings, out: TextIO
                 else:
                     print("No moderators.", file=out)
             return EXIT_OK
-        user_id, handle = await con.viewer(args.viewer)
+        note = sys.stderr if args.json else out
+        user_id, handle = await con.viewer(args.viewer, note)
         failures = 0
         for streamer in streamers:
             entry = await _moderator_change(con, args, streamer, user_id, handle)

@@ -283,6 +283,8 @@ class ScenarioRunner:
             name: Viewer(unique_id=name, user_id=fake.new_user_id(), **asdict(user))
             for name, user in scenario.users.items()
         }
+        for viewer in self.viewers.values():  # TikTok knows whom a handle names
+            fake.world.names[viewer.user_id] = (viewer.unique_id, viewer.nickname)
 
     def viewer(self, name: str) -> Viewer:
         """The account of a scenario user (raiders are created on first use)."""
@@ -290,6 +292,7 @@ class ScenarioRunner:
         if found is None:
             found = Viewer(unique_id=name, user_id=self.fake.new_user_id(), nickname=name)
             self.viewers[name] = found
+            self.fake.world.names[found.user_id] = (name, name)
         return found
 
     async def run(self) -> None:
