@@ -15,6 +15,7 @@ from typing import Any
 import anyio
 import pytest
 
+from modbot.actions.sweeper import AT_ONCE
 from modbot.audit import incidents, requests
 from modbot.audit.query import AuditFilter
 from modbot.audit.records import Entry
@@ -25,6 +26,7 @@ from modbot.daemon import Daemon
 from modbot.euler.oauth import TokenManager
 from modbot.fake import messages as m
 from modbot.fake.clock import FakeClock
+from modbot.fake.faults import Fault
 from modbot.fake.server import FakeEuler
 from modbot.loopback import LoopbackServer
 from tests.helpers import until
@@ -586,3 +588,88 @@ class TestMigration:
             assert await requests.take(store, request_id, clock.now(), "me")
             assert not await requests.take(store, request_id, clock.now(), "another")
             assert not await requests.expire(store, request_id, clock.now())
+
+
+def nuke_args(pattern: str, for_s: float) -> dict[str, Any]:
+    return {"pattern": pattern, "then": "mute 5m", "since_s": 120.0, "for_s": for_s}
+
+
+class TestStopping:
+    @pytest.mark.usefixtures("cli_env")
+    async def test_undo_of_a_nuke_stops_it(
+        self,
+        fake: FakeEuler,
+        fake_server: LoopbackServer,
+        clock: FakeClock,
+        state: Path,
+        tmp_path: Path,
+    ) -> None:
+        """`undo --incident N` of a nuke still running ends its sweep: a matching comment
+        after the undo is not acted on (before, the sweep muted on until its --for)."""
+        settings = settings_for(
+            fake, fake_server, state, rules_dir=rules_dir(tmp_path, QUIET_RULES)
+        )
+        room = fake.streamer("host_handle")
+        a, c = viewers("s", 2, 6_890_000_000_000_000_000)
+        async with running(Daemon(settings, clock=clock, handle_signals=False)) as daemon:
+            await fake.wait_connected("host_handle")
+            chat(fake, (a, "buy followers cheap"))
+            await until(lambda: daemon.sweeper.recent.statistics().comments >= 1)
+            code, out = await cli(
+                "nuke", "buy followers", "--for", "5m", "--state-dir", str(state), "--json"
+            )
+            assert code == 0, out
+            incident = json.loads(out)["incident"]
+            assert len(daemon.sweeper.sweeps) == 1
+            code, out = await cli("undo", "--incident", str(incident), "--state-dir", str(state))
+            assert code == 0, out
+            assert out.count("undone by #") == 1
+            await until(lambda: not daemon.sweeper.sweeps)
+            chat(fake, (c, "buy followers here"))
+            await until(lambda: daemon.sweeper.recent.statistics().comments >= 2)
+            await until(lambda: daemon.stats.events >= 2)
+        assert c.user_id not in room.mutes
+        assert [e.user_id for e in await actions(state) if e.rule == "nuke"] == [a.user_id]
+        assert len(fake.calls_to("mute")) == 1
+        async with AuditStore.open(default_db(state)) as store:
+            assert await incidents.stopped_among(store, [incident]) == {incident}
+
+    async def test_a_target_queued_before_the_stop_is_not_acted_on(
+        self,
+        fake: FakeEuler,
+        fake_server: LoopbackServer,
+        clock: FakeClock,
+        state: Path,
+        tmp_path: Path,
+    ) -> None:
+        """A comment the sweep reached before its incident was stopped, still waiting for
+        a free slot, is not acted on when its turn comes (_act looks before each call)."""
+        settings = settings_for(
+            fake, fake_server, state, rules_dir=rules_dir(tmp_path, QUIET_RULES)
+        )
+        room = fake.streamer("host_handle")
+        people = viewers("q", AT_ONCE + 1, 6_891_000_000_000_000_000)
+        async with running(Daemon(settings, clock=clock, handle_signals=False)) as daemon:
+            await fake.wait_connected("host_handle")
+            assert daemon.store is not None
+            store = daemon.store
+            request_id = await requests.submit(
+                store, "nuke", nuke_args("buy followers", 300.0), clock.now()
+            )
+            await until_answered(store, [request_id])
+            found = await requests.get(store, request_id)
+            assert found is not None
+            assert found.answer is not None
+            incident = found.answer["incident"]
+            # The first AT_ONCE mutes hang at the fake: the last target waits its turn.
+            fake.inject("mute", Fault(latency=1.0, times=AT_ONCE))
+            chat(fake, *((p, f"buy followers {i}") for i, p in enumerate(people)))
+            await until(lambda: daemon.sweeper.statistics().acted >= AT_ONCE)
+            assert await incidents.stop_incident(store, incident, clock.now())
+            await until(lambda: daemon.sweeper.statistics().acted >= AT_ONCE + 1)
+            await until(lambda: daemon.sweeper._limit.value == AT_ONCE)
+            assert not daemon.sweeper.sweeps
+        assert people[-1].user_id not in room.mutes
+        rows = [e for e in await actions(state) if e.rule == "nuke"]
+        assert people[-1].user_id not in {e.user_id for e in rows}
+        assert len(rows) == AT_ONCE

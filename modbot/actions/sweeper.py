@@ -92,6 +92,7 @@ class Sweeper:
             {},
         )
         self._counts = dict.fromkeys(("started", "acted", "dropped", "errors"), 0)
+        self._stopped: set[int] = set()  # incidents `undo --incident N` stopped
 
     def statistics(self) -> SweeperStatistics:
         return SweeperStatistics(sweeps=len(self.sweeps), **self._counts)
@@ -204,12 +205,13 @@ class Sweeper:
         busy = any(d.enforced and d.user_id == said.user_id for d in decisions)
         live = []
         for sweep in self.sweeps:
-            if sweep.ended(said.t):
+            if sweep.incident in self._stopped or sweep.ended(said.t):
                 log.info(
                     "sweep.ended",
                     incident=sweep.incident,
                     rule=sweep.rule,
                     acted=len(sweep.acted),
+                    stopped=sweep.incident in self._stopped,
                 )
                 continue
             live.append(sweep)
@@ -251,12 +253,35 @@ class Sweeper:
                 while True:
                     try:
                         await self._take_requests(tg)
+                        await self._drop_stopped()
                     except Exception:  # the next poll tries again; a request is answered once
                         self._counts["errors"] += 1
                         log.exception("requests.poll_failed")
                     await anyio.sleep(self.poll)
         finally:
             self._queue = None
+
+    async def _drop_stopped(self) -> None:
+        """Drop the sweeps whose incident ``undo --incident N`` stopped."""
+        assert self.executor is not None
+        numbers = [s.incident for s in self.sweeps if s.incident is not None]
+        stopped = await incidents.stopped_among(self.executor.store, numbers)
+        if not stopped:
+            return
+        self._stopped |= stopped
+        for sweep in self.sweeps:
+            if sweep.incident in stopped:
+                log.info("sweep.stopped", incident=sweep.incident, acted=len(sweep.acted))
+        self.sweeps = [s for s in self.sweeps if s.incident not in stopped]
+
+    async def _is_stopped(self, sweep: nk.Sweep) -> bool:
+        if sweep.incident is None:
+            return False
+        if sweep.incident not in self._stopped:
+            assert self.executor is not None
+            found = await incidents.stopped_among(self.executor.store, [sweep.incident])
+            self._stopped |= found
+        return sweep.incident in self._stopped
 
     async def _work(
         self, receive: MemoryObjectReceiveStream[_Job], tg: anyio.abc.TaskGroup
@@ -298,6 +323,10 @@ class Sweeper:
         sweep, target = job.sweep, job.target
         self._counts["acted"] += 1
         try:
+            if await self._is_stopped(sweep):  # undone meanwhile: no one more
+                if tally is not None:
+                    tally.add("stopped")
+                return
             intent = self._intent(sweep, target, job.decision)
             entry, _ = await executor.carry_out(executor.gate(intent))
         except AlreadyRecorded:

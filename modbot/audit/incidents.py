@@ -5,7 +5,8 @@ incident, and ``modbot undo --incident N`` reverses every undoable row of it. Th
 ``incidents`` table (schema migration 5) gives the numbers, so two processes (the
 daemon sweeping a raid, a moderator banning everywhere) never share one; a row belongs
 to an incident through its params (``"incident": N``), which the ``incident`` column of
-``actions`` reads (a generated column, indexed).
+``actions`` reads (a generated column, indexed). ``undo --incident N`` also marks the
+incident ``stopped`` (migration 6): a nuke or raid sweep of it still running stops.
 
 The store is named for the type checker only: the functions take any open
 :class:`~modbot.audit.store.AuditStore` and run their statements through it.
@@ -14,6 +15,7 @@ The store is named for the type checker only: the functions take any open
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -83,3 +85,27 @@ async def get_incident(store: AuditStore, incident_id: int) -> Incident | None:
         str(detail),
         None if made_by is None else str(made_by),
     )
+
+
+async def stop_incident(store: AuditStore, incident_id: int, now: datetime) -> bool:
+    """Mark the incident stopped (``undo --incident N``): a sweep of it still running in
+    the daemon acts on no one more. False: there is no such incident."""
+    await store.execute(
+        "UPDATE incidents SET stopped = coalesce(stopped, ?) WHERE id = ?",
+        (format_ts(now), incident_id),
+    )
+    rows = await store.execute("SELECT 1 FROM incidents WHERE id = ?", (incident_id,))
+    return bool(rows)
+
+
+async def stopped_among(store: AuditStore, incident_ids: Iterable[int]) -> set[int]:
+    """Which of ``incident_ids`` are stopped."""
+    wanted = sorted(set(incident_ids))
+    if not wanted:
+        return set()
+    marks = ", ".join("?" * len(wanted))
+    rows = await store.execute(
+        f"SELECT id FROM incidents WHERE stopped IS NOT NULL AND id IN ({marks})",  # noqa: S608 (only marks)
+        tuple(wanted),
+    )
+    return {int(r[0]) for r in rows}

@@ -201,6 +201,12 @@ MIGRATIONS: tuple[str, ...] = (
                'numbered before incidents had a table'
         FROM actions WHERE incident IS NOT NULL AND incident > 0 GROUP BY incident;
     """,
+    # 6: an incident stopped (`undo --incident N`): a nuke or raid sweep still running in
+    # the daemon sees it on its next poll and acts on no one more. ``stopped``: when
+    # (ISO 8601 UTC), NULL while it may go on.
+    """
+    ALTER TABLE incidents ADD COLUMN stopped TEXT;
+    """,
 )
 
 VERSION = len(MIGRATIONS)

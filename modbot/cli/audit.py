@@ -109,6 +109,7 @@ def audit_command(args: argparse.Namespace, settings: Settings, out: TextIO) -> 
 def undo_command(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     from modbot.actions.executor import Executor  # noqa: PLC0415
     from modbot.actions.undo import undo_carried  # noqa: PLC0415
+    from modbot.audit import incidents  # noqa: PLC0415
     from modbot.audit.query import AuditFilter, FilterError, parse_when  # noqa: PLC0415
     from modbot.audit.store import AuditStore  # noqa: PLC0415
     from modbot.demo import is_demo_state  # noqa: PLC0415
@@ -150,9 +151,13 @@ def undo_command(args: argparse.Namespace, settings: Settings, out: TextIO) -> i
             client, _, grant = await stack.enter_async_context(api_session(active, clock))
             executor = Executor(client, store, clock, granted_scopes=grant.scopes)
             ids = list(args.ids)
+            known = False
+            if args.incident is not None:
+                # First: a nuke or raid sweep of it still running acts on no one more.
+                known = await incidents.stop_incident(store, args.incident, clock.now())
             if where is not None:
                 candidates = await store.query(where)
-                if args.incident is not None and not candidates:
+                if args.incident is not None and not candidates and not known:
                     fail(f"modbot: error: there is no incident #{args.incident} in {path}")
                     return EXIT_FAILED
                 ids = [e.id for e in candidates if _to_undo(e)]
@@ -179,7 +184,7 @@ def _to_undo(entry: Entry) -> bool:
 
 def _nothing(args: argparse.Namespace) -> str:
     if args.incident is not None:
-        return f"Nothing to undo in incident #{args.incident}: each action is undone or ended."
+        return f"Nothing to undo in incident #{args.incident}: each action is undone or ended, and it acts on no one more."
     return f"Nothing to undo for rule {shown(args.rule)} since {shown(args.since, 40)}."
 
 
