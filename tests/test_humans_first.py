@@ -10,12 +10,15 @@ from typing import Any, NamedTuple
 
 import pytest
 
+from modbot.actions.humans import is_own
 from modbot.daemon import Daemon
 from modbot.euler.decode import Decoder
-from modbot.euler.oauth import TokenManager
+from modbot.euler.oauth import TokenManager, TokenStore
+from modbot.euler.tokens import token_set_from_answer
+from modbot.events import User
 from modbot.fake import messages as m
 from modbot.fake.clock import FakeClock
-from modbot.fake.moderators import moderator_acts
+from modbot.fake.moderators import echo_own_calls, moderator_acts
 from modbot.fake.server import FakeEuler
 from modbot.loopback import LoopbackServer
 from tests.helpers import until
@@ -65,6 +68,17 @@ def daemon_for(
     return Daemon(
         settings_for(fake, server, state, rules_dir=rules), clock=clock, handle_signals=False
     )
+
+
+SCOPES = (
+    "webcast:bulk_live_check",
+    "webcast:chat",
+    "webcast:mute",
+    "webcast:ban",
+    "webcast:comments",
+    "webcast:moderators",
+    "user:info",
+)
 
 
 class TestTimersRespectModerators:
@@ -149,6 +163,40 @@ class TestTimersRespectModerators:
             ("comments", True),
             ("comments", False),
         ]
+
+    async def test_without_user_info_or_an_owner_modbots_echoed_mute_keeps_its_timer(
+        self,
+        fake: FakeEuler,
+        fake_server: LoopbackServer,
+        clock: FakeClock,
+        state: Path,
+        tmp_path: Path,
+        token_store: TokenStore,
+    ) -> None:
+        """The grant lacks user:info and roomInfo names no owner; TikTok echoes modbot's
+        own mute (operator: the streamer's account, not flagged as the owner). The echo
+        is modbot's own: no moderator row, and the 10-minute mute is lifted at expiry."""
+        answer = fake.issue_tokens([s for s in SCOPES if s != "user:info"])
+        token_store.save(token_set_from_answer(answer, clock.now().timestamp()))
+        room = fake.streamer("host_handle")
+        room.room_info_owner = False
+        echo_own_calls(fake)
+        daemon = daemon_for(fake, fake_server, state, clock, rules_dir(tmp_path, MUTE_RULES))
+        async with running(daemon):
+            await fake.wait_connected("host_handle")
+            say(fake, RUDE, "zzrude")
+            await until(lambda: daemon.humans.counts["own"] == 1)
+            clock.advance(600)
+            await until(lambda: all(t[2] != "pending" for t in timers(state)), timeout=15)
+            await until(lambda: daemon.humans.counts["own"] == 2)
+        assert [c.params["user_id"] for c in fake.calls_to("unmute", ok_only=True)] == [
+            RUDE.user_id
+        ]
+        assert RUDE.user_id not in room.mutes
+        ((kind, _, status, _),) = timers(state)
+        assert (kind, status) == ("unmute", "done")
+        assert not [r for r in await actions(state) if r.rule == "moderator"]
+        assert daemon.humans.counts["mute"] == 0
 
     async def test_comments_turned_on_by_modbots_own_account_are_on_for_the_gate(
         self,
@@ -275,3 +323,21 @@ class TestDecoder:
         assert (off.moderation.action, off.user) == ("comments_off", None)
         assert joined.kind == "join"
         assert joined.moderation is None
+
+
+class TestOwnAccount:
+    def test_the_streamers_account_is_modbots_when_the_grants_is_not_known(self) -> None:
+        """Without the grant's account: the room's owner, else the streamer's user id,
+        else its handle in any case is modbot's; anyone else is a human."""
+        host = User(user_id="42", unique_id="Host_Handle")
+        renamed = User(user_id="42", unique_id="new_name")
+        mod = User(user_id="99", unique_id="a_mod")
+        fake_host = User(user_id="99", unique_id="host_handle_")
+        assert is_own(host, None, streamer="host_handle")
+        assert is_own(renamed, None, streamer="host_handle", streamer_id="42")
+        assert not is_own(renamed, None, streamer="host_handle")
+        assert not is_own(mod, None, streamer="host_handle", streamer_id="42")
+        assert not is_own(fake_host, None, streamer="host_handle", streamer_id="42")
+        assert not is_own(mod, None)
+        assert is_own(mod, frozenset({"99"}), streamer="host_handle")
+        assert not is_own(host, frozenset({"99"}), streamer="host_handle")

@@ -36,16 +36,30 @@ AS_ACTION = {
 RESPECTS = {"unmute": ("mute", "unmute"), "comments_on": ("comments",)}
 
 
-def is_own(operator: User, own_ids: frozenset[str] | None) -> bool:
+def is_own(
+    operator: User,
+    own_ids: frozenset[str] | None,
+    *,
+    streamer: str = "",
+    streamer_id: str | None = None,
+) -> bool:
     """Whether modbot's own account did it (its call, echoed by TikTok).
 
     ``own_ids`` are the account of the OAuth grant; when it is not known, the
     streamer's own account is taken as modbot's (the grant is the streamer's), so an
-    echo of modbot's own call is never read as a human overruling it.
+    echo of modbot's own call is never read as a human overruling it. The streamer's
+    account is known by the room's owner (roomInfo, whose shape is not documented),
+    else by its user id (``streamer_id``, the watcher's resolution of the handle), else
+    by its handle (``streamer``, any case).
     """
     if own_ids:
         return operator.user_id in own_ids
-    return operator.is_owner
+    if operator.is_owner:
+        return True
+    if streamer_id and operator.user_id == streamer_id:
+        return True
+    handle = streamer.strip().lstrip("@").casefold()
+    return bool(handle) and operator.unique_id.strip().casefold() == handle
 
 
 def _who(user: User) -> str:

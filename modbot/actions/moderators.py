@@ -32,6 +32,7 @@ from modbot.actions.humans import (
     overruled,
 )
 from modbot.actions.memory import BanMemory
+from modbot.audit.handles import Handles
 from modbot.audit.records import Entry, NewEntry, Timer
 from modbot.audit.store import AuditStore
 from modbot.clock import Clock
@@ -52,6 +53,7 @@ class Humans:
         self.own_ids: frozenset[str] | None = None  # the grant's account (None: not known)
         self.counts: Counter[str] = Counter()
         self._asked = False
+        self._streamer_ids: dict[str, str] = {}  # handle (lower case) -> user id, once known
         self._queue: MemoryObjectSendStream[Event] | None = None
 
     def observe(self, event: Event) -> None:
@@ -97,6 +99,8 @@ class Humans:
                 except anyio.WouldBlock:
                     break
             await self._own(executor)
+            if self.own_ids is None:
+                await self._streamers(executor, batch)
             entries: list[NewEntry] = []
             for event in batch:
                 try:
@@ -118,7 +122,8 @@ class Humans:
             # The echo is the room's state, whoever did it: modbot's own account also
             # toggles from the CLI (`modbot comments on`), so an own echo counts too.
             executor.gates.comments_off[event.room_id] = m.action == "comments_off"
-        if is_own(m.operator, self.own_ids):
+        streamer_id = self._streamer_ids.get(event.streamer.lower())
+        if is_own(m.operator, self.own_ids, streamer=event.streamer, streamer_id=streamer_id):
             self.counts["own"] += 1
             return None
         self.counts[m.action] += 1
@@ -130,6 +135,18 @@ class Humans:
             user=event.user.unique_id if event.user else None,
         )
         return moderator_entry(event)
+
+    async def _streamers(self, executor: Executor, batch: list[Event]) -> None:
+        """The streamers' user ids (the watcher's cache of their handles), for telling
+        modbot's echoes when the grant's account is not known."""
+        for handle in {e.streamer.lower() for e in batch} - self._streamer_ids.keys():
+            try:
+                user_id = await Handles(executor.store).user_id(handle)
+            except Exception as exc:  # noqa: BLE001 (then the handle alone tells)
+                log.warning("moderators.streamer_id_unknown", error=type(exc).__name__)
+                continue
+            if user_id:
+                self._streamer_ids[handle] = user_id
 
     async def _own(self, executor: Executor) -> None:
         """Learn the grant's account, once (only when the grant allows ``userinfo``)."""

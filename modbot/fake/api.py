@@ -121,6 +121,8 @@ class Api:
         self.calls: list[RecordedCall] = []
         self.plan_denied: set[str] = set()  # routes the API key's plan does not include
         self.request_hooks: list[Callable[[str, str | None], None]] = []
+        # Called with (route name, room id, params) after each call answered 200.
+        self.answered_hooks: list[Callable[[str, str, dict[str, str]], None]] = []
         self.handlers: dict[str, Handler] = {
             "user_id": self._user_id,
             "room_id": self._room_id,
@@ -178,6 +180,10 @@ class Api:
             )
         if budget is not None:
             self.limits.advertise(name, budget, response)
+        if envelopes.status_of(response) == 200:
+            room_id = str(request.path_params.get("room_id", ""))
+            for answered in self.answered_hooks:
+                answered(name, room_id, params)
         self.calls.append(
             RecordedCall(
                 route=name,

@@ -77,19 +77,13 @@ def _common(room_id: str, now_ms: int, msg_id: str | None = None) -> dict[str, A
     return {"msgId": msg_id or next_msg_id(), "roomId": room_id, "createTime": str(now_ms)}
 
 
-def room_info(room_id: str, owner: Viewer, now_ms: int) -> dict[str, Any]:
-    """The first message of every connection."""
-    return {
-        "type": "roomInfo",
-        "data": {
-            "id": room_id,
-            "roomId": room_id,
-            "ownerUserId": owner.user_id,
-            "owner": owner.user_json(),
-            "status": 2,
-            "createTime": str(now_ms // 1000),
-        },
-    }
+def room_info(room_id: str, owner: Viewer | None, now_ms: int) -> dict[str, Any]:
+    """The first message of every connection (``owner`` None: it names no owner)."""
+    data: dict[str, Any] = {"id": room_id, "roomId": room_id}
+    if owner is not None:
+        data |= {"ownerUserId": owner.user_id, "owner": owner.user_json()}
+    data |= {"status": 2, "createTime": str(now_ms // 1000)}
+    return {"type": "roomInfo", "data": data}
 
 
 def chat(

@@ -32,6 +32,7 @@ class FakeStreamer:
     # Rooms of earlier streams: moderation (bans, mutes) belongs to the account, so a
     # call naming an earlier room still reaches this streamer (an undo the next day).
     past_rooms: set[str] = field(default_factory=set)
+    room_info_owner: bool = True  # False: roomInfo names no owner (its shape is not documented)
 
     @property
     def unique_id(self) -> str:

@@ -116,7 +116,8 @@ class Sockets:
         send, receive = anyio.create_memory_object_stream[tuple[str, Any]](10_000)
         conn = _Connection(streamer.unique_id, send)
         now_ms = self.world.now_ms()
-        info = msgs.room_info(streamer.room_id, streamer.owner, now_ms)
+        owner = streamer.owner if streamer.room_info_owner else None
+        info = msgs.room_info(streamer.room_id, owner, now_ms)
         await websocket.send_text(json.dumps(msgs.bundle([info], now_ms)))
         self._connections.append(conn)
         self._connected.set()
