@@ -19,6 +19,7 @@ import anyio
 import pytest
 
 from modbot.actions import manual
+from modbot.audit.handles import Handles
 from modbot.audit.incidents import new_incident
 from modbot.audit.query import AuditFilter
 from modbot.audit.records import Entry
@@ -31,6 +32,7 @@ from modbot.euler.oauth import TokenStore
 from modbot.euler.tokens import token_set_from_answer
 from modbot.fake import messages as m
 from modbot.fake.clock import FakeClock
+from modbot.fake.faults import Fault
 from modbot.fake.server import FakeEuler
 from modbot.loopback import LoopbackServer
 from tests.helpers import until
@@ -227,7 +229,7 @@ class TestActions:
         a rule's; the row is rule manual with the reason and the OS user; a second mute in
         the window is a repeat (exit 0, not called again); undo lifts it and ends the timer."""
         fake, state = console
-        seed(state, [seen("troll", TROLL)])
+        fake.world.names[TROLL] = ("troll", "Troll")
         room = fake.streamer("host_handle")
         code, out = run_cli("mute", "@troll", "10m", "--reason", "spam \u202ewave")
         assert code == 0, out
@@ -379,6 +381,86 @@ class TestActions:
 
 
 # --- incidents ----------------------------------------------------------------------------
+
+
+def cache(state: Path, handle: str, user_id: str, age: timedelta) -> None:
+    """A handle cache entry resolved ``age`` ago."""
+
+    async def write() -> None:
+        async with AuditStore.open(default_db(state)) as store:
+            await Handles(store).save(handle, user_id, datetime.now(UTC) - age)
+
+    anyio.run(write)
+
+
+class TestWhom:
+    """Handles are renamed and reused: whom `@bob` names is asked of the API now; the
+    cache stands in only when the API cannot be asked, only when recent, and says so."""
+
+    OLD, NOW = "111", "222"
+
+    def test_the_api_names_the_viewer_not_an_old_row_nor_a_stale_cache(
+        self, console: tuple[FakeEuler, Path]
+    ) -> None:
+        fake, state = console
+        a_year_ago = datetime.now(UTC) - timedelta(days=365)
+        seed(state, [seen("bob", self.OLD, ts=a_year_ago, mode="observe", status="observed")])
+        cache(state, "bob", self.OLD, timedelta(days=30))
+        fake.world.names[self.NOW] = ("bob", "Bob now")
+        code, out = run_cli("ban", "@bob")
+        assert code == 0, out
+        assert fake.streamer("host_handle").bans == {self.NOW}
+        assert rows(state)[-1].user_id == self.NOW
+        assert "handle cache" not in out
+        # the answer is cached (the latest answer wins)
+        code, out = run_cli("mute", "@BOB", "5m")
+        assert code == 0, out
+        assert rows(state)[-1].user_id == self.NOW
+
+    def test_api_down_a_fresh_cache_stands_in_and_says_so(
+        self,
+        console: tuple[FakeEuler, Path],
+        monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        fake, state = console
+        monkeypatch.setenv("MODBOT_MAX_ATTEMPTS", "1")
+        cache(state, "bob", self.NOW, timedelta(hours=2))
+        cache(state, "host_handle", fake.streamer("host_handle").user_id, timedelta(hours=1))
+        fake.world.names[self.OLD] = ("bob", "not asked")
+        fake.inject("user_id", Fault(status=503, times=-1))
+        code, out = run_cli("mute", "@bob", "5m")
+        assert code == 0, out
+        assert "note: Euler could not be asked who @bob is now" in out
+        assert f"acting on {self.NOW}, the id it had 2h" in out
+        assert rows(state)[-1].user_id == self.NOW
+        code, out = run_cli("unmute", "@bob", "--json")
+        assert code == 0, out
+        assert json.loads(out)["user_id"] == self.NOW
+        assert "handle cache" in capsys.readouterr().err  # with --json, the note is on stderr
+
+    @pytest.mark.parametrize("cached", [None, timedelta(days=2), timedelta(days=-2)])
+    def test_api_down_and_no_recent_name_is_a_clear_error(
+        self,
+        console: tuple[FakeEuler, Path],
+        monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str],
+        cached: timedelta | None,
+    ) -> None:
+        fake, state = console
+        monkeypatch.setenv("MODBOT_MAX_ATTEMPTS", "1")
+        seed(state, [seen("bob", self.OLD)])  # an audit row names nobody
+        if cached is not None:
+            cache(state, "bob", self.OLD, cached)
+        fake.inject("user_id", Fault(status=503, times=-1))
+        code, _ = run_cli("ban", "@bob")
+        assert code == 1
+        err = capsys.readouterr().err
+        assert "Euler could not be asked who @bob is now" in err
+        assert "try again later, or give the numeric user id" in err
+        assert err.count("\n") == 1
+        assert not fake.calls_to("ban")
+        assert [e.action for e in rows(state)] == ["log"]
 
 
 class TestIncidents:
@@ -598,6 +680,7 @@ class TestWithTheDaemon:
             monkeypatch.setenv(f"MODBOT_{name}", value)
         room = fake.streamer("host_handle")
         loud = m.Viewer("loud", FAN)
+        fake.world.names[FAN] = ("loud", "Loud")  # TikTok knows who @loud is
         async with running(Daemon(settings, clock=clock, handle_signals=False)) as daemon:
             await fake.wait_connected("host_handle")
             code, out = await cli("mute", TROLL, "10m", "--reason", "by hand")
