@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import socket
 import sqlite3
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -673,3 +676,63 @@ class TestStopping:
         rows = [e for e in await actions(state) if e.rule == "nuke"]
         assert people[-1].user_id not in {e.user_id for e in rows}
         assert len(rows) == AT_ONCE
+
+    async def test_a_daemon_stopped_mid_nuke_answers_its_request(
+        self,
+        fake: FakeEuler,
+        fake_server: LoopbackServer,
+        clock: FakeClock,
+        state: Path,
+        tmp_path: Path,
+    ) -> None:
+        """A stop while the nuke's calls are out still answers the request (failed, with
+        the incident): the command is not left waiting on a row `taken` for ever."""
+        settings = settings_for(
+            fake, fake_server, state, rules_dir=rules_dir(tmp_path, QUIET_RULES)
+        )
+        (a,) = viewers("z", 1, 6_892_000_000_000_000_000)
+        fake.inject("mute", Fault(latency=3.0, times=1))
+        async with running(Daemon(settings, clock=clock, handle_signals=False)) as daemon:
+            await fake.wait_connected("host_handle")
+            chat(fake, (a, "free coins here"))
+            await until(lambda: daemon.sweeper.recent.statistics().comments >= 1)
+            assert daemon.store is not None
+            store = daemon.store
+            request_id = await requests.submit(
+                store, "nuke", nuke_args("free coins", 0.0), clock.now()
+            )
+            await until(lambda: daemon.sweeper.statistics().acted >= 1)
+            # the mute's call is out (it hangs at the fake): stop now
+        async with AuditStore.open(default_db(state)) as store:
+            found = await requests.get(store, request_id)
+        assert found is not None
+        assert found.status == "failed", found
+        assert found.answer is not None
+        incident = found.answer["incident"]
+        assert found.answer["error"] == (
+            f"the daemon stopped during the nuke; incident #{incident}"
+        )
+
+    async def test_a_request_taken_by_a_dead_daemon_expires_at_the_next_start(
+        self, tmp_path: Path
+    ) -> None:
+        """A `taken` row whose daemon died is expired at a start; one a live process on
+        this machine took is left to it."""
+        dead = await anyio.run_process([sys.executable, "-c", "import os; print(os.getpid())"])
+        dead_pid = int(dead.stdout)
+        host = socket.gethostname()
+        clock = FakeClock()
+        async with AuditStore.open(tmp_path / "audit.db") as store:
+            ids = [
+                await requests.submit(store, "nuke", nuke_args(p, 0.0), clock.now())
+                for p in ("one", "two", "three")
+            ]
+            assert await requests.take(store, ids[0], clock.now(), f"{host}:{dead_pid}")
+            assert await requests.take(store, ids[1], clock.now(), f"{host}:{os.getppid()}")
+            assert await requests.take(store, ids[2], clock.now(), "not a daemon")
+            clock.advance(5)
+            assert await requests.expire_stale(store, clock.now()) == 2
+            rows = [await requests.get(store, i) for i in ids]
+        assert [r.status if r else None for r in rows] == ["expired", "taken", "expired"]
+        assert rows[0] is not None
+        assert rows[0].answer == {"error": "the daemon that took it stopped before it answered"}

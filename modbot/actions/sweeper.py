@@ -386,25 +386,48 @@ class Sweeper:
             tg.start_soon(self._nuke, request)
 
     async def _nuke(self, request: requests.Request) -> None:
-        executor = self.executor
-        assert executor is not None
-        store = executor.store
+        begun: list[int] = []  # the incident, once recorded
+        # Answered whatever happens, a stop (cancellation) included: a row left `taken`
+        # would keep its command waiting, and no start would ever answer it.
+        ok = False
+        what: dict[str, Any] = {"error": "the daemon stopped before the nuke began"}
         try:
-            ok, what = await self._nuke_work(request.args)
+            ok, what = await self._nuke_work(request.args, begun)
         except Exception as exc:  # the answer says it; the daemon goes on
             self._counts["errors"] += 1
             log.exception("nuke.failed", request=request.id)
             ok, what = False, {"error": f"the daemon failed the nuke: {type(exc).__name__}"}
-        with anyio.CancelScope(shield=True):
-            await requests.answer(store, request.id, self.clock.now(), ok=ok, what=what)
+        except BaseException:  # stopped (cancelled) midway: said, then passed on
+            if begun:
+                what = {
+                    "error": f"the daemon stopped during the nuke; incident #{begun[0]}",
+                    "incident": begun[0],
+                }
+            raise
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._answer(request.id, ok, what)
+
+    async def _answer(self, request_id: int, ok: bool, what: dict[str, Any]) -> None:
+        assert self.executor is not None
+        try:
+            await requests.answer(
+                self.executor.store, request_id, self.clock.now(), ok=ok, what=what
+            )
+        except Exception:  # a stopping daemon's store: the next start expires the row
+            self._counts["errors"] += 1
+            log.exception("nuke.answer_failed", request=request_id)
+            return
         log.info(
             "nuke.answered",
-            request=request.id,
+            request=request_id,
             ok=ok,
             **{k: v for k, v in what.items() if k != "error"},
         )
 
-    async def _nuke_work(self, args: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
+    async def _nuke_work(
+        self, args: dict[str, Any], begun: list[int]
+    ) -> tuple[bool, dict[str, Any]]:
         try:
             order = NukeOrder.of(args)
             pattern = nk.compile_pattern(order.pattern)
@@ -432,6 +455,7 @@ class Sweeper:
             self.sweeps.append(sweep)
         self._counts["started"] += 1
         incident = await self._incident(sweep)
+        begun.append(incident)
         log.info(
             "nuke.started",
             incident=incident,

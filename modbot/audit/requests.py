@@ -160,13 +160,44 @@ async def answer(
 
 async def expire_stale(store: AuditStore, before: datetime) -> int:
     """Mark pending requests asked before ``before`` expired (a daemon's start: whoever
-    asked has given up waiting); how many."""
-    return await store.execute_counted(
+    asked has given up waiting), and taken ones whose daemon is gone (it died before it
+    answered: no one else ever will); how many."""
+    count = await store.execute_counted(
         "UPDATE requests SET status = 'expired', updated = ?,"
         ' answer = \'{"error": "asked before the daemon started"}\''
         " WHERE status = 'pending' AND ts < ?",
         (format_ts(before), format_ts(before)),
     )
+    rows = await store.execute(
+        "SELECT id, taken_by FROM requests WHERE status = 'taken' AND updated < ?",
+        (format_ts(before),),
+    )
+    for rid, taken_by in rows:
+        if not _taker_alive(taken_by):
+            why = "the daemon that took it stopped before it answered"
+            count += await _move(
+                store, int(rid), "taken", "expired", now=before, answer={"error": why}
+            )
+    return count
+
+
+def _taker_alive(taken_by: object) -> bool:
+    """Whether ``taken_by`` (``host:pid``) names another live process on this machine."""
+    if not isinstance(taken_by, str):
+        return False
+    host, _, pid_text = taken_by.rpartition(":")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False  # unreadable, or another machine's (one state directory is one machine's)
+    pid = int(pid_text)
+    if pid <= 0 or pid == os.getpid():
+        return False  # this process has just started: it answers nothing it took before
+    try:
+        os.kill(pid, 0)
+    except PermissionError:
+        return True  # alive, another user's
+    except OSError:
+        return False
+    return True
 
 
 def encodable_json(value: Any) -> Any:
