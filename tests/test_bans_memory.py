@@ -24,7 +24,7 @@ from modbot.euler.oauth import TokenManager
 from modbot.events import Event, User
 from modbot.fake import messages as m
 from modbot.fake.clock import FakeClock
-from modbot.fake.moderators import moderator_acts
+from modbot.fake.moderators import echo_own_calls, moderator_acts
 from modbot.fake.server import FakeEuler, RecordedCall
 from modbot.loopback import LoopbackServer
 from tests.helpers import until
@@ -272,6 +272,71 @@ class TestCarriedIntoTheNextLive:
         assert record.ended is not None
         assert record.ended_by == human.id
 
+    async def test_the_streamers_own_unban_by_hand_ends_the_memory_across_a_restart(
+        self,
+        fake: FakeEuler,
+        fake_server: LoopbackServer,
+        clock: FakeClock,
+        state: Path,
+        tmp_path: Path,
+    ) -> None:
+        """The streamer lets the viewer back in in the app, with the account modbot
+        calls with (its echo looks like modbot's own): no modbot unban was called, so it
+        is recorded and ends the ban in the database; a restart in a new live does not
+        ban the viewer again."""
+        rules = rules_dir(tmp_path, BAN_RULES)
+        owner = fake.streamer("host_handle").owner
+        daemon = daemon_for((fake, fake_server, state), clock, rules)
+        async with running(daemon):
+            await fake.wait_connected("host_handle")
+            say(fake, "host_handle", TROLL, "zzbanword")
+            await until(lambda: TROLL.user_id in daemon.rebans.memory.users("host_handle"))
+            clock.advance(5)
+            moderator_acts(fake, "host_handle", "unban", operator=owner, target=TROLL)
+            await until(lambda: daemon.humans.counts["own unban by hand"] == 1)
+            await until(lambda: "moderator" in rules_of(state))
+        room = fake_live(fake)
+        daemon = daemon_for((fake, fake_server, state), clock, rules)
+        async with running(daemon):
+            await fake.wait_connected("host_handle")
+            assert TROLL.user_id not in daemon.rebans.memory.users("host_handle")
+            join(fake, "host_handle", TROLL)
+            await until(lambda: daemon.stats.events >= 1)
+        assert bans_in(fake, room) == []
+        (record,) = await read_bans(state, TROLL.user_id)
+        (human,) = [r for r in await actions(state) if r.rule == "moderator"]
+        assert (human.action, human.params["operator_id"]) == ("unban", owner.user_id)
+        assert record.ended_by == human.id
+
+    async def test_modbots_own_unban_echoed_is_not_recorded_as_a_human(
+        self,
+        fake: FakeEuler,
+        fake_server: LoopbackServer,
+        clock: FakeClock,
+        state: Path,
+        tmp_path: Path,
+    ) -> None:
+        """modbot's undo of a ban (an unban) comes back as the account's own unban: it
+        is modbot's, not recorded as a moderator's; the undo ended the memory."""
+        echo_own_calls(fake)
+        daemon = daemon_for((fake, fake_server, state), clock, rules_dir(tmp_path, BAN_RULES))
+        async with running(daemon):
+            await fake.wait_connected("host_handle")
+            say(fake, "host_handle", TROLL, "zzbanword")
+            await until(lambda: daemon.humans.counts["own"] == 1)  # the ban's echo
+            (original,) = [r for r in await actions(state) if r.rule == "slur"]
+            assert daemon.executor is not None
+            assert daemon.store is not None
+            clock.advance(5)
+            result = await undo(daemon.executor, daemon.store, original.id, reason="mistake")
+            assert result.ok, result
+            await until(lambda: daemon.humans.counts["own"] == 2)  # the unban's echo
+        assert daemon.humans.counts["own unban by hand"] == 0
+        assert not [r for r in await actions(state) if r.rule == "moderator"]
+        (record,) = await read_bans(state, TROLL.user_id)
+        assert result.entry is not None
+        assert record.ended_by == result.entry.id
+
     async def test_a_restart_keeps_the_memory(
         self,
         fake: FakeEuler,
@@ -303,6 +368,12 @@ class TestCarriedIntoTheNextLive:
             await until(lambda: daemon.stats.events >= 1)
             await until(lambda: daemon.rebans.memory.counts["again in the room"] == 1)
         assert len(bans_in(fake, room)) == 1
+
+
+def rules_of(state: Path) -> list[str]:
+    """The rule of every audit row now (read while the daemon runs)."""
+    with sqlite3.connect(default_db(state)) as conn:
+        return [str(rule) for (rule,) in conn.execute("SELECT rule FROM actions ORDER BY id")]
 
 
 def fake_live(fake: FakeEuler) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from datetime import timedelta
 from typing import Any
 
 import anyio
@@ -36,10 +37,11 @@ from modbot.audit.handles import Handles
 from modbot.audit.records import Entry, NewEntry, Timer
 from modbot.audit.store import AuditStore
 from modbot.clock import Clock
-from modbot.events import Event
+from modbot.events import Event, format_ts
 
 log = structlog.get_logger("modbot.moderators")
 
+OWN_UNBAN_WINDOW = 60.0  # seconds: an own unban echo this soon after modbot's is modbot's
 QUEUE = 10_000  # moderators' actions waiting to be written
 BATCH = 500
 
@@ -101,10 +103,11 @@ class Humans:
             await self._own(executor)
             if self.own_ids is None:
                 await self._streamers(executor, batch)
+            mine = await self._modbots_unbans(executor, batch)
             entries: list[NewEntry] = []
             for event in batch:
                 try:
-                    entry = self._entry(event, executor)
+                    entry = self._entry(event, executor, mine)
                 except Exception:  # a bad one is counted, the others are written
                     self.counts["errors"] += 1
                     log.exception("moderators.entry_failed", msg_id=event.msg_id)
@@ -115,7 +118,9 @@ class Humans:
                 with anyio.CancelScope(shield=True):
                     await executor.store.record(entries, self.clock.now())
 
-    def _entry(self, event: Event, executor: Executor) -> NewEntry | None:
+    def _entry(
+        self, event: Event, executor: Executor, mine: frozenset[tuple[str, str]] = frozenset()
+    ) -> NewEntry | None:
         m = event.moderation
         assert m is not None
         if m.action in ("comments_on", "comments_off") and event.room_id:
@@ -124,8 +129,13 @@ class Humans:
             executor.gates.comments_off[event.room_id] = m.action == "comments_off"
         streamer_id = self._streamer_ids.get(event.streamer.lower())
         if is_own(m.operator, self.own_ids, streamer=event.streamer, streamer_id=streamer_id):
-            self.counts["own"] += 1
-            return None
+            if m.action != "unban" or event.user is None or _key(event) in mine:
+                self.counts["own"] += 1
+                return None
+            # The account's own unban that modbot did not call: the streamer let the
+            # viewer back in by hand; recorded, so its row ends the remembered ban in the
+            # database too (a restart must not ban them again).
+            self.counts["own unban by hand"] += 1
         self.counts[m.action] += 1
         log.info(
             "moderator.acted",
@@ -135,6 +145,37 @@ class Humans:
             user=event.user.unique_id if event.user else None,
         )
         return moderator_entry(event)
+
+    async def _modbots_unbans(
+        self, executor: Executor, batch: list[Event]
+    ) -> frozenset[tuple[str, str]]:
+        """(streamer, viewer) of the unbans in ``batch`` that modbot itself called: an
+        unban of that viewer on that streamer in flight, or done in the last
+        ``OWN_UNBAN_WINDOW`` seconds (its echo)."""
+        wanted = {
+            _key(e)
+            for e in batch
+            if e.moderation is not None and e.moderation.action == "unban" and e.user is not None
+        }
+        if not wanted:
+            return frozenset()
+        since = format_ts(self.clock.now() - timedelta(seconds=OWN_UNBAN_WINDOW))
+        found: set[tuple[str, str]] = set()
+        for streamer, user_id in wanted:
+            try:
+                rows = await executor.store.execute(
+                    "SELECT 1 FROM actions WHERE action = 'unban' AND rule != ? AND user_id = ?"
+                    " AND streamer = ? COLLATE NOCASE"
+                    " AND (status = 'pending' OR (status = 'done' AND updated >= ?)) LIMIT 1",
+                    (MODERATOR_RULE, user_id, streamer, since),
+                )
+            except Exception as exc:  # noqa: BLE001 (then the echo is taken as modbot's)
+                log.warning("moderators.own_unban_unknown", error=type(exc).__name__)
+                found.add((streamer, user_id))
+                continue
+            if rows:
+                found.add((streamer, user_id))
+        return frozenset(found)
 
     async def _streamers(self, executor: Executor, batch: list[Event]) -> None:
         """The streamers' user ids (the watcher's cache of their handles), for telling
@@ -164,6 +205,10 @@ class Humans:
             return
         self.own_ids = frozenset({info.user_id})
         log.info("moderators.own_account", known=True)
+
+
+def _key(event: Event) -> tuple[str, str]:
+    return event.streamer.lower(), event.user.user_id if event.user is not None else ""
 
 
 async def kept_by_humans(store: AuditStore, timer: Timer, original: Entry | None) -> str | None:
