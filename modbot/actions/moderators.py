@@ -6,8 +6,9 @@ the ban memory at once, and the event goes onto a bounded queue. :meth:`Humans.r
 drops modbot's own (TikTok echoes modbot's calls with modbot's account as the operator:
 the account of the OAuth grant, asked once from ``userinfo`` when the grant allows it,
 else the streamer's), writes the others as rule ``moderator``, status ``done``
-(:func:`modbot.actions.humans.moderator_entry`), and tells the gate when a moderator
-turned comments off or on. :func:`kept_by_humans` is what an expiry timer asks before
+(:func:`modbot.actions.humans.moderator_entry`), and tells the gate whenever comments
+were turned off or on (by anyone: the echo is the room's state). An own unban that
+modbot did not call (none pending or just done) is the streamer's by hand: written too. :func:`kept_by_humans` is what an expiry timer asks before
 it acts: whether a moderator acted after modbot's action.
 """
 
