@@ -19,6 +19,9 @@ import anyio
 import pytest
 
 from modbot.actions import manual
+from modbot.actions.memory import BanMemory
+from modbot.audit import bans
+from modbot.audit.bans import BanRecord
 from modbot.audit.handles import Handles
 from modbot.audit.incidents import new_incident
 from modbot.audit.query import AuditFilter
@@ -300,6 +303,62 @@ class TestActions:
         code, out = run_cli("unban", FAN)
         assert code == 0, out
         assert FAN not in room.bans
+
+    def test_a_ban_while_offline_is_remembered_for_the_next_live_and_unban_forgets_it(
+        self, console: tuple[FakeEuler, Path]
+    ) -> None:
+        """cli.md: "the ban is remembered". Offline there is no room to call in: the row
+        is done with nothing called (params offline), the bans table holds it, and the
+        daemon's memory bans the viewer at the next live; an unban while offline ends it."""
+        fake, state = console
+        fake.streamer("host_handle").is_live = False
+        code, out = run_cli("ban", TROLL, "--reason", "raid leader")
+        assert code == 0, out
+        assert "done: remembered for the next live; nothing to call while offline" in out
+        assert not fake.calls_to("ban")
+        ban = rows(state)[-1]
+        assert (ban.rule, ban.action, ban.status, ban.user_id) == ("manual", "ban", "done", TROLL)
+        assert ban.params["offline"] is True
+
+        async def memory() -> tuple[list[BanRecord], set[str]]:
+            async with AuditStore.open(default_db(state)) as store:
+                held, _ = await bans.remembered(store)
+            known = BanMemory()
+            known.load(held)
+            return held, known.users("host_handle")
+
+        held, users = anyio.run(memory)
+        assert [(b.action_id, b.user_id, b.room_id) for b in held] == [(ban.id, TROLL, "")]
+        assert users == {TROLL}
+        # a viewer never banned is not "unbanned" offline: nothing to forget
+        code, out = run_cli("unban", FAN)
+        assert code == 1, out
+        assert "skipped: @host_handle is not live" in out
+        code, out = run_cli("unban", TROLL)
+        assert code == 0, out
+        assert "done: the remembered ban forgotten" in out
+        assert not fake.calls_to("unban")
+        held, users = anyio.run(memory)
+        assert (held, users) == ([], set())
+
+    def test_a_ban_everywhere_while_every_streamer_is_offline_is_remembered_once(
+        self, console: tuple[FakeEuler, Path], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        fake, state = console
+        fake.streamer("host_handle").is_live = False
+        fake.add_streamer("second")  # offline
+        monkeypatch.setenv("MODBOT_STREAMERS", "host_handle,second")
+        code, out = run_cli("ban", TROLL, "--everywhere")
+        assert code == 0, out
+        first, second = [e for e in rows(state) if e.action == "ban"]
+        assert (first.status, first.params["everywhere"], first.params["offline"]) == (
+            "done",
+            True,
+            True,
+        )
+        assert second.status == "skipped"
+        assert f"remembered for their next live by #{first.id}" in second.detail
+        assert not fake.calls_to("ban")
 
     def test_an_unknown_handle_the_streamer_and_an_offline_room(
         self, console: tuple[FakeEuler, Path], capsys: pytest.CaptureFixture[str]
@@ -648,6 +707,61 @@ async def cli(*argv: str) -> tuple[int, str]:
 
 
 class TestWithTheDaemon:
+    async def test_a_ban_by_hand_while_offline_is_made_at_the_next_live(
+        self,
+        fake: FakeEuler,
+        fake_server: LoopbackServer,
+        clock: FakeClock,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """`modbot ban` while the streamer is offline calls nothing; the running daemon
+        bans the viewer when they join the next live (the remembered ban)."""
+        state = tmp_path / "state"
+        grant(fake, state)
+        rules = tmp_path / "rules"
+        rules.mkdir()
+        (rules / "r.yaml").write_text(RULES)
+        settings = settings_for(fake, fake_server, state, rules_dir=rules)
+        for name, value in (
+            ("API_BASE_URL", fake_server.url),
+            ("WS_URL", fake_server.ws_url),
+            ("API_KEY", fake.api_key),
+            ("CLIENT_ID", fake.client_id),
+            ("CLIENT_SECRET", fake.client_secret),
+            ("STREAMERS", "host_handle"),
+            ("RULES_DIR", str(rules)),
+            ("STATE_DIR", str(state)),
+        ):
+            monkeypatch.setenv(f"MODBOT_{name}", value)
+        troll = m.Viewer("troll", TROLL)
+        daemon = Daemon(settings, clock=clock, handle_signals=False)
+        daemon.rebans.poll = 0.05
+        async with running(daemon):
+            await fake.wait_connected("host_handle")
+            fake.go_offline("host_handle")
+            await until(lambda: fake.connections("host_handle") == 0)
+            code, out = await cli("ban", TROLL, "--reason", "by hand, offline")
+            assert code == 0, out
+            assert "remembered for the next live" in out
+            assert not fake.calls_to("ban")
+            await until(lambda: TROLL in daemon.rebans.memory.users("host_handle"))
+            room = fake.go_live("host_handle").room_id
+            await until(lambda: fake.connections("host_handle") == 1)
+            fake.emit("host_handle", [m.join(room, troll, fake.now_ms())])
+            await until(lambda: TROLL in fake.streamer("host_handle").bans)
+        (call,) = fake.calls_to("ban", ok_only=True)
+        assert room in call.path
+        (ban, carried) = sorted(await arows(state), key=lambda e: e.id)
+        assert (ban.rule, ban.status, ban.room_id, ban.params["offline"]) == (
+            "manual",
+            "done",
+            "",
+            True,
+        )
+        assert (carried.rule, carried.status, carried.room_id) == ("remembered", "done", room)
+        assert carried.params["remembered"] == ban.id
+
     async def test_a_manual_mute_of_10_minutes_is_lifted_by_the_running_daemons_timer(
         self,
         fake: FakeEuler,

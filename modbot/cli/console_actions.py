@@ -16,7 +16,10 @@ server, as ``modbot undo`` does.
 
 ``ban --everywhere`` (and ``unban --everywhere``) acts in every configured streamer's
 room, each an audit row of one incident (``modbot undo --incident N``); a streamer who
-is not live gets a skipped row that says so.
+is not live gets a skipped row that says so. A ban while the streamer is offline is
+remembered all the same: a done row with nothing called (params ``offline``) that the
+bans table keeps, so the daemon bans the viewer at the next live; ``unban`` while
+offline, with no room to call in, ends that memory the same way.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import argparse
 import getpass
 import json
 from contextlib import AsyncExitStack
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -46,6 +50,7 @@ from modbot.rules.schema import SchemaProblem, parse_duration
 if TYPE_CHECKING:
     from modbot.actions.executor import Executor
     from modbot.actions.gate import Speech
+    from modbot.actions.plan import Intent
     from modbot.audit.records import Entry
     from modbot.audit.store import AuditStore
     from modbot.euler.client import EulerClient
@@ -240,8 +245,9 @@ async def _carry_out(
         if order.action in ("mute", "ban") and target.user_id:
             for streamer in streamers:  # before any call: none of them, then
                 await _not_the_streamer(target, streamer, store, client, clock.now())
-        for streamer in streamers:
-            room = await _room(client, store, streamer, order, target)
+        rooms = [await _room(client, store, s, order, target) for s in streamers]
+        remembered = "a live room's ban everywhere" if any(rooms) else None
+        for streamer, room in zip(streamers, rooms, strict=True):
             intent = manual.intent(
                 order,
                 ts=clock.now(),
@@ -252,11 +258,13 @@ async def _carry_out(
                 incident=incident,
             )
             if room is None:
-                intent = intent.skipped(f"@{streamer} is not live: there is no room to act in")
+                entry = await _offline(executor, intent, remembered)
+                if entry.status == "done" and order.everywhere:
+                    remembered = f"#{entry.id}"
             else:
                 await seed_gate(executor, store, room, clock.now())
                 intent = executor.gate(intent)
-            entry, _ = await executor.carry_out(intent)
+                entry, _ = await executor.carry_out(intent)
             if entry.status == "done":
                 await _end_timers(store, entry)
             ok = entry.status == "done" or (
@@ -389,6 +397,54 @@ async def _room(
     return str(rows[0][0]) if rows else None
 
 
+OFFLINE = {
+    "ban": "remembered for the next live; nothing to call while offline",
+    "unban": "the remembered ban forgotten (not carried into the next live); nothing to "
+    "call while offline",
+}
+"""The detail of a ban or unban by hand while the streamer is offline (params offline)."""
+
+
+async def _offline(executor: Executor, intent: Intent, remembered: str | None) -> Entry:
+    """An action in the room of a streamer who is not live (there is no room to call in).
+
+    A ban is remembered (cli.md: "the ban is remembered"): a done row with nothing
+    called (params ``offline``), which the bans table's trigger keeps, so the daemon
+    bans the viewer at their next live; an unban of a remembered viewer ends that memory
+    the same way. Anything else is skipped, saying why, and so is a ban everywhere that
+    ``remembered`` (a live room's ban everywhere, an earlier row) holds already.
+    """
+    from modbot.actions import recovery  # noqa: PLC0415
+    from modbot.audit import bans  # noqa: PLC0415
+
+    store = executor.store
+    why = f"@{intent.streamer} is not live: there is no room to act in"
+    detail = OFFLINE.get(intent.action)
+    if detail is not None and intent.action == "ban" and remembered is not None:
+        why, detail = f"{why}; the ban is remembered for their next live by {remembered}", None
+    if detail is not None and intent.action == "unban":
+        held = [b for b in await bans.of_user(store, intent.user_id) if b.remembered]
+        if not any(b.everywhere or b.streamer.lower() == intent.streamer.lower() for b in held):
+            detail = None
+    if detail is None or not intent.user_id:
+        return (await executor.carry_out(intent.skipped(why)))[0]
+    gated = executor.gate(intent)
+    if gated.mode == "observe":  # the grant lacks the scope: not done, and said so
+        return (await executor.carry_out(gated))[0]
+    row = intent.entry()
+    params = {**row.params, "offline": True, **recovery.process_mark()}
+    row = replace(row, params=params, detail=f"{row.detail}; {detail}")
+    now = executor.clock.now()
+    (entry_id,) = await store.add([row], now)
+    if entry_id is None:
+        msg = "the audit log already has this entry"
+        raise ModbotError(msg)
+    await store.finish([(entry_id, "done", None)], now)  # the bans table's triggers
+    entry = await store.get(entry_id)
+    assert entry is not None
+    return entry
+
+
 # --- the gate's memory, from the audit log -----------------------------------------------
 
 
@@ -471,6 +527,11 @@ def said(entry: Entry) -> str:
         what = f"say {shown(str(entry.params.get('text', '')), 60)!r}"
     head = f"#{entry.id} {shown(what, 80)}" + (f" {shown(whom, 30)}" if whom else "")
     head += f" in @{shown(entry.streamer, 30)}'s room"
+    if entry.status == "done" and entry.params.get("offline") is True:
+        said = f"{head}: done: {OFFLINE.get(entry.action, 'nothing to call while offline')}"
+        if entry.action == "ban":
+            said += f" (lift it with `modbot unban {shown(whom, 30)}`)"
+        return said
     if entry.status == "done":
         after = entry.params.get("unmute_after_s") or entry.params.get("for_s")
         tail = "done"
