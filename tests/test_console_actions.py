@@ -29,7 +29,6 @@ from modbot.audit.records import Entry
 from modbot.audit.schema import MIGRATIONS, VERSION
 from modbot.audit.store import AuditStore, NewEntry, default_db
 from modbot.cli import main
-from modbot.cli.console_actions import pick_streamers
 from modbot.daemon import Daemon
 from modbot.euler.oauth import TokenStore
 from modbot.euler.tokens import token_set_from_answer
@@ -169,16 +168,18 @@ class TestRefused:
         assert manual.clean_message("hi \u202eall\u2066 \udcff") == "hi all \ufffd"
         with pytest.raises(manual.Refused):
             manual.clean_message("y" * 10_000)
+        # the length is the message's as said: runs of spaces squeezed first
+        assert manual.clean_message("a" + " " * 400 + "b") == "a b"
 
     def test_streamers_picked(self) -> None:
-        assert pick_streamers(None, ["a"], everywhere=False) == ["a"]
-        assert pick_streamers("@A", ["a", "b"], everywhere=False) == ["a"]
-        assert pick_streamers(None, ["a", "b"], everywhere=True) == ["a", "b"]
+        assert manual.pick_streamers(None, ["a"], everywhere=False) == ["a"]
+        assert manual.pick_streamers("@A", ["a", "b"], everywhere=False) == ["a"]
+        assert manual.pick_streamers(None, ["a", "b"], everywhere=True) == ["a", "b"]
         for given, configured in ((None, ["a", "b"]), (None, []), ("c", ["a", "b"])):
             with pytest.raises(manual.Refused):
-                pick_streamers(given, configured, everywhere=False)
+                manual.pick_streamers(given, configured, everywhere=False)
         with pytest.raises(manual.Refused):
-            pick_streamers("\u202ea", ["a"], everywhere=False)
+            manual.pick_streamers("\u202ea", ["a"], everywhere=False)
 
     @pytest.mark.parametrize(
         "argv",

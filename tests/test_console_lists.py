@@ -175,7 +175,11 @@ class TestMutesAndBans:
         assert "\u202e" not in out
 
     def test_exit_codes(
-        self, euler_env: FakeEuler, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+        self,
+        euler_env: FakeEuler,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str],
     ) -> None:
         monkeypatch.setenv("MODBOT_STREAMERS", "host_handle,second")
         euler_env.add_streamer("second", live=True)
@@ -185,6 +189,17 @@ class TestMutesAndBans:
         assert run_cli("mutes", "--state-dir", str(state), "--streamer", "second")[0] == 1  # scope
         assert run_cli("bans", "--state-dir", str(state), "--streamer", "second")[0] == 0
         assert not euler_env.calls_to("list_mutes")
+        # a streamer who is not configured is refused, as for every command by hand
+        euler_env.add_streamer("elsewhere", live=True)
+        calls = len(euler_env.calls)
+        for hostile in ("elsewhere", "\u202esecond", "@" + "x" * 10_000):
+            code, _ = run_cli("bans", "--state-dir", str(state), "--streamer", hostile)
+            assert code == 2
+            err = capsys.readouterr().err
+            assert "--streamer" in err
+            assert "\u202e" not in err
+            assert len(err) < 300
+        assert len(euler_env.calls) == calls
 
 
 class TestModerators:
@@ -383,7 +398,11 @@ class TestKeywords:
         assert code == 1
         euler_env.add_streamer("second", live=True)
         code, _ = run_cli("keywords", "list", "--streamer", "second", "--state-dir", str(state))
+        assert code == 2  # not a configured streamer
+        monkeypatch.setenv("MODBOT_STREAMERS", "host_handle,second")
+        code, _ = run_cli("keywords", "list", "--streamer", "second", "--state-dir", str(state))
         assert code == 1  # not the granting account
+        monkeypatch.setenv("MODBOT_STREAMERS", "host_handle")
         (rules / "r.yaml").write_text("version: 1\nrules: [{id: BAD}]\n", encoding="utf-8")
         code, _ = self.sync(state, rules)
         assert code == 1

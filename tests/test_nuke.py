@@ -419,7 +419,10 @@ class TestNukeCommand:
                 pass
 
         anyio.run(make)
-        code, out = run_cli("nuke", "free coins", "--state-dir", str(state), "--wait", "0.3")
+        hostile = "raid \u202eleader\u200b  again"  # a bidirectional override, invisible
+        code, out = run_cli(
+            "nuke", "free coins", "--state-dir", str(state), "--wait", "0.3", "--reason", hostile
+        )
         assert code == 1
         assert out == ""
 
@@ -430,6 +433,7 @@ class TestNukeCommand:
 
         (request,) = anyio.run(read)
         assert request.status == "expired"
+        assert request.args["reason"] == "raid leader again"  # cleaned as for every action
 
     def test_no_daemon_ever_ran_there(
         self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -474,6 +478,7 @@ class TestNukeCommand:
             ("--since", "1h", "at most 15m"),
             ("--since", "soon", "duration"),
             ("--for", "5 minutes", "duration"),
+            ("--reason", "r" * 10_000, "--reason: at most 500 characters"),
         ],
     )
     def test_bad_options_are_usage_errors(

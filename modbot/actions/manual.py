@@ -16,7 +16,7 @@ written first, call, outcome, expiry timer).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -81,11 +81,11 @@ def clean_reason(text: str | None) -> str | None:
 def clean_message(text: str) -> str:
     """A chat message to say as the streamer: invisible characters out, spaces squeezed,
     at most the length of a rule's reply. A blank one is left to the speech check."""
-    kept = spoken(encodable(text), len(text) + 1)
+    kept = _SPACES.sub(" ", spoken(encodable(text), len(text) + 1))  # squeezed, then counted
     if len(kept) > REPLY_LIMIT:
         msg = f"a chat message is at most {REPLY_LIMIT} characters, not {len(kept):,}"
         raise Refused(msg)
-    return _SPACES.sub(" ", kept)
+    return kept
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,6 @@ class Order:
     enabled: bool | None = None
     for_s: float | None = None
     everywhere: bool = False  # ban, unban: every configured streamer
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def intent(
@@ -119,7 +118,7 @@ def intent(
     The params keep who ran it (``by``), the incident it belongs to, and for a ban or an
     unban its scope: ``everywhere`` or the streamer (the remembered ban list reads it).
     """
-    extra: dict[str, Any] = {"by": order.by, **order.extra}
+    extra: dict[str, Any] = {"by": order.by}
     if incident is not None:
         extra["incident"] = incident
     if order.action in ("ban", "unban"):
@@ -153,3 +152,40 @@ def already(why: str | None) -> bool:
     """Whether a gate's skip means the wanted state already holds (a repeat within the
     de-duplication window, comments already off): no failure of the command."""
     return why is not None and why.startswith(_ALREADY)
+
+
+def pick_streamers(given: str | None, configured: list[str], *, everywhere: bool) -> list[str]:
+    """Whose rooms a console command acts in: ``--streamer S`` (a configured one, when
+    any are configured), every configured one, or the only one configured."""
+    configured = [c.lstrip("@") for c in configured]
+    if everywhere:
+        if not configured:
+            msg = "--everywhere: no streamers are configured (the streamers setting)"
+            raise Refused(msg)
+        return list(configured)
+    if given is not None:
+        try:
+            handle = parse_viewer(given if given.startswith("@") else "@" + given).handle
+        except Refused:
+            handle = None
+        if not handle:
+            msg = f"--streamer: {shown(given, 40)!r} is not a TikTok handle"
+            raise Refused(msg)
+        known = {c.lower(): c for c in configured}
+        if configured and handle.lower() not in known:
+            msg = (
+                f"--streamer: @{handle} is not a configured streamer (configured: "
+                f"{', '.join('@' + c for c in configured)})"
+            )
+            raise Refused(msg)
+        return [known.get(handle.lower(), handle)]
+    if len(configured) == 1:
+        return list(configured)
+    if not configured:
+        msg = "give --streamer S: no streamers are configured (the streamers setting)"
+        raise Refused(msg)
+    msg = (
+        f"give --streamer S: {len(configured)} streamers are configured "
+        f"({', '.join('@' + c for c in configured)})"
+    )
+    raise Refused(msg)

@@ -25,7 +25,6 @@ offline, with no room to call in, ends that memory the same way.
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 from contextlib import AsyncExitStack
 from dataclasses import replace
@@ -36,10 +35,10 @@ from typing import TYPE_CHECKING, Any, TextIO
 import anyio
 
 from modbot.actions import manual
-from modbot.actions.manual import Order, Refused
+from modbot.actions.manual import Order, Refused, pick_streamers
 from modbot.actions.table import describe, format_duration, kind_of, severity
 from modbot.cli.output import EXIT_FAILED, EXIT_OK, EXIT_USAGE, fail, open_state_dir
-from modbot.cli.viewers import Resolved, resolve_viewer
+from modbot.cli.viewers import Resolved, resolve_viewer, who_ran
 from modbot.clock import SystemClock
 from modbot.config import Settings
 from modbot.errors import ModbotError, NotFound
@@ -164,7 +163,7 @@ def console_command(args: argparse.Namespace, settings: Settings, out: TextIO) -
 def _order(args: argparse.Namespace) -> Order:
     """What was asked, checked (Refused: exit 2)."""
     name: str = args.console
-    common: dict[str, Any] = {"by": who(), "reason": manual.clean_reason(args.reason)}
+    common: dict[str, Any] = {"by": who_ran(), "reason": manual.clean_reason(args.reason)}
     viewer = manual.parse_viewer(args.viewer) if hasattr(args, "viewer") else None
     everywhere = bool(getattr(args, "everywhere", False))
     if name == "mute":
@@ -187,14 +186,6 @@ def _order(args: argparse.Namespace) -> Order:
                 raise Refused(f"--for: {exc}") from None
         return Order("comments", enabled=enabled, for_s=for_s, **common)
     return Order("reply", text=manual.clean_message(args.text), **common)
-
-
-def who() -> str:
-    """Who ran the command (kept in the audit log): the OS user."""
-    try:
-        return getpass.getuser()
-    except (OSError, KeyError):  # no login name (a container without one)
-        return "unknown"
 
 
 async def _carry_out(
@@ -303,38 +294,6 @@ def _stderr() -> TextIO:
     import sys  # noqa: PLC0415
 
     return sys.stderr
-
-
-def pick_streamers(given: str | None, configured: list[str], *, everywhere: bool) -> list[str]:
-    """Whose rooms: ``--streamer S``, every configured one, or the only one configured."""
-    if everywhere:
-        if not configured:
-            msg = "--everywhere: no streamers are configured (the streamers setting)"
-            raise Refused(msg)
-        return list(configured)
-    if given is not None:
-        handle = manual.parse_viewer(given if given.startswith("@") else "@" + given).handle
-        known = {c.lower(): c for c in configured}
-        if not handle:
-            msg = f"--streamer: {shown(given, 40)!r} is not a TikTok handle"
-            raise Refused(msg)
-        if configured and handle.lower() not in known:
-            msg = (
-                f"--streamer: @{handle} is not a configured streamer (configured: "
-                f"{', '.join('@' + c for c in configured)})"
-            )
-            raise Refused(msg)
-        return [known.get(handle.lower(), handle)]
-    if len(configured) == 1:
-        return list(configured)
-    if not configured:
-        msg = "give --streamer S: no streamers are configured (the streamers setting)"
-        raise Refused(msg)
-    msg = (
-        f"give --streamer S: {len(configured)} streamers are configured "
-        f"({', '.join('@' + c for c in configured)})"
-    )
-    raise Refused(msg)
 
 
 def _speech(settings: Settings, *, demo: bool) -> Speech:

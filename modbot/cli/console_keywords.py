@@ -25,9 +25,9 @@ from modbot.cli.console_lists import (
     reason,
     run_console,
     table,
-    who_ran,
 )
 from modbot.cli.output import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Usage, fail
+from modbot.cli.viewers import who_ran
 from modbot.config import Settings
 from modbot.inert import shown
 

@@ -14,7 +14,6 @@ Viewers' names are theirs, not ours: every one is shown inert (``modbot.inert.sh
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -35,6 +34,7 @@ from modbot.cli.output import (
     fail,
     open_state_dir,
 )
+from modbot.cli.viewers import who_ran
 from modbot.clock import SystemClock
 from modbot.config import Settings
 from modbot.errors import ModbotError
@@ -114,20 +114,17 @@ class Console:
     clock: SystemClock
 
     def streamers(self, args: argparse.Namespace) -> list[str]:
-        """The streamers a command acts for: ``--streamer``, every configured one with
-        ``--everywhere``, or the only one configured."""
-        configured = [s.lstrip("@") for s in self.settings.streamers]
-        if getattr(args, "everywhere", False):
-            if not configured:
-                raise Usage("--everywhere needs the streamers setting (MODBOT_STREAMERS)")
-            return configured
-        if args.streamer:
-            return [args.streamer.lstrip("@")]
-        if len(configured) == 1:
-            return configured
-        if not configured:
-            raise Usage("give --streamer S (no streamer is configured)")
-        raise Usage(f"give --streamer S: {len(configured)} streamers are configured")
+        """The streamers a command acts for, picked as for every command by hand
+        (:func:`modbot.actions.manual.pick_streamers`): a ``--streamer`` that is not
+        configured is refused."""
+        try:
+            return manual.pick_streamers(
+                args.streamer,
+                self.settings.streamers,
+                everywhere=bool(getattr(args, "everywhere", False)),
+            )
+        except manual.Refused as exc:
+            raise Usage(str(exc)) from None
 
     def need(self, scope: str, what: str) -> None:
         if scope not in self.scopes:
@@ -217,14 +214,6 @@ def reason(args: argparse.Namespace) -> str | None:
         return manual.clean_reason(getattr(args, "reason", None))
     except manual.Refused as exc:
         raise Usage(str(exc)) from None
-
-
-def who_ran() -> str:
-    """Who ran the command (kept in the audit log)."""
-    try:
-        return getpass.getuser()
-    except (OSError, KeyError):  # no login name (a container without one)
-        return "unknown"
 
 
 def emit(out: TextIO, record: dict[str, Any]) -> None:

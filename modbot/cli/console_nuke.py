@@ -9,14 +9,15 @@ seconds is an error that says so (exit 1), and the request is withdrawn.
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 import anyio
 
+from modbot.actions import manual
 from modbot.cli.output import EXIT_FAILED, EXIT_OK, EXIT_USAGE, fail, open_state_dir
+from modbot.cli.viewers import who_ran
 from modbot.clock import SystemClock
 from modbot.config import Settings
 from modbot.inert import shown
@@ -92,7 +93,8 @@ def nuke_command(args: argparse.Namespace, settings: Settings, out: TextIO) -> i
         then = nk.parse_then(args.then)
         since_s = nk.parse_span(args.since, option="--since", longest=nk.MAX_SINCE)
         for_s = nk.parse_span(args.for_, option="--for", longest=nk.MAX_FOR, zero=True)
-    except nk.PatternRefused as exc:
+        reason = manual.clean_reason(args.reason)  # as for every action by hand
+    except (nk.PatternRefused, manual.Refused) as exc:
         fail(f"modbot: {exc}")
         return EXIT_USAGE
     if not 0 < args.wait <= MAX_WAIT:
@@ -112,8 +114,8 @@ def nuke_command(args: argparse.Namespace, settings: Settings, out: TextIO) -> i
         "since_s": since_s,
         "for_s": for_s,
         "streamer": args.streamer,
-        "reason": args.reason,
-        "by": _who(),
+        "reason": reason,
+        "by": who_ran(),
     }
     clock = SystemClock()
 
@@ -186,11 +188,3 @@ def said(answer: dict[str, Any]) -> str:
             f"(until {shown(str(answer.get('until')), 30)})"
         )
     return line + f". Undo it whole: modbot undo --incident {answer.get('incident')}"
-
-
-def _who() -> str:
-    """Who ran the command (kept in the audit log)."""
-    try:
-        return getpass.getuser()
-    except (OSError, KeyError):  # no login name (a container without one)
-        return "unknown"

@@ -1,4 +1,5 @@
-"""Who a console command acts on: ``@handle`` to a numeric user id, asked now (I/O).
+"""Who a console command acts on (``@handle`` to a numeric user id, asked now) and who
+ran it (I/O).
 
 Handles are renamed and reused: the viewer who was ``@bob`` a year ago (an audit row,
 an old cache entry) may not be ``@bob`` today, and a ban by hand is remembered. So
@@ -12,6 +13,7 @@ another viewer's id, not that handle.
 
 from __future__ import annotations
 
+import getpass
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -89,3 +91,11 @@ async def resolve_viewer(
         return Resolved(cached[0], handle, note)
     await handles.save(handle, user_id, now)
     return Resolved(user_id, handle)
+
+
+def who_ran() -> str:
+    """Who ran the command (kept in the audit log): the OS user."""
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no login name (a container without one)
+        return "unknown"
