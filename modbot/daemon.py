@@ -193,13 +193,13 @@ class Daemon:
         gave_up = False
         try:
             async with anyio.create_task_group() as main:
+                if self.handle_signals:  # first: a TERM during the starts below stops cleanly
+                    main.start_soon(self._signals)
                 main.start_soon(pipeline)
                 await main.start(timers.run)
                 await main.start(self.sweeper.run, executor)
                 await main.start(self.rebans.run, executor)
                 await main.start(self.humans.run, executor)
-                if self.handle_signals:
-                    main.start_soon(self._signals)
                 main.start_soon(self._reloader)
                 main.start_soon(self._watch_rule_files)
                 main.start_soon(self._heartbeat)
