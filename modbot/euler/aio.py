@@ -20,8 +20,6 @@ connection is off (the client retries, by its own policy).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from types import TracebackType
-from typing import Self
 
 import aiohttp
 import httpx
@@ -104,17 +102,6 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         # nor its context: the repr of aiohttp's request_info shows the request's
         # headers, the API key and the streamer's token among them.
         raise failure
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None = None,
-        exc: BaseException | None = None,
-        tb: TracebackType | None = None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         session, self._session = self._session, None

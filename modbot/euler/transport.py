@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import AsyncIterator
-from types import TracebackType
 from typing import Literal, Self
 
 import httpx
@@ -127,15 +126,7 @@ class Pools(httpx.AsyncBaseTransport):
             await pool.__aenter__()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None = None,
-        exc: BaseException | None = None,
-        tb: TracebackType | None = None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # httpx's base __aexit__ calls it
         for pool in self._pools:
             await pool.aclose()
 
