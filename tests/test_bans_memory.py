@@ -95,6 +95,13 @@ def daemon_for(
     return daemon
 
 
+async def troll_banned(fake: FakeEuler, daemon: Daemon) -> None:
+    """The troll says the banned word in the streamer's live and is remembered."""
+    await fake.wait_connected("host_handle")
+    say(fake, "host_handle", TROLL, "zzbanword")
+    await until(lambda: TROLL.user_id in daemon.rebans.memory.users("host_handle"))
+
+
 async def carried_done(state: Path) -> bool:
     rows = await actions(state)
     return any(r.rule == bans.REMEMBERED_RULE and r.status == "done" for r in rows)
@@ -191,9 +198,7 @@ class TestCarriedIntoTheNextLive:
         lets the viewer in."""
         daemon = daemon_for((fake, fake_server, state), clock, rules_dir(tmp_path, BAN_RULES))
         async with running(daemon):
-            await fake.wait_connected("host_handle")
-            say(fake, "host_handle", TROLL, "zzbanword")
-            await until(lambda: TROLL.user_id in daemon.rebans.memory.users("host_handle"))
+            await troll_banned(fake, daemon)
             (original,) = [r for r in await actions(state) if r.rule == "slur"]
             assert daemon.executor is not None
             assert daemon.store is not None
@@ -221,9 +226,7 @@ class TestCarriedIntoTheNextLive:
         unbanned in live 2 as well (an unban there, linked to the carried ban)."""
         daemon = daemon_for((fake, fake_server, state), clock, rules_dir(tmp_path, BAN_RULES))
         async with running(daemon):
-            await fake.wait_connected("host_handle")
-            say(fake, "host_handle", TROLL, "zzbanword")
-            await until(lambda: TROLL.user_id in daemon.rebans.memory.users("host_handle"))
+            await troll_banned(fake, daemon)
             room = await new_live(fake, "host_handle")
             join(fake, "host_handle", TROLL)
             await until(lambda: len(bans_in(fake, room)) == 1)
@@ -253,9 +256,7 @@ class TestCarriedIntoTheNextLive:
         the same room's later join nor in the next live."""
         daemon = daemon_for((fake, fake_server, state), clock, rules_dir(tmp_path, BAN_RULES))
         async with running(daemon):
-            await fake.wait_connected("host_handle")
-            say(fake, "host_handle", TROLL, "zzbanword")
-            await until(lambda: TROLL.user_id in daemon.rebans.memory.users("host_handle"))
+            await troll_banned(fake, daemon)
             moderator_acts(fake, "host_handle", "unban", operator=MOD, target=TROLL)
             join(fake, "host_handle", TROLL)  # right behind the unban, in the same bundle order
             await until(lambda: TROLL.user_id not in daemon.rebans.memory.users("host_handle"))
@@ -288,9 +289,7 @@ class TestCarriedIntoTheNextLive:
         owner = fake.streamer("host_handle").owner
         daemon = daemon_for((fake, fake_server, state), clock, rules)
         async with running(daemon):
-            await fake.wait_connected("host_handle")
-            say(fake, "host_handle", TROLL, "zzbanword")
-            await until(lambda: TROLL.user_id in daemon.rebans.memory.users("host_handle"))
+            await troll_banned(fake, daemon)
             clock.advance(5)
             moderator_acts(fake, "host_handle", "unban", operator=owner, target=TROLL)
             await until(lambda: daemon.humans.counts["own unban by hand"] == 1)
