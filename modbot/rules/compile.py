@@ -554,13 +554,7 @@ class _Compiler(ConditionCompiler):
             self.error(raw.where("escalate"), "escalate: expected {window: DURATION, steps: [...]}")
             return None
         self._check_keys(value, ("window", "steps"), "escalate")
-        window = None
-        try:
-            window = parse_duration(value.get("window"))
-        except SchemaProblem as exc:
-            self.error(
-                value.where("window") if "window" in value else value.pos, f"escalate.window: {exc}"
-            )
+        window = self._duration(value, "window", "escalate")
         steps_raw = value.get("steps")
         steps: list[ActionSpec] = []
         if not isinstance(steps_raw, YList) or not steps_raw:

@@ -91,6 +91,15 @@ class ConditionCompiler:
     def warning(self, pos: Pos, message: str) -> None:
         self.diagnostics.append(Diagnostic.at(pos, message, "warning"))
 
+    def _duration(self, node: YMap, key: str, what: str) -> float | None:
+        """The duration under ``key`` of ``node`` (None, and an error at the key or else
+        at the mapping, when it is missing or not a duration)."""
+        try:
+            return parse_duration(node.get(key))
+        except SchemaProblem as exc:
+            self.error(node.where(key) if key in node else node.pos, f"{what}.{key}: {exc}")
+            return None
+
     def _check_keys(self, node: YMap, known: Sequence[str], what: str) -> None:
         for key in node:
             if key not in known:
@@ -370,13 +379,7 @@ class ConditionCompiler:
                 value.where("count") if "count" in value else value.pos,
                 f"{key}.count: expected a whole number from 1 to 100000, got {count!r}",
             )
-        within = None
-        try:
-            within = parse_duration(value.get("within"))
-        except SchemaProblem as exc:
-            self.error(
-                value.where("within") if "within" in value else value.pos, f"{key}.within: {exc}"
-            )
+        within = self._duration(value, "within", key)
         per = value.get("per", "user")
         if per not in ("user", "room"):
             self.error(value.where("per"), f"{key}.per: expected user or room, got {per!r}")
