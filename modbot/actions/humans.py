@@ -11,10 +11,9 @@ viewer a moderator let back in is not banned again (``modbot.actions.memory``).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from modbot.audit.records import NewEntry
+from modbot.audit.records import Entry, NewEntry
 from modbot.events import Event, User
 from modbot.inert import encodable, shown
 
@@ -102,20 +101,11 @@ def moderator_entry(event: Event) -> NewEntry:
     )
 
 
-@dataclass(frozen=True)
-class HumanAct:
-    """A moderator's recorded action, as an expiry weighs it."""
-
-    id: int
-    ts: str
-    action: str
-    params: dict[str, Any]
-
-
-def overruled(timer_kind: str, original_id: int, later: Sequence[HumanAct]) -> str | None:
+def overruled(timer_kind: str, original_id: int, later: Sequence[Entry]) -> str | None:
     """Why an expiry timer must not act (None: it may): ``later`` are the moderators'
-    actions on the same viewer (or room) after modbot's, oldest first; the last one
-    that bears on the timer decides, and the human's choice stands either way."""
+    actions on the same viewer (or room) after modbot's, oldest first (their audit
+    rows); the last one that bears on the timer decides, and the human's choice stands
+    either way."""
     counts = RESPECTS.get(timer_kind, ())
     last = next((a for a in reversed(later) if a.action in counts), None)
     if last is None:

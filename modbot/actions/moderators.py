@@ -14,10 +14,8 @@ it acts: whether a moderator acted after modbot's action.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from datetime import timedelta
-from typing import Any
 
 import anyio
 import structlog
@@ -28,7 +26,6 @@ from modbot.actions.executor import Executor
 from modbot.actions.humans import (
     MODERATOR_RULE,
     RESPECTS,
-    HumanAct,
     is_own,
     moderator_entry,
     overruled,
@@ -219,7 +216,7 @@ async def kept_by_humans(store: AuditStore, timer: Timer, original: Entry | None
     if original is None or not counts:
         return None
     sql = (
-        "SELECT id, ts, action, params FROM actions WHERE rule = ? AND status = 'done'"
+        "WHERE rule = ? AND status = 'done'"
         " AND streamer = ? COLLATE NOCASE AND ts >= ? AND action IN (?, ?)"
     )
     pair = (*counts, *counts)[:2]  # one or two actions count: the second may repeat the first
@@ -227,14 +224,5 @@ async def kept_by_humans(store: AuditStore, timer: Timer, original: Entry | None
     if timer.user_id:
         sql += " AND user_id = ?"
         args.append(timer.user_id)
-    rows = await store.execute(sql + " ORDER BY ts, id", args)
-    later = [HumanAct(int(i), str(ts), str(action), _params(p)) for i, ts, action, p in rows]
+    later = await store.entries(sql + " ORDER BY ts, id", args)
     return overruled(timer.kind, original.id, later)
-
-
-def _params(text: object) -> dict[str, Any]:
-    try:
-        value = json.loads(str(text))
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}

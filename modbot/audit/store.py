@@ -514,6 +514,13 @@ class AuditStore:
         async with self.db.execute(f"SELECT {_COLUMNS} FROM actions {clause}", params) as cursor:  # noqa: S608 (the clause is built from fixed column names)
             return [_entry(row) for row in await cursor.fetchall()]
 
+    async def entries(self, clause: str, params: Sequence[Any] = ()) -> list[Entry]:
+        """Whole rows of ``actions`` chosen by ``clause`` (what follows ``FROM actions``:
+        WHERE and ORDER BY, a ``?`` for each of ``params``), read as :meth:`execute`
+        runs its statement: in turn, waiting out a failure that can pass."""
+        rows = await self.execute(f"SELECT {_COLUMNS} FROM actions {clause}", params)  # noqa: S608 (the caller's clause names fixed columns)
+        return [_entry(row) for row in rows]
+
     async def get(self, entry_id: int) -> Entry | None:
         found = await self.query(AuditFilter(ids=(entry_id,), limit=None))
         return found[0] if found else None

@@ -176,6 +176,26 @@ async def test_record_writes_every_row_once_without_ids(tmp_path: Path, clock: F
         assert original.undone_by is not None
 
 
+async def test_entries_reads_whole_rows_a_clause_chooses(tmp_path: Path, clock: FakeClock) -> None:
+    """The reader of rows by an SQL clause (humans first asks it which moderators acted):
+    whole rows, params decoded, in the clause's order, only those it chooses."""
+    async with AuditStore.open(tmp_path / "a.db") as store:
+        await store.record(
+            [
+                new(clock, rule="moderator", status="done", params={"operator": "mod"}),
+                new(clock, rule="r", status="done"),
+                new(clock, rule="moderator", status="done", action="unmute", msg_id="2"),
+            ],
+            clock.now(),
+        )
+        rows = await store.entries("WHERE rule = ? ORDER BY ts DESC, id DESC", ["moderator"])
+        assert [(r.action, r.params) for r in rows] == [
+            ("unmute", {}),
+            ("mute", {"operator": "mod"}),
+        ]
+        assert rows == [await store.get(r.id) for r in rows]
+
+
 async def test_finish_sets_status_error_params_and_timers(tmp_path: Path, clock: FakeClock) -> None:
     async with AuditStore.open(tmp_path / "a.db") as store:
         (entry_id,) = await store.add([new(clock, params={"duration_s": 600})], clock.now())
