@@ -335,16 +335,7 @@ class Daemon:
             # severe one, observe) are in the audit log, and at debug here, so a raid
             # does not flood the journal.
             (log.info if d.enforced else log.debug)(
-                "decision",
-                streamer=event.streamer,
-                user=d.unique_id,
-                user_id=d.user_id,
-                rule=d.rule,
-                action=d.describe(),
-                mode=d.mode,
-                suppressed=d.suppressed,
-                detail=d.detail,
-                text=event.text[:200],
+                "decision", streamer=event.streamer, comment=event.text[:200], **d.logged()
             )
         if self._on_decisions is not None:
             self._on_decisions(event, decisions)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import anyio
 import pytest
+from structlog.testing import capture_logs
 
 from modbot.actions.executor import Work
 from modbot.audit.query import AuditFilter
@@ -197,6 +198,38 @@ async def test_dry_run_calls_nothing(
         daemon.stop()
     assert fake.calls_to("ban") == []
     assert await rows(state) == [("slurs", "ban", "observed")]
+
+
+async def test_a_decision_is_logged_under_the_audit_rows_names(
+    fake: FakeEuler, fake_server: LoopbackServer, clock: FakeClock, state: Path
+) -> None:
+    """The ``decision`` line names each fact as the audit row does (one name per fact):
+    the viewer's text is ``comment``, the decision's own ``text`` is what modbot says."""
+    daemon = Daemon(settings_for(fake, fake_server, state), clock=clock, handle_signals=False)
+    room = fake.streamer("host_handle")
+    troll = m.Viewer("troll", "6811111111111111111")
+    with capture_logs() as logs:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(daemon.run)
+            await fake.wait_connected("host_handle")
+            fake.emit("host_handle", [m.chat(room.room_id, troll, "slurword", fake.now_ms())])
+            await until(lambda: troll.user_id in room.bans)
+            daemon.stop()
+    [line] = [e for e in logs if e["event"] == "decision"]
+    assert line["comment"] == "slurword"
+    assert (line["streamer"], line["rule"], line["action"], line["mode"]) == (
+        "host_handle",
+        "slurs",
+        "ban",
+        "enforce",
+    )
+    assert (line["user_id"], line["unique_id"], line["described"]) == (
+        troll.user_id,
+        "troll",
+        "ban",
+    )
+    assert "user" not in line  # the one old name
+    assert "suppressed" not in line  # nothing unset is logged
 
 
 async def test_reload_keeps_the_old_rules_when_the_new_ones_are_broken(

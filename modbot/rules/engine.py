@@ -14,7 +14,7 @@ The streamer's own events (``is_owner``) never produce a decision.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Literal, NamedTuple
@@ -74,6 +74,17 @@ class Decision:
     def describe(self) -> str:
         """A short human form: ``mute 10m``, ``ban``, ``reply '...'``."""
         return describe(self.action, self.facts())
+
+    def logged(self) -> dict[str, object]:
+        """The decision for its log line: every fact that is set, under its own name
+        (the names of the audit row), and its short form as ``described``."""
+        found: dict[str, object] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is not None:
+                found[f.name] = value
+        found["described"] = self.describe()
+        return found
 
 
 class EngineStatistics(NamedTuple):
