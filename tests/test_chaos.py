@@ -85,7 +85,10 @@ async def test_chaos_during_a_raid(
     slur_users: set[str] = set()
 
     async def raid() -> None:
-        """20 comments every 100 ms: slurs (bans), scams (mutes), copy-paste, chat."""
+        """20 comments every 100 ms: slurs (bans), scams (mutes), copy-paste, chat.
+
+        One slur and one scam in 20: 10 bans and 10 mutes a second still outrun the
+        6/s budgets (a backlog under every fault), and the backlog drains in seconds."""
         nonlocal delivered
         for tick in range(120):
             room = fake.streamer(RAID)
@@ -93,12 +96,12 @@ async def test_chaos_during_a_raid(
             for i in range(20):
                 n = tick * 20 + i
                 viewer = m.Viewer(f"raider_{n % RAIDERS}", str(6_900_000_000_000_000_000 + n))
-                kind = n % 10
+                kind = n % 20
                 if kind == 0:
                     text = "you are a slurword"
                 elif kind == 1:
                     text = "free coins at my profile"
-                elif kind < 6:
+                elif kind < 10:
                     text = "FOLLOW @raid_king FOR FREE GIFTS"
                 else:
                     text = f"hello stream {n}"
