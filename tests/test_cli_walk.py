@@ -25,6 +25,7 @@ GLOBAL = {"state_dir", "config", "env_file", "log_format", "verbose", "quiet", "
 POISON: dict[tuple[str, ...], list[tuple[str, list[str]]]] = {
     ("demo",): [("rule_dir", ["--rules", "missing-rules"]), ("duration", ["--duration", "0"])],
     ("auth", "login"): [("timeout", ["--timeout", "0.01"])],  # nobody will approve
+    ("nuke",): [("wait", ["--wait", "0.05"])],  # no daemon takes it (the default waits 10 s)
 }
 
 
