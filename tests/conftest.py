@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import os
+import shutil
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import structlog
 
+from modbot.cli import main
 from modbot.euler.client import EulerClient
 from modbot.euler.oauth import OAuthClientConfig, TokenManager, TokenStore
 from modbot.euler.policy import RetryPolicy
@@ -16,7 +20,7 @@ from modbot.fake.clock import FakeClock
 from modbot.fake.server import FakeEuler
 from modbot.log import SECRETS
 from modbot.loopback import LoopbackServer, serve
-from tests.helpers import fake_and_portal
+from tests.helpers import REPO, fake_and_portal
 
 
 @pytest.fixture
@@ -148,3 +152,36 @@ def euler_env(monkeypatch: pytest.MonkeyPatch):
         monkeypatch.setenv("MODBOT_CLIENT_ID", fake.client_id)
         monkeypatch.setenv("MODBOT_CLIENT_SECRET", fake.client_secret)
         yield fake
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    """One `modbot demo -q` of the whole scripted stream, and the state directory it left."""
+
+    code: int
+    state: Path
+    text: str
+
+    def copy_to(self, where: Path) -> Path:
+        """A copy of the state directory (modes kept) for a test to act on."""
+        return Path(shutil.copytree(self.state, where))
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    """`modbot demo --speed 6 -q`, played once for the tests that read or act on what it
+    leaves (about 9 s a run); run like `isolated`: no MODBOT_ settings, an empty cwd."""
+    home = tmp_path_factory.mktemp("demo-run")
+    state = home / "demo"
+    out = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch:
+        for name in list(os.environ):
+            if name.startswith("MODBOT_") or name in ("CREDENTIALS_DIRECTORY", "STATE_DIRECTORY"):
+                patch.delenv(name)
+        patch.chdir(home)
+        argv = ["demo", "--state-dir", str(state), "--rules", str(REPO / "rules")]
+        code = main([*argv, "--speed", "6", "--duration", "40", "-q"], stdout=out)
+    structlog.reset_defaults()
+    structlog.contextvars.clear_contextvars()
+    SECRETS.clear()
+    return DemoRun(code, state, out.getvalue())

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from modbot.cli import main
+from tests.conftest import DemoRun
 
 REPO = Path(__file__).parent.parent
 
@@ -19,28 +20,15 @@ REPO = Path(__file__).parent.parent
 pytestmark = pytest.mark.usefixtures("isolated")
 
 
-def test_the_demo_moderates_the_scripted_stream(tmp_path: Path) -> None:
-    state = tmp_path / "demo"
-    out = io.StringIO()
-    code = main(
-        [
-            "demo",
-            "--state-dir",
-            str(state),
-            "--rules",
-            str(REPO / "rules"),
-            "--speed",
-            "6",
-            "--duration",
-            "40",
-            "-q",
-        ],
-        stdout=out,
-    )
-    text = out.getvalue()
-    assert code == 0, text
+def test_the_demo_moderates_the_scripted_stream(demo_run: DemoRun, tmp_path: Path) -> None:
+    """`modbot demo --speed 6 -q` (played once for the session: see conftest.demo_run)."""
+    text = demo_run.text
+    assert demo_run.code == 0, text
     assert "@grumpy" in text
-    assert f"Audit log: {state / 'audit.db'}" in text
+    assert f"Audit log: {demo_run.state / 'audit.db'}" in text
+    assert stat.S_IMODE((demo_run.state / "demo.json").stat().st_mode) == 0o600
+    assert stat.S_IMODE((demo_run.state / "demo_world.json").stat().st_mode) == 0o600
+    state = demo_run.copy_to(tmp_path / "demo")  # the commands below change it
     audit = io.StringIO()
     assert (
         main(
