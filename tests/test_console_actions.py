@@ -37,6 +37,7 @@ from modbot.fake.clock import FakeClock
 from modbot.fake.faults import Fault
 from modbot.fake.server import FakeEuler
 from modbot.loopback import LoopbackServer
+from tests.conftest import DemoRun
 from tests.helpers import until
 from tests.test_daemon import settings_for
 
@@ -824,17 +825,11 @@ class TestWithTheDaemon:
 # --- on a demo's state directory -----------------------------------------------------------
 
 
-def test_actions_by_hand_on_a_demo_state_directory(tmp_path: Path) -> None:
+def test_actions_by_hand_on_a_demo_state_directory(demo_run: DemoRun, tmp_path: Path) -> None:
     """After `modbot demo`, the commands act against the demo's fake server, found by the
-    audit log's handles, and are undone there."""
-    state = tmp_path / "demo"
-    repo = Path(__file__).parent.parent
-    code = main(
-        ["demo", "--state-dir", str(state), "--rules", str(repo / "rules"), "--speed", "6",
-         "--duration", "40", "-q"],
-        stdout=io.StringIO(),
-    )  # fmt: skip
-    assert code == 0
+    audit log's handles, and are undone there (on a copy of the session's demo run)."""
+    assert demo_run.code == 0, demo_run.text
+    state = demo_run.copy_to(tmp_path / "demo")
     code, out = run_cli("mute", "@grumpy", "10m", "--state-dir", str(state), "-q", "--json")
     assert code == 0, out
     record = json.loads(out)
