@@ -119,7 +119,7 @@ def test_the_demo_leaks_no_secret(tmp_path: Path, capfd: pytest.CaptureFixture[s
     """The demo's generated credentials and tokens reach no output and no audit row."""
     state = tmp_path / "demo"
     out = io.StringIO()
-    args = ["demo", "--state-dir", str(state), "--speed", "8", "--duration", "40"]
+    args = ["demo", "--state-dir", str(state), "--speed", "20", "--duration", "40"]
     assert main([*args, "--log-format", "json"], stdout=out) == 0
     captured = capfd.readouterr()
     marker = json.loads((state / "demo.json").read_text())
