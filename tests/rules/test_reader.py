@@ -10,7 +10,7 @@ from modbot.rules import text as tx
 from modbot.rules.engine import Engine
 from modbot.rules.text.links import find_links
 from modbot.rules.text.matcher import Hit, Matcher
-from modbot.rules.text.normalize import detached, fold_as, key_of, other_reading
+from modbot.rules.text.normalize import detached, fold_as, key_of, readings, spliced
 from tests.rules.util import comment, ruleset, run
 
 TEXTS = st.text(
@@ -94,13 +94,13 @@ def test_the_other_reading_is_read_again_only_where_it_differs(text: str) -> Non
     """The other reading, built from the tokens read differently, is the whole other
     reading; and the matcher, searching it only around them, finds what a search of
     every reading finds."""
-    other = other_reading(fold_as(text, False), fold_as(text, True))
+    found, splices = readings(fold_as(text, False), fold_as(text, True))
+    assert found == tx.words(text, "standard")
     whole = tx.words(text, "standard", alt=True)
-    if other is None:
-        assert whole == tx.words(text, "standard")
-    else:
-        assert list(other[0]) == whole
-        assert other[1]
+    assert list(spliced(found, splices)) == whole
+    assert bool(splices) == (whole != found)
+    reader = tx.Reader()
+    assert reader.splices(text) == splices
     matcher = Matcher("standard")
     for term in MATCHED:
         matcher.add(term)
@@ -145,7 +145,6 @@ def test_the_kept_readings_are_the_functions(text: str) -> None:
             assert reader.detached(text, alt) == detached(fold_as(text, alt), alt)
         for level in ("none", "basic"):
             assert list(reader.words(text, level)) == tx.words(text, level)
-        assert reader.has_ambiguous(text) == tx.has_ambiguous(text)
         assert reader.similarity_key(text) == tx.similarity_key(text)
         for level in tx.LEVELS:
             found = tx.words(text, level)

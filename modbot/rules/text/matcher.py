@@ -19,8 +19,9 @@ from modbot.rules.text.normalize import (
     RECENT,
     SPACE,
     Level,
-    OtherReading,
+    Splices,
     _squeeze,
+    spliced,
     squeeze,
     words,
 )
@@ -137,19 +138,33 @@ class _Canonical:
         return SPACE.join(self.words[max(first, 0) : last + 1])
 
 
-def _around(other: OtherReading, reach: int) -> list[tuple[tuple[str, ...], bool, bool]]:
-    """The parts of an other reading to search: each range it reads differently, with
-    ``reach`` words either side (ranges that meet are merged), as (words, whether they
-    begin the text, whether they end it)."""
-    words, changed = other
-    spans: list[list[int]] = []
-    for start, end in changed:
-        low, high = max(0, start - reach), min(len(words), end + reach)
-        if spans and low <= spans[-1][1]:
-            spans[-1][1] = max(spans[-1][1], high)
+def _around(
+    found: tuple[str, ...], splices: Splices, reach: int
+) -> list[tuple[tuple[str, ...], bool, bool]]:
+    """The parts of the other reading to search: each splice with ``reach`` words of
+    the first reading either side (splices whose parts meet are searched as one), as
+    (words, whether they begin the text, whether they end it)."""
+    groups: list[tuple[int, int, list[tuple[int, int, tuple[str, ...]]]]] = []
+    for start, end, theirs in splices:
+        low, high = max(0, start - reach), min(len(found), end + reach)
+        if groups and low <= groups[-1][1]:
+            first, last, parts = groups[-1]
+            parts.append((start, end, theirs))
+            groups[-1] = (first, max(last, high), parts)
         else:
-            spans.append([low, high])
-    return [(words[low:high], low == 0, high == len(words)) for low, high in spans if high > low]
+            groups.append((low, high, [(start, end, theirs)]))
+    out: list[tuple[tuple[str, ...], bool, bool]] = []
+    for low, high, parts in groups:
+        read: list[str] = []
+        at = low
+        for start, end, theirs in parts:
+            read.extend(found[at:start])
+            read.extend(theirs)
+            at = end
+        read.extend(found[at:high])
+        if read:
+            out.append((tuple(read), low == 0, high == len(found)))
+    return out
 
 
 @dataclass
@@ -271,17 +286,17 @@ class Matcher:
         # of 1 ! | I @ is searched only around the tokens it reads differently (a hit it
         # adds must cover one of them, or stand where one was): in a mutated raid, most
         # copies hold one or two such tokens among dozens.
-        other = reader.other_reading(text) if reader.has_ambiguous(text) else None
+        splices = reader.splices(text)
         readings: list[tuple[Sequence[str], bool, bool]] = []
-        if other is not None:
-            readings.extend(_around(other, self._reach))
+        if splices:
+            readings.extend(_around(found, splices, self._reach))
         if " " in text:
-            for alt in (False, True) if other is not None else (False,):
+            for alt in (False, True) if splices else (False,):
                 detached = reader.detached(text, alt)
                 if (
                     detached is not None
                     and detached != found
-                    and (other is None or detached != other[0])
+                    and (not splices or detached != spliced(found, splices))
                 ):
                     readings.append((detached, True, True))
         if readings:

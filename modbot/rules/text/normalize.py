@@ -282,49 +282,62 @@ def standard_words(folded: str, alt: bool, token_words: TokenWords | None = None
     return out
 
 
-# The other reading's words, and where it differs from the first reading: for each
-# token read differently, the range [start, end) of its words in the other reading.
-OtherReading = tuple[tuple[str, ...], tuple[tuple[int, int], ...]]
+# Where the other reading differs from the first: for each token read differently, the
+# range [start, end) of its words in the first reading and its words in the other.
+Splices = tuple[tuple[int, int, tuple[str, ...]], ...]
 
 
-def other_reading(
+def readings(
     folded: str, folded_alt: str, token_words: TokenWords | None = None
-) -> OtherReading | None:
-    """The other reading (``alt``) of a text, given both folds, with the ranges of its
-    words that its tokens read differently; None if it reads as the first reading does.
+) -> tuple[list[str], Splices]:
+    """The ``standard`` words of a text (``folded``) and where its other reading
+    (``folded_alt``, the ``alt`` words) differs from them, in one pass over its tokens.
 
     Both folds split into the same tokens (they differ only in the reading of ``I`` and
     its look-alikes, one letter for one letter), and a token reads the same both ways
     unless it holds an ambiguous character (``1 ! |``, ``@``): only those tokens are
-    read again. A matcher then searches the other reading only around those ranges
-    (``Matcher._find_all``): a mutated raid's copies hold a few ambiguous tokens each.
+    read twice. A matcher then searches the other reading only around them
+    (``Matcher._find_all``): a mutated raid's copies hold a few such tokens each.
     """
     read = token_words or _token_words_tuple
     tokens = _tokens(folded)
-    others = tokens if folded_alt == folded else _tokens(folded_alt)
+    same = folded_alt == folded
+    others = tokens if same else _tokens(folded_alt)
     if len(others) != len(tokens):  # cannot happen (see above); the whole text then
+        found = standard_words(folded, False, token_words)
         whole = tuple(standard_words(folded_alt, True, token_words))
-        return whole, ((0, len(whole)),)
+        return found, ((0, len(found), whole),) if whole != tuple(found) else ()
     out: list[str] = []
-    changed: list[tuple[int, int]] = []
-    for token, other in zip(tokens, others, strict=True):
+    splices: list[tuple[int, int, tuple[str, ...]]] = []
+    for index, token in enumerate(tokens):
         start = len(out)
-        if other.isalpha():
-            out.append(other)
+        other = token if same else others[index]
+        if token.isalpha():
+            out.append(token)  # letters only (most words): nothing to split, read or drop
             if other != token:
-                changed.append((start, start + 1))
+                theirs = (other,) if other.isalpha() else tuple(read(other, True))
+                splices.append((start, start + 1, theirs))
             continue
+        mine = tuple(read(token, False))
+        out.extend(mine)
         if other == token and _READ_ALIKE.isdisjoint(token):
-            out.extend(read(token, False))  # no character with two readings
-            continue
-        theirs = read(other, True)
+            continue  # no character with two readings
+        theirs = (other,) if other.isalpha() else tuple(read(other, True))
+        if theirs != mine:
+            splices.append((start, len(out), theirs))
+    return out, tuple(splices)
+
+
+def spliced(found: Sequence[str], splices: Splices) -> tuple[str, ...]:
+    """The other reading whole: ``found`` with each splice's words put in."""
+    out: list[str] = []
+    at = 0
+    for start, end, theirs in splices:
+        out.extend(found[at:start])
         out.extend(theirs)
-        mine = (token,) if token.isalpha() else tuple(read(token, False))
-        if tuple(theirs) != mine:
-            changed.append((start, len(out)))
-    if not changed:
-        return None
-    return tuple(out), tuple(changed)
+        at = end
+    out.extend(found[at:])
+    return tuple(out)
 
 
 # What a token's two readings differ by (``_token_words``): the ambiguous characters

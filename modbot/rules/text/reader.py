@@ -20,12 +20,11 @@ from modbot.rules.text.normalize import (
     RECENT,
     SPACE,
     Level,
-    OtherReading,
+    Splices,
     _token_words_tuple,
     detached,
     fold_as,
-    has_ambiguous,
-    other_reading,
+    readings,
     split_words,
     squeezed,
     standard_words,
@@ -63,7 +62,7 @@ class Reader:
         "_keys",
         "_links",
         "_measures",
-        "_others",
+        "_splices",
         "_squeezed",
         "_tokens",
         "_words",
@@ -74,7 +73,7 @@ class Reader:
         self._tokens: OrderedDict[tuple[str, bool], tuple[str, ...]] = OrderedDict()
         self._words: OrderedDict[tuple[str, Level, bool], tuple[str, ...]] = OrderedDict()
         self._detached: OrderedDict[tuple[str, bool], tuple[str, ...] | None] = OrderedDict()
-        self._others: OrderedDict[str, OtherReading | None] = OrderedDict()
+        self._splices: OrderedDict[str, Splices] = OrderedDict()
         self._squeezed: OrderedDict[str, str] = OrderedDict()
         self._keys: OrderedDict[str, str] = OrderedDict()
         self._measures: OrderedDict[str, Measures] = OrderedDict()
@@ -104,6 +103,8 @@ class Reader:
         key = (text, level, alt)
         found = self._words.get(key)
         if found is None:
+            if level == "standard" and not alt:
+                return self._read(text)[0]
             if level == "standard":
                 read = standard_words(self.fold(text, alt), alt, self.token_words)
             else:
@@ -111,12 +112,22 @@ class Reader:
             found = _keep(self._words, key, tuple(read), WORDS_KEPT)
         return found
 
-    def other_reading(self, text: str) -> OtherReading | None:
-        """``normalize.other_reading`` of the text's two folds."""
-        if text in self._others:
-            return self._others[text]
-        found = other_reading(self.fold(text), self.fold(text, True), self.token_words)
-        return _keep(self._others, text, found, RECENT)
+    def splices(self, text: str) -> Splices:
+        """Where the other reading of ``text`` differs from its ``standard`` words
+        (``normalize.readings``; empty when it does not)."""
+        found = self._splices.get(text)
+        if found is None:
+            return self._read(text)[1]
+        return found
+
+    def _read(self, text: str) -> tuple[tuple[str, ...], Splices]:
+        """The standard words of ``text`` and its splices, worked out and kept."""
+        folded = self.fold(text)
+        # An ASCII text without a capital I folds alike in both readings.
+        other = folded if text.isascii() and "I" not in text else self.fold(text, True)
+        found, splices = readings(folded, other, self.token_words)
+        words = _keep(self._words, (text, "standard", False), tuple(found), WORDS_KEPT)
+        return words, _keep(self._splices, text, splices, RECENT)
 
     def detached(self, text: str, alt: bool) -> tuple[str, ...] | None:
         """``normalize.detached`` of the text's fold."""
@@ -129,10 +140,6 @@ class Reader:
         else:
             found = detached(folded, alt, self.token_words)
         return _keep(self._detached, key, found, RECENT)
-
-    def has_ambiguous(self, text: str) -> bool:
-        """``normalize.has_ambiguous``."""
-        return has_ambiguous(text, self.fold)
 
     def similarity_key(self, text: str) -> str:
         """``normalize.similarity_key``."""
