@@ -316,7 +316,9 @@ def test_the_cheaper_checks_answer_as_the_plain_regexes(text: str) -> None:
 @given(st.text(alphabet=st.characters(max_codepoint=127), max_size=60))
 @example("a\r\n\r\nb\n\r")
 def test_the_ascii_fast_path_measures_like_the_general_one(text: str) -> None:
-    assert tx_measures._measure_ascii(text) == tx_measures._measure_unicode(text)
+    assert tx_measures._measure_ascii(
+        text, tx_measures.longest_run
+    ) == tx_measures._measure_unicode(text)
     # One cluster per character, but for CR LF (UAX #29's GB3).
     assert tx.graphemes(text) == re.findall(r"\r\n|.", text, re.DOTALL)
 
@@ -454,6 +456,5 @@ def _plain_longest_run(text: str) -> int:
 
 @given(st.text(alphabet="aab \t\u3000\x1c\u00a0xx!!\U0001f338\n\u0301", max_size=40))
 def test_the_longest_run_by_regex_is_the_loops(text: str) -> None:
-    from modbot.rules.text.measures import _longest_run
-
-    assert _longest_run(text) == _plain_longest_run(text)
+    assert tx_measures.longest_run(text) == _plain_longest_run(text)
+    assert tx.Reader().longest_run(text) == _plain_longest_run(text)  # word by word, kept

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import string
+from collections.abc import Callable
 from typing import Final
 
 import regex
@@ -98,12 +99,18 @@ _RUN = re.compile(r"(\S)\1+", re.DOTALL)  # a run of one character, two or more
 ZALGO_MARKS = 3
 
 
-def measure(text: str) -> Measures:
-    """Length in graphemes, caps ratio, longest run, emoji, mentions, stacked marks."""
+# The longest run of one character in a text without marks or joiners (``longest_run``,
+# or a cache of it by word: modbot.rules.text.reader).
+LongestRun = Callable[[str], int]
+
+
+def measure(text: str, runs: LongestRun | None = None) -> Measures:
+    """Length in graphemes, caps ratio, longest run, emoji, mentions, stacked marks;
+    ``runs`` finds the longest run (``longest_run``, or a cache of it)."""
     if text.isascii():
-        return _measure_ascii(text)
+        return _measure_ascii(text, runs or longest_run)
     if _JOINS.search(text) is None:
-        return _measure_simple(text)
+        return _measure_simple(text, runs or longest_run)
     return _measure_unicode(text)
 
 
@@ -137,7 +144,7 @@ def _measure_unicode(text: str) -> Measures:
     )
 
 
-def _measure_ascii(text: str) -> Measures:
+def _measure_ascii(text: str, runs: LongestRun) -> Measures:
     """``measure`` for plain ASCII (most chat): no emoji or marks, and every character
     is a cluster but for CR LF."""
     raw = text.encode("ascii")
@@ -146,14 +153,14 @@ def _measure_ascii(text: str) -> Measures:
     return Measures(
         length=len(text) - text.count("\r\n") if "\r" in text else len(text),
         caps_ratio=caps,
-        repeated_chars=_longest_run(text.lower()),
+        repeated_chars=runs(text.lower()),
         emoji_count=0,
         mentions=_mentions(text),
         zalgo=False,
     )
 
 
-def _measure_simple(text: str) -> Measures:
+def _measure_simple(text: str, runs: LongestRun) -> Measures:
     """``measure`` for a text whose every character is a cluster of its own (none of
     ``_JOINS``: no marks, joiners, skin tones, tags, flags, jamo or CR; most chat with
     emoji)."""
@@ -164,10 +171,9 @@ def _measure_simple(text: str) -> Measures:
             if c.isupper():
                 upper += 1
     folded = text.casefold()
-    if len(folded) == len(text):  # one character each: runs compare as in the clusters
-        longest = _longest_run(folded)
-    else:
-        longest = _measure_unicode(text).repeated_chars
+    # One character each: runs compare as in the clusters.
+    same = len(folded) == len(text)
+    longest = runs(folded) if same else _measure_unicode(text).repeated_chars
     return Measures(
         length=len(text),
         caps_ratio=upper / letters if letters >= 5 else 0.0,
@@ -182,7 +188,7 @@ def _mentions(text: str) -> int:
     return len(_MENTION.findall(text)) if "@" in text else 0  # every mention has an @
 
 
-def _longest_run(text: str) -> int:
+def longest_run(text: str) -> int:
     """The longest run of one character other than white space (0 if there is none).
 
     White space ends a run and is never one (``\\S`` is what ``str.split`` keeps). The

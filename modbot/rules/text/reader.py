@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import TypeVar
 
 from modbot.rules.text.links import find_links
-from modbot.rules.text.measures import Measures, measure
+from modbot.rules.text.measures import Measures, longest_run, measure
 from modbot.rules.text.normalize import (
     RECENT,
     SPACE,
@@ -37,6 +37,7 @@ FOLDS_KEPT = 4 * RECENT  # folds of texts, both readings, and of names
 TOKENS_KEPT = 16_384  # tokens with more than letters, with their words
 WORDS_KEPT = 4 * RECENT  # words of texts, by level and reading
 SQUEEZED_KEPT = 16_384  # words, squeezed
+RUNS_KEPT = 16_384  # words, with their longest run of one character
 
 
 def _keep(kept: OrderedDict[K, V], key: K, value: V, cap: int) -> V:
@@ -62,6 +63,7 @@ class Reader:
         "_keys",
         "_links",
         "_measures",
+        "_runs",
         "_splices",
         "_squeezed",
         "_tokens",
@@ -77,6 +79,7 @@ class Reader:
         self._squeezed: OrderedDict[str, str] = OrderedDict()
         self._keys: OrderedDict[str, str] = OrderedDict()
         self._measures: OrderedDict[str, Measures] = OrderedDict()
+        self._runs: OrderedDict[str, int] = OrderedDict()
         self._links: OrderedDict[str, list[str]] = OrderedDict()
 
     def fold(self, text: str, alt: bool = False) -> str:
@@ -169,8 +172,22 @@ class Reader:
         """``measures.measure``."""
         found = self._measures.get(text)
         if found is None:
-            found = _keep(self._measures, text, measure(text), RECENT)
+            found = _keep(self._measures, text, measure(text, self.longest_run), RECENT)
         return found
+
+    def longest_run(self, text: str) -> int:
+        """``measures.longest_run``, word by word, each kept: a run never crosses white
+        space, and the regex tries a match at every position of the text (``(\\S)\\1+``
+        has no first character to skip to)."""
+        kept = self._runs
+        longest = 0
+        for word in text.split():
+            run = kept.get(word)
+            if run is None:
+                run = _keep(kept, word, longest_run(word), RUNS_KEPT)
+            if run > longest:  # noqa: PLR1730 (no call in the loop)
+                longest = run
+        return longest
 
     def links(self, text: str) -> list[str]:
         """``links.find_links`` (a new list each time: the caller may change it)."""
