@@ -15,6 +15,7 @@ from modbot.rules import text as tx
 from modbot.rules.text import matcher as tx_matcher
 from modbot.rules.text import measures as tx_measures
 from modbot.rules.text import normalize as tx_normalize
+from modbot.rules.text import tables as tx_tables
 
 from .util import comment, fired, words_rule
 
@@ -250,14 +251,30 @@ def _canonical_general(
     return "".join(letters), tuple(counts), list(found), starts
 
 
+def _plain_fold(text: str, alt: bool) -> str:
+    """The fold in its plain form: every table applied, whatever the text holds."""
+    plain = unicodedata.normalize(
+        "NFKC", tx_normalize._strip_marks(text.translate(tx_tables.LOOKALIKES))
+    )
+    if alt:
+        plain = plain.replace("I", "l")
+    folded = plain.casefold().translate(tx_tables.LOOKALIKES_FOLDED[alt])
+    return tx_normalize._strip_marks(folded)
+
+
 @settings(max_examples=500, deadline=None)
 @given(st.text(alphabet=st.characters(max_codepoint=127), max_size=60), LETTERS)
+@example("I am IN", "\u0399\u0456 \uff29x \U0001d408 l\u0406 I \u2160 \u0132 fi\u0301")
 def test_the_fast_paths_of_normalisation_agree_with_the_general_ones(
     ascii_text: str, text: str
 ) -> None:
     """ASCII folding, letters-only words and words without runs skip work that would
     not change them."""
     assert tx.fold(ascii_text) == tx_normalize._fold(ascii_text)
+    for t in (ascii_text, text):
+        assert tx_normalize.fold_both(t) == (tx_normalize.fold(t), tx_normalize._fold_alt(t))
+        for alt in (False, True):
+            assert tx_normalize._fold(t, alt) == _plain_fold(t, alt)
     assert tx.basic(ascii_text) == tx_normalize._basic(ascii_text)
     for word in [*ascii_text.split(), *text.split(), ascii_text, text]:
         assert tx.squeeze(word) == tx_normalize._squeeze(word)

@@ -94,11 +94,58 @@ def _fold_alt(text: str) -> str:
 
 
 def _fold(text: str, alt: bool = False) -> str:
-    # Marks go before NFKC and case folding: U+0345 (a zalgo favourite) folds to ι.
-    plain = unicodedata.normalize("NFKC", _strip_marks(text.translate(LOOKALIKES)))
-    if alt:
-        plain = plain.replace("I", "l")
-    return _strip_marks(plain.casefold().translate(LOOKALIKES_FOLDED[alt]))
+    plain, lower = _fold_start(text)
+    if alt and "I" in plain:
+        lower = plain.replace("I", "l").casefold()
+    return _fold_end(lower, alt)
+
+
+def fold_both(text: str) -> tuple[str, str]:
+    """``fold_as(text, False)`` and ``fold_as(text, True)``, worked out together: the
+    second is the first unless the text holds an ``I`` or a look-alike of one (the
+    reading of those is all that tells them apart), and then only its end is redone."""
+    if text.isascii():
+        lower = text.lower()
+        return lower, text.replace("I", "l").lower() if "I" in text else lower
+    plain, lower = _fold_start(text)
+    first = _fold_end(lower, False)
+    if "I" not in plain and _READ_AS_L.isdisjoint(lower):
+        return first, first
+    return first, _fold_end(plain.replace("I", "l").casefold() if "I" in plain else lower, True)
+
+
+def _fold_start(text: str) -> tuple[str, str]:
+    """A text's look-alikes folded, marks dropped and NFKC (``plain``), then case folded.
+
+    Marks go before NFKC and case folding: U+0345 (a zalgo favourite) folds to iota. A
+    table is applied only to a text with a character it maps: ``str.translate`` looks
+    each character up in the dict, where a set's ``isdisjoint`` costs a quarter of that
+    (most chat has no look-alike; its emoji are not).
+    """
+    raw = text if _LOOKALIKE_CHARS.isdisjoint(text) else text.translate(LOOKALIKES)
+    plain = unicodedata.normalize("NFKC", _strip_marks(raw))
+    return plain, plain.casefold()
+
+
+def _fold_end(lower: str, alt: bool) -> str:
+    """The case-folded text's look-alikes folded (``I`` read as ``l`` with ``alt``), and
+    the marks that NFKC and case folding made dropped."""
+    if not _LOOKALIKE_CHARS.isdisjoint(lower):
+        lower = lower.translate(LOOKALIKES_FOLDED[alt])
+    return _strip_marks(lower)
+
+
+# Every character a look-alike table maps (both tables map the same ones), and those
+# the two readings fold apart (the look-alikes of I: i in one, l in the other). The raw
+# text's table turns those into I before case folding, so no character of Unicode
+# brings one into a case-folded text today (checked over every code point): fold_both
+# looks for them all the same, to stay exact whatever the tables come to hold.
+_LOOKALIKE_CHARS = frozenset(map(chr, LOOKALIKES))
+_READ_AS_L = frozenset(
+    chr(code)
+    for code, folded in LOOKALIKES_FOLDED[False].items()
+    if LOOKALIKES_FOLDED[True][code] != folded
+)
 
 
 # --- words ---------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from modbot.rules.text.normalize import (
     _token_words_tuple,
     detached,
     fold_as,
+    fold_both,
     readings,
     split_words,
     squeezed,
@@ -92,6 +93,16 @@ class Reader:
             found = _keep(self._folds, key, fold_as(text, alt), FOLDS_KEPT)
         return found
 
+    def _fold_both(self, text: str) -> tuple[str, str]:
+        """Both readings' folds (``normalize.fold_both``), each kept as ``fold`` keeps it."""
+        first = self._folds.get((text, False))
+        other = self._folds.get((text, True))
+        if first is None or other is None:
+            first, other = fold_both(text)
+            _keep(self._folds, (text, False), first, FOLDS_KEPT)
+            _keep(self._folds, (text, True), other, FOLDS_KEPT)
+        return first, other
+
     def token_words(self, token: str, alt: bool) -> tuple[str, ...]:
         """The words of one token with more than letters (kept by token: a mutated raid
         changes a few tokens of each copy and repeats the others, "@raid_king", "now,")."""
@@ -125,9 +136,12 @@ class Reader:
 
     def _read(self, text: str) -> tuple[tuple[str, ...], Splices]:
         """The standard words of ``text`` and its splices, worked out and kept."""
-        folded = self.fold(text)
-        # An ASCII text without a capital I folds alike in both readings.
-        other = folded if text.isascii() and "I" not in text else self.fold(text, True)
+        if text.isascii():
+            folded = self.fold(text)
+            # An ASCII text without a capital I folds alike in both readings.
+            other = folded if "I" not in text else self.fold(text, True)
+        else:
+            folded, other = self._fold_both(text)
         found, splices = readings(folded, other, self.token_words)
         words = _keep(self._words, (text, "standard", False), tuple(found), WORDS_KEPT)
         return words, _keep(self._splices, text, splices, RECENT)
