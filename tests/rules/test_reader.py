@@ -56,6 +56,10 @@ READ_TWICE = st.lists(
             "k!ll",
             "ki||",
             "you",
+            "1234",
+            "2024",
+            "0",
+            "l33t",
         ]
     ),
     max_size=14,
@@ -158,14 +162,14 @@ def test_each_ruleset_keeps_its_own_readings_and_a_reload_starts_with_none() -> 
     engine = Engine(old)
     for i, text in enumerate(["you IDIOT!!", "free c0ins at bad.com", "HELLO THERE"]):
         run(engine, comment(text, at=i))
-    assert old.reader._words
+    assert old.reader._readings
     assert old.reader._measures
     assert old.reader._keys
     # every matcher of a ruleset reads through its one reader
     assert all(m.reader is old.reader for m in old.matchers.values())
     new = ruleset(RULES)
     assert new.reader is not old.reader
-    assert not new.reader._words
+    assert not new.reader._readings
     assert not new.reader._measures
     assert not new.reader._keys
     engine.swap(new)

@@ -238,11 +238,15 @@ def detached(
     """The standard words of a folded text with a one-letter word kept apart from the
     spaced-out letters after it (``such a loser`` for ``such a l o s e r``, which is
     otherwise ``such aloser``), or None if the text has no such letters."""
-    if "  " in folded or _SPACED_OUT.search(folded) is None:
-        return None
-    if _BEFORE_SPACED.search(folded) is None:
+    if not spaced_out(folded) or _BEFORE_SPACED.search(folded) is None:
         return None
     return tuple(standard_words(_BEFORE_SPACED.sub(r"\1  ", folded), alt, token_words))
+
+
+def spaced_out(folded: str) -> bool:
+    """Whether a folded text may have letters to keep apart (``detached``): three
+    spaced-out characters after a space, and no wider gap."""
+    return "  " not in folded and _SPACED_OUT.search(folded) is not None
 
 
 # A run of ! (with 1s mixed in, `!!!1`) ending a word is punctuation, not leet.
@@ -364,6 +368,9 @@ def readings(
             if other != token:
                 theirs = (other,) if other.isalpha() else tuple(read(other, True))
                 splices.append((start, start + 1, theirs))
+            continue
+        if other == token and token.isdigit() and token.isascii():
+            out.append(token)  # digits alone (2024, a name's number): leet reads words
             continue
         mine = tuple(read(token, False))
         out.extend(mine)

@@ -26,6 +26,7 @@ from modbot.rules.text.normalize import (
     fold_as,
     fold_both,
     readings,
+    spaced_out,
     split_words,
     squeezed,
     standard_words,
@@ -64,8 +65,8 @@ class Reader:
         "_keys",
         "_links",
         "_measures",
+        "_readings",
         "_runs",
-        "_splices",
         "_squeezed",
         "_tokens",
         "_words",
@@ -76,7 +77,7 @@ class Reader:
         self._tokens: OrderedDict[tuple[str, bool], tuple[str, ...]] = OrderedDict()
         self._words: OrderedDict[tuple[str, Level, bool], tuple[str, ...]] = OrderedDict()
         self._detached: OrderedDict[tuple[str, bool], tuple[str, ...] | None] = OrderedDict()
-        self._splices: OrderedDict[str, Splices] = OrderedDict()
+        self._readings: OrderedDict[str, tuple[tuple[str, ...], Splices]] = OrderedDict()
         self._squeezed: OrderedDict[str, str] = OrderedDict()
         self._keys: OrderedDict[str, str] = OrderedDict()
         self._measures: OrderedDict[str, Measures] = OrderedDict()
@@ -114,11 +115,11 @@ class Reader:
 
     def words(self, text: str, level: Level, alt: bool = False) -> tuple[str, ...]:
         """``normalize.words``."""
+        if level == "standard" and not alt:
+            return self._standard(text)[0]
         key = (text, level, alt)
         found = self._words.get(key)
         if found is None:
-            if level == "standard" and not alt:
-                return self._read(text)[0]
             if level == "standard":
                 read = standard_words(self.fold(text, alt), alt, self.token_words)
             else:
@@ -129,34 +130,32 @@ class Reader:
     def splices(self, text: str) -> Splices:
         """Where the other reading of ``text`` differs from its ``standard`` words
         (``normalize.readings``; empty when it does not)."""
-        found = self._splices.get(text)
+        return self._standard(text)[1]
+
+    def _standard(self, text: str) -> tuple[tuple[str, ...], Splices]:
+        """The standard words of ``text`` and its splices, kept together."""
+        found = self._readings.get(text)
         if found is None:
-            return self._read(text)[1]
+            if text.isascii():
+                folded = self.fold(text)
+                # An ASCII text without a capital I folds alike in both readings.
+                other = folded if "I" not in text else self.fold(text, True)
+            else:
+                folded, other = self._fold_both(text)
+            words, splices = readings(folded, other, self.token_words)
+            found = _keep(self._readings, text, (tuple(words), splices), WORDS_KEPT)
         return found
 
-    def _read(self, text: str) -> tuple[tuple[str, ...], Splices]:
-        """The standard words of ``text`` and its splices, worked out and kept."""
-        if text.isascii():
-            folded = self.fold(text)
-            # An ASCII text without a capital I folds alike in both readings.
-            other = folded if "I" not in text else self.fold(text, True)
-        else:
-            folded, other = self._fold_both(text)
-        found, splices = readings(folded, other, self.token_words)
-        words = _keep(self._words, (text, "standard", False), tuple(found), WORDS_KEPT)
-        return words, _keep(self._splices, text, splices, RECENT)
-
     def detached(self, text: str, alt: bool) -> tuple[str, ...] | None:
-        """``normalize.detached`` of the text's fold."""
+        """``normalize.detached`` of the text's fold (a text without spaced-out letters,
+        most, is answered without keeping anything)."""
+        folded = self.fold(text, alt)
+        if not spaced_out(folded):
+            return None
         key = (text, alt)
         if key in self._detached:
             return self._detached[key]
-        folded = self.fold(text, alt)
-        if alt and folded == self.fold(text) and self.detached(text, False) is None:
-            found = None  # the same fold has no such letters in either reading
-        else:
-            found = detached(folded, alt, self.token_words)
-        return _keep(self._detached, key, found, RECENT)
+        return _keep(self._detached, key, detached(folded, alt, self.token_words), RECENT)
 
     def similarity_key(self, text: str) -> str:
         """``normalize.similarity_key``."""
