@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from modbot.events import Event
 from modbot.inert import is_blank
 from modbot.rules import conditions as c
-from modbot.rules.text import find_links
+from modbot.rules.text import Level, find_links
 
 if TYPE_CHECKING:
     from modbot.rules.compile import CompiledRuleset
@@ -79,6 +79,19 @@ class SpeechCheck:
             for check in text_checks(rule.condition)
             if (speech := as_speech(check)) is not None
         )
+        # A term check can only trip on a hit of one of its terms: the checks by term
+        # (their places in ``checks``), so a message is put to those its hits name and
+        # to the others (regexes), not to every term check of every rule (with 500 word
+        # rules, a reply with a nickname in it cost about 1M instructions compiled).
+        self._by_term: dict[tuple[Level, int], list[int]] = {}
+        self._always: list[int] = []
+        for place, (_rule_id, check) in enumerate(self.checks):
+            if isinstance(check, c.Terms):
+                for term_id in check.term_ids:
+                    self._by_term.setdefault((check.level, term_id), []).append(place)
+            else:
+                self._always.append(place)
+        self._levels = sorted({level for level, _term in self._by_term})
 
     def problem(self, text: str, fields: Iterable[str] = ()) -> str | None:
         """Why ``text`` must not be said (None: it may be).
@@ -107,11 +120,22 @@ class SpeechCheck:
             if not part:
                 continue
             ctx = c.EvalContext(_said(part), 0.0, self.matchers, _NoRates())
-            for rule_id, check in self.checks:
+            for place in self._candidates(ctx):
+                rule_id, check = self.checks[place]
                 reason = check(ctx)
                 if reason is not None:
                     return f"the message would trip rule {rule_id!r} ({reason})"
         return None
+
+    def _candidates(self, ctx: c.EvalContext) -> list[int]:
+        """The places of the checks that may trip on this message, in order: those of
+        the terms it holds, and every check that is not of terms."""
+        places = set(self._always)
+        by_term = self._by_term
+        for level in self._levels:
+            for hit in ctx.hits("text", level):
+                places.update(by_term.get((level, hit.term_id), ()))
+        return sorted(places)
 
 
 def _said(text: str) -> Event:
