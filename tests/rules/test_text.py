@@ -321,6 +321,8 @@ def test_the_cheaper_checks_answer_as_the_plain_regexes(text: str) -> None:
             )
         assert tx_normalize.detached(folded, False) == plain
         tokens = folded.split()
+        if sum(map(len, tokens)) + len(tokens) - 1 == len(folded):  # _tokens' shortcut
+            assert _PLAIN_WIDE_GAP.search(folded) is None
         if _PLAIN_WIDE_GAP.search(folded) is None or all(len(t) > 1 for t in tokens):
             assert tx_normalize._tokens(folded) == tx_normalize._glue_single_chars(tokens)
         for word in tokens:

@@ -290,6 +290,7 @@ class Matcher:
         readings: list[tuple[Sequence[str], bool, bool]] = []
         if splices:
             readings.extend(_around(found, splices, self._reach))
+        parts = len(readings)  # the other reading's parts, searched as one reading
         if " " in text:
             for alt in (False, True) if splices else (False,):
                 detached = reader.detached(text, alt)
@@ -297,15 +298,21 @@ class Matcher:
                     detached is not None
                     and detached != found
                     and (not splices or detached != spliced(found, splices))
+                    and all(detached != reading for reading, _, _ in readings[parts:])
                 ):
                     readings.append((detached, True, True))
         if readings:
             seen = {(h.term_id, h.words) for h in hits}
-            for reading, begins, ends in readings:
-                for hit in self._find(reading, begins, ends):
-                    if (hit.term_id, hit.words) not in seen:
-                        seen.add((hit.term_id, hit.words))
-                        hits.append(hit)
+            # In the order a search of each whole reading gives: the other reading's
+            # automaton hits, part by part, then its masked words; then the others.
+            found_hits = [self._find(r, b, e, masks=False) for r, b, e in readings[:parts]]
+            if self._masked:
+                found_hits += [self._mask_hits(r, b, e) for r, b, e in readings[:parts]]
+            found_hits += [self._find(r, b, e) for r, b, e in readings[parts:]]
+            for hit in itertools.chain.from_iterable(found_hits):
+                if (hit.term_id, hit.words) not in seen:
+                    seen.add((hit.term_id, hit.words))
+                    hits.append(hit)
         return tuple(hits)
 
     def _find_raw(self, text: str) -> list[Hit]:
@@ -335,9 +342,12 @@ class Matcher:
                 )
         return hits
 
-    def _find(self, found: Sequence[str], begins: bool = True, ends: bool = True) -> list[Hit]:
-        """The hits in these words; ``begins`` and ``ends`` say whether they begin and
-        end the text (a part of a reading does not, see ``_around``)."""
+    def _find(
+        self, found: Sequence[str], begins: bool = True, ends: bool = True, masks: bool = True
+    ) -> list[Hit]:
+        """The hits in these words (``masks``: and of their masked words); ``begins``
+        and ``ends`` say whether they begin and end the text (a part of a reading does
+        not, see ``_around``)."""
         if not found:
             return []
         canon = _Canonical(found, self.level, self.reader)
@@ -366,7 +376,7 @@ class Matcher:
                                 words=canon.covered(start, end),
                             )
                         )
-        if self._masked:
+        if masks and self._masked:
             hits.extend(self._mask_hits(found, begins, ends))
         return hits
 
