@@ -40,6 +40,9 @@ TOKENS_KEPT = 16_384  # tokens with more than letters, with their words
 WORDS_KEPT = 4 * RECENT  # words of texts, by level and reading
 SQUEEZED_KEPT = 16_384  # words, squeezed
 RUNS_KEPT = 16_384  # words, with their longest run of one character
+# Words and tokens longer than this are worked out each time, not kept: a raid of
+# one-word 10,000-character comments would otherwise fill each table with 160 MB.
+LONGEST_KEPT = 64
 
 
 def _keep(kept: OrderedDict[K, V], key: K, value: V, cap: int) -> V:
@@ -110,7 +113,9 @@ class Reader:
         key = (token, alt)
         found = self._tokens.get(key)
         if found is None:
-            found = _keep(self._tokens, key, _token_words_tuple(token, alt), TOKENS_KEPT)
+            found = _token_words_tuple(token, alt)
+            if len(token) <= LONGEST_KEPT:
+                _keep(self._tokens, key, found, TOKENS_KEPT)
         return found
 
     def words(self, text: str, level: Level, alt: bool = False) -> tuple[str, ...]:
@@ -177,7 +182,9 @@ class Reader:
         for word in found:
             short = kept.get(word)
             if short is None:
-                short = _keep(kept, word, squeezed(word), SQUEEZED_KEPT)
+                short = squeezed(word)
+                if len(word) <= LONGEST_KEPT:
+                    _keep(kept, word, short, SQUEEZED_KEPT)
             out.append(short)
         return SPACE.join(out)
 
@@ -197,7 +204,9 @@ class Reader:
         for word in text.split():
             run = kept.get(word)
             if run is None:
-                run = _keep(kept, word, longest_run(word), RUNS_KEPT)
+                run = longest_run(word)
+                if len(word) <= LONGEST_KEPT:
+                    _keep(kept, word, run, RUNS_KEPT)
             if run > longest:  # noqa: PLR1730 (no call in the loop)
                 longest = run
         return longest
