@@ -334,9 +334,10 @@ class Daemon:
             # What is done is logged at info; decisions held back (cooldown, a more
             # severe one, observe) are in the audit log, and at debug here, so a raid
             # does not flood the journal.
-            (log.info if d.enforced else log.debug)(
-                "decision", streamer=event.streamer, comment=event.text[:200], **d.logged()
-            )
+            # The audit row's names: the viewer's text is msg_text, ``text`` what modbot
+            # says (README, "Operating the service").
+            facts = d.logged() | {"streamer": event.streamer, "msg_text": event.text[:200]}
+            (log.info if d.enforced else log.debug)("decision", **facts)
         if self._on_decisions is not None:
             self._on_decisions(event, decisions)
 

@@ -204,7 +204,7 @@ async def test_a_decision_is_logged_under_the_audit_rows_names(
     fake: FakeEuler, fake_server: LoopbackServer, clock: FakeClock, state: Path
 ) -> None:
     """The ``decision`` line names each fact as the audit row does (one name per fact):
-    the viewer's text is ``comment``, the decision's own ``text`` is what modbot says."""
+    the viewer's text is ``msg_text``, the decision's own ``text`` is what modbot says."""
     daemon = Daemon(settings_for(fake, fake_server, state), clock=clock, handle_signals=False)
     room = fake.streamer("host_handle")
     troll = m.Viewer("troll", "6811111111111111111")
@@ -216,7 +216,7 @@ async def test_a_decision_is_logged_under_the_audit_rows_names(
             await until(lambda: troll.user_id in room.bans)
             daemon.stop()
     [line] = [e for e in logs if e["event"] == "decision"]
-    assert line["comment"] == "slurword"
+    assert line["msg_text"] == "slurword"
     assert (line["streamer"], line["rule"], line["action"], line["mode"]) == (
         "host_handle",
         "slurs",
