@@ -29,6 +29,7 @@ from modbot.audit.records import Entry
 from modbot.audit.schema import MIGRATIONS, VERSION
 from modbot.audit.store import AuditStore, NewEntry, default_db
 from modbot.cli import main
+from modbot.config import Settings
 from modbot.daemon import Daemon
 from modbot.euler.oauth import TokenStore
 from modbot.euler.tokens import token_set_from_answer
@@ -708,6 +709,35 @@ async def cli(*argv: str) -> tuple[int, str]:
     return await anyio.to_thread.run_sync(lambda: run_cli(*argv))
 
 
+def beside_the_daemon(
+    fake: FakeEuler,
+    fake_server: LoopbackServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    rules_text: str,
+) -> Settings:
+    """A granted state directory (``tmp_path/state``) and these rules, as the daemon's
+    settings and, in the environment, for the commands run beside it."""
+    state = tmp_path / "state"
+    grant(fake, state)
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "r.yaml").write_text(rules_text)
+    settings = settings_for(fake, fake_server, state, rules_dir=rules)
+    for name, value in (
+        ("API_BASE_URL", fake_server.url),
+        ("WS_URL", fake_server.ws_url),
+        ("API_KEY", fake.api_key),
+        ("CLIENT_ID", fake.client_id),
+        ("CLIENT_SECRET", fake.client_secret),
+        ("STREAMERS", "host_handle"),
+        ("RULES_DIR", str(rules)),
+        ("STATE_DIR", str(state)),
+    ):
+        monkeypatch.setenv(f"MODBOT_{name}", value)
+    return settings
+
+
 class TestWithTheDaemon:
     async def test_a_ban_by_hand_while_offline_is_made_at_the_next_live(
         self,
@@ -720,22 +750,7 @@ class TestWithTheDaemon:
         """`modbot ban` while the streamer is offline calls nothing; the running daemon
         bans the viewer when they join the next live (the remembered ban)."""
         state = tmp_path / "state"
-        grant(fake, state)
-        rules = tmp_path / "rules"
-        rules.mkdir()
-        (rules / "r.yaml").write_text(RULES)
-        settings = settings_for(fake, fake_server, state, rules_dir=rules)
-        for name, value in (
-            ("API_BASE_URL", fake_server.url),
-            ("WS_URL", fake_server.ws_url),
-            ("API_KEY", fake.api_key),
-            ("CLIENT_ID", fake.client_id),
-            ("CLIENT_SECRET", fake.client_secret),
-            ("STREAMERS", "host_handle"),
-            ("RULES_DIR", str(rules)),
-            ("STATE_DIR", str(state)),
-        ):
-            monkeypatch.setenv(f"MODBOT_{name}", value)
+        settings = beside_the_daemon(fake, fake_server, tmp_path, monkeypatch, RULES)
         troll = m.Viewer("troll", TROLL)
         daemon = Daemon(settings, clock=clock, handle_signals=False)
         daemon.rebans.poll = 0.05
@@ -775,25 +790,14 @@ class TestWithTheDaemon:
         """Two processes, one audit DB: the command's mute writes its timer, the running
         daemon fires it (once); the daemon's own rule mute is a repeat for the command."""
         state = tmp_path / "state"
-        grant(fake, state)
-        rules = tmp_path / "rules"
-        rules.mkdir()
-        (rules / "r.yaml").write_text(
+        settings = beside_the_daemon(
+            fake,
+            fake_server,
+            tmp_path,
+            monkeypatch,
             "version: 1\nrules:\n  - id: caps\n    on: comment\n"
-            "    when: {text.words: [shouting]}\n    then: [mute 5m]\n"
+            "    when: {text.words: [shouting]}\n    then: [mute 5m]\n",
         )
-        settings = settings_for(fake, fake_server, state, rules_dir=rules)
-        for name, value in (
-            ("API_BASE_URL", fake_server.url),
-            ("WS_URL", fake_server.ws_url),
-            ("API_KEY", fake.api_key),
-            ("CLIENT_ID", fake.client_id),
-            ("CLIENT_SECRET", fake.client_secret),
-            ("STREAMERS", "host_handle"),
-            ("RULES_DIR", str(rules)),
-            ("STATE_DIR", str(state)),
-        ):
-            monkeypatch.setenv(f"MODBOT_{name}", value)
         room = fake.streamer("host_handle")
         loud = m.Viewer("loud", FAN)
         fake.world.names[FAN] = ("loud", "Loud")  # TikTok knows who @loud is
