@@ -176,6 +176,20 @@ def test_each_ruleset_keeps_its_own_readings_and_a_reload_starts_with_none() -> 
     assert list(new.reader._keys) == ["you IDIOT!!"]
 
 
+def test_a_long_word_is_worked_out_and_not_kept() -> None:
+    """A raid of one-word 10,000-character comments must not fill the per-word tables."""
+    reader = tx.Reader()
+    word = "ab" * 5000 + "!"
+    assert reader.squeezed([word]) == key_of([word])
+    assert reader.longest_run(word) == 1
+    assert reader.token_words(word, False) == tuple(tx.words(word, "standard"))
+    assert not reader._squeezed
+    assert not reader._runs
+    assert not reader._tokens
+    reader.squeezed(["short"])
+    assert list(reader._squeezed) == ["short"]
+
+
 def test_what_is_kept_is_bounded() -> None:
     reader = tx.Reader()
     for i in range(3 * tx.RECENT):
