@@ -185,3 +185,12 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
     structlog.contextvars.clear_contextvars()
     SECRETS.clear()
     return DemoRun(code, state, out.getvalue())
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The suite runs on every core (pytest-xdist, ``--dist loadgroup``): the tests that
+    read the one session demo run go to one worker, so the demo is played once, not
+    once per worker."""
+    for item in items:
+        if "demo_run" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("demo_run"))
