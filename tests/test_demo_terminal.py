@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from modbot.cli import main
+from modbot.events import format_ts
 
 REPO = Path(__file__).parent.parent
 COLUMNS = 80
@@ -155,7 +156,7 @@ def test_record_replay_and_a_rerun_that_starts_fresh(tmp_path: Path, capsys) -> 
     assert {"scam-links", "insults", "slurs"} <= rules
 
     before = [json.loads(row) for row in _audit(state).splitlines()]
-    rerun = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    rerun = format_ts(datetime.now(UTC))  # as the audit log writes its times
     again = io.StringIO()
     assert main(args, stdout=again) == 0, again.getvalue()
     assert f"{state} held an earlier demo: starting fresh" in again.getvalue()
