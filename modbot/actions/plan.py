@@ -99,7 +99,7 @@ class Intent:
 
     def changed(self, **facts: Any) -> Intent:
         """This intent with some of its decision's facts changed."""
-        return replace(self, decision=replace(self.decision, **facts))
+        return replace(self, decision=self.decision._replace(**facts))
 
     def skipped(self, why: str) -> Intent:
         return self.changed(suppressed=why)

@@ -19,7 +19,7 @@ on, and the answer says what was done.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
@@ -138,7 +138,7 @@ class Sweeper:
             if sweep is None:
                 out.append(d)
             elif said.user_id in sweep.acted:
-                out.append(replace(d, suppressed="already acted on in this raid's incident"))
+                out.append(d._replace(suppressed="already acted on in this raid's incident"))
             else:
                 sweep.acted.add(said.user_id)
                 if not self._put(_Job(sweep, nk.Target(said, d.detail, room), d)):
@@ -349,7 +349,7 @@ class Sweeper:
         incident = sweep.incident
         made = sweep.decision(target)
         if decision is not None:  # the engine's own, with its detail, in the incident
-            made = replace(decision, detail=f"incident #{incident}; {decision.detail}")
+            made = decision._replace(detail=f"incident #{incident}; {decision.detail}")
         room_id = "" if target.room == sweep.streamer else target.room
         nuked = sweep.rule == nk.NUKE_RULE
         extra: dict[str, Any] = {"incident": incident, "matched_msg_id": said.msg_id}

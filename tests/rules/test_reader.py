@@ -71,7 +71,7 @@ def _plainly(matcher: Matcher, text: str) -> list[tuple[int, str, bool, bool, bo
     """What ``Matcher.find`` answers, worked out the plain way: every reading read and
     searched whole."""
     found = tx.words(text, "standard")
-    hits: list[Hit] = matcher._find(found)
+    hits: list[Hit] = matcher._find(tuple(found))
     readings: list[list[str]] = []
     ambiguous = tx.has_ambiguous(text)
     if ambiguous:
@@ -85,7 +85,7 @@ def _plainly(matcher: Matcher, text: str) -> list[tuple[int, str, bool, bool, bo
                 readings.append(list(apart))
     seen = {(h.term_id, h.words) for h in hits}
     for reading in readings:
-        for hit in matcher._find(reading):
+        for hit in matcher._find(tuple(reading)):
             if (hit.term_id, hit.words) not in seen:
                 seen.add((hit.term_id, hit.words))
                 hits.append(hit)
@@ -151,7 +151,7 @@ def test_the_kept_readings_are_the_functions(text: str) -> None:
         assert reader.similarity_key(text) == tx.similarity_key(text)
         for level in tx.LEVELS:
             found = tx.words(text, level)
-            assert reader.squeezed(found) == key_of(found)
+            assert reader.squeezed(tuple(found)) == key_of(found)
         assert reader.measure(text) == tx.measure(text)
         assert reader.links(text) == find_links(text)
 
@@ -180,14 +180,16 @@ def test_a_long_word_is_worked_out_and_not_kept() -> None:
     """A raid of one-word 10,000-character comments must not fill the per-word tables."""
     reader = tx.Reader()
     word = "ab" * 5000 + "!"
-    assert reader.squeezed([word]) == key_of([word])
+    assert reader.squeezed((word,)) == key_of([word])
     assert reader.longest_run(word) == 1
     assert reader.token_words(word, False) == tuple(tx.words(word, "standard"))
     assert not reader._squeezed
     assert not reader._runs
     assert not reader._tokens
-    reader.squeezed(["short"])
+    assert not reader._joined
+    reader.squeezed(("short",))
     assert list(reader._squeezed) == ["short"]
+    assert list(reader._joined) == [("short",)]
 
 
 def test_what_is_kept_is_bounded() -> None:
@@ -197,4 +199,5 @@ def test_what_is_kept_is_bounded() -> None:
         reader.measure(f"text number {i}")
     assert len(reader._keys) == tx.RECENT
     assert len(reader._measures) == tx.RECENT
+    assert len(reader._joined) == tx.RECENT
     assert "text number 0" not in reader._keys  # the first added went first

@@ -284,7 +284,7 @@ def test_the_fast_paths_of_normalisation_agree_with_the_general_ones(
     for level in tx.LEVELS:
         for found in (tx.words(text, level), tx.words(ascii_text, level)):
             if found:
-                canon = tx_matcher._Canonical(found, level, tx.Reader())
+                canon = tx_matcher._Canonical(tuple(found), level, tx.Reader())
                 assert (canon.text, canon.counts, canon.words, canon.starts) == (
                     _canonical_general(found, level)
                 )

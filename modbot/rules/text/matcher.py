@@ -102,7 +102,7 @@ class _Canonical:
 
     __slots__ = ("_counts", "_joined", "_starts", "level", "text", "words")
 
-    def __init__(self, found: Sequence[str], level: Level, reader: Reader) -> None:
+    def __init__(self, found: tuple[str, ...], level: Level, reader: Reader) -> None:
         joined = f"{START}{SPACE.join(found)}{END}"
         # Runs never cross a space (words are not empty) or the start and end marks, so
         # the joined words squeezed are the words squeezed, joined.
@@ -287,7 +287,7 @@ class Matcher:
         # adds must cover one of them, or stand where one was): in a mutated raid, most
         # copies hold one or two such tokens among dozens.
         splices = reader.splices(text)
-        readings: list[tuple[Sequence[str], bool, bool]] = []
+        readings: list[tuple[tuple[str, ...], bool, bool]] = []
         if splices:
             readings.extend(_around(found, splices, self._reach))
         parts = len(readings)  # the other reading's parts, searched as one reading
@@ -343,7 +343,7 @@ class Matcher:
         return hits
 
     def _find(
-        self, found: Sequence[str], begins: bool = True, ends: bool = True, masks: bool = True
+        self, found: tuple[str, ...], begins: bool = True, ends: bool = True, masks: bool = True
     ) -> list[Hit]:
         """The hits in these words (``masks``: and of their masked words); ``begins``
         and ``ends`` say whether they begin and end the text (a part of a reading does

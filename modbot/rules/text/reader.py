@@ -11,7 +11,6 @@ dropping the entry added first (a raid's text is read again while it lasts).
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
 from typing import TypeVar
 
 from modbot.rules.text.links import find_links
@@ -43,6 +42,7 @@ RUNS_KEPT = 16_384  # words, with their longest run of one character
 # Words and tokens longer than this are worked out each time, not kept: a raid of
 # one-word 10,000-character comments would otherwise fill each table with 160 MB.
 LONGEST_KEPT = 64
+JOINED_LONGEST = 1_024  # the words of a text, squeezed and joined, are kept up to this
 
 
 def _keep(kept: OrderedDict[K, V], key: K, value: V, cap: int) -> V:
@@ -65,6 +65,7 @@ class Reader:
     __slots__ = (
         "_detached",
         "_folds",
+        "_joined",
         "_keys",
         "_links",
         "_measures",
@@ -82,15 +83,17 @@ class Reader:
         self._detached: OrderedDict[tuple[str, bool], tuple[str, ...] | None] = OrderedDict()
         self._readings: OrderedDict[str, tuple[tuple[str, ...], Splices]] = OrderedDict()
         self._squeezed: OrderedDict[str, str] = OrderedDict()
+        self._joined: OrderedDict[tuple[str, ...], str] = OrderedDict()
         self._keys: OrderedDict[str, str] = OrderedDict()
         self._measures: OrderedDict[str, Measures] = OrderedDict()
         self._runs: OrderedDict[str, int] = OrderedDict()
         self._links: OrderedDict[str, list[str]] = OrderedDict()
 
     def fold(self, text: str, alt: bool = False) -> str:
-        """``normalize.fold_as``."""
-        if text.isascii() and not alt:
-            return text.lower()
+        """``normalize.fold_as``: an ASCII text's fold is worked out each time (cheaper
+        than keeping it)."""
+        if text.isascii():
+            return fold_as(text, alt)
         key = (text, alt)
         found = self._folds.get(key)
         if found is None:
@@ -169,14 +172,19 @@ class Reader:
             found = _keep(self._keys, text, self.squeezed(self.words(text, "standard")), RECENT)
         return found
 
-    def squeezed(self, found: Sequence[str]) -> str:
+    def squeezed(self, found: tuple[str, ...]) -> str:
         """``normalize.key_of``: the words joined, each squeezed (a run of one letter
         never crosses the space between two words).
 
-        Word by word, each kept: chat repeats its words, and a regex that squeezes the
-        joined text tries a match at every position (``(.)\\1+`` has no first character
-        to skip to), the largest share of the regex engine's work on ordinary chat.
+        Kept by words, up to ``JOINED_LONGEST`` characters (the matcher reads a text's
+        words, then the copy-paste check keys the text by them). And word by word, each
+        kept: chat repeats its words, and a regex that squeezes the joined text tries a
+        match at every position (``(.)\\1+`` has no first character to skip to), the
+        largest share of the regex engine's work on ordinary chat.
         """
+        joined = self._joined.get(found)
+        if joined is not None:
+            return joined
         kept = self._squeezed
         out: list[str] = []
         for word in found:
@@ -186,7 +194,10 @@ class Reader:
                 if len(word) <= LONGEST_KEPT:
                     _keep(kept, word, short, SQUEEZED_KEPT)
             out.append(short)
-        return SPACE.join(out)
+        joined = SPACE.join(out)
+        return (
+            _keep(self._joined, found, joined, RECENT) if len(joined) <= JOINED_LONGEST else joined
+        )
 
     def measure(self, text: str) -> Measures:
         """``measures.measure``."""
