@@ -116,8 +116,11 @@ def _stale(times: Times, cutoff: float) -> bool:
     return not times or times[-1] <= cutoff
 
 
-# A copy-paste cluster: (times, similar), see Clusters.
-_Cluster = tuple[Times, frozenset[str] | None]
+# A copy-paste cluster: (times, similar), see Clusters. ``similar`` is the cluster's
+# own set, changed in place: a raid links each copy to the last few and each of those
+# back to it, and a frozenset made anew for each link (copied, the old one freed) was
+# a fifth of what a copy cost to count.
+_Cluster = tuple[Times, set[str] | None]
 
 
 class Clusters:
@@ -151,17 +154,20 @@ class Clusters:
         times = _record(times, now, cutoff, keep)
         total = len(times)
         if similar:
-            linked = [k for k in similar if k in data]
-            for other_key in linked:
-                total += len(_live(data[other_key][0], cutoff))
-            if len(linked) < len(similar):
-                similar = frozenset(linked) or None
+            gone: list[str] = []
+            for other_key in similar:
+                other = data.get(other_key)
+                if other is None:
+                    gone.append(other_key)
+                else:
+                    total += len(_live(other[0], cutoff))
+            if gone:
+                similar.difference_update(gone)
+                similar = similar or None
         self.clusters.put(key, (times, similar))
         return total
 
-    def _link(
-        self, key: str, similarity: float, cutoff: float, wanted: int
-    ) -> frozenset[str] | None:
+    def _link(self, key: str, similarity: float, cutoff: float, wanted: int) -> set[str] | None:
         """The keys of the recent near-identical clusters, each linked back to ``key``.
 
         The ``FUZZY_CANDIDATES`` most recent live texts are the candidates. The
@@ -201,8 +207,11 @@ class Clusters:
             return None
         for other_key in linked:  # after the scan: the table does not change under it
             times, similar = data[other_key]
-            data[other_key] = times, (similar or frozenset()) | {key}
-        return frozenset(linked)
+            if similar is None:
+                data[other_key] = times, {key}
+            else:
+                similar.add(key)
+        return set(linked)
 
     def sweep(self, cutoff: float) -> None:
         self.clusters.expire(lambda c: _stale(c[0], cutoff))
