@@ -6,16 +6,20 @@ the same rules plus 500 extra word rules (rule count must not matter). Then, eac
 fresh engine with the example rules and reported on its own: ordinary chat alone
 (distinct sentences, short and of 150 characters), a mutated copy-paste raid (one
 150-character text from many accounts, each copy with 3-5 random characters changed,
-as raid tools do to get past exact-match filters) and mutated raids of long comments
-(1,000, 3,000 and 10,000 characters). Last, the resident memory once a million
-distinct viewers have been seen (per-user state must stay bounded).
+as raid tools do to get past exact-match filters), the same of a 33-character text
+(1-3 characters changed) and mutated raids of long comments (1,000, 3,000 and 10,000
+characters). Each scenario runs ``--rounds`` times, in turn with the others, and its
+best round is reported: what the ratios compare is the work, not a busy moment of the
+machine. Last, the resident memory once a million distinct viewers have been seen
+(per-user state must stay bounded).
 
     python bench/engine.py [--events 1000000] [--extra-rules 500] [--scenario-events 5000]
-                           [--long-events 100] [--long-sizes 1000,3000,10000]
+                           [--long-events 100] [--long-sizes 1000,3000,10000] [--rounds 5]
 
 Prints a one-line summary at the end:
 ``engine: N events/s, p50 X us, p99 Y us, M MB after 1,000,000 users; ordinary chat ...;
-mutated raid ...; long ...; mutated raid R x ordinary chat per event``.
+mutated raid ...; long ...; mutated raid R x ordinary chat of the same length per event
+(150 chars; S x at 33 chars, T x short chat at 150)``.
 """
 
 from __future__ import annotations
@@ -48,6 +52,8 @@ CHAT = [
     "can you play the next level",
     "this is a classic cocktail of Scunthorpe assassins",
 ]
+# The first words of the raid text: as long as ordinary chat (about 30 characters).
+SHORT_RAID = RAID_TEXT[:33]
 NASTY = [
     "free c0ins at bad-site dot com",
     "you are an 1d1ot",
@@ -183,6 +189,11 @@ def run_scenarios(
         ("ordinary chat", [ordinary(rng) for _ in range(n)]),
         ("ordinary chat (150 chars)", [long_text(len(RAID_TEXT), rng) for _ in range(n)]),
         ("mutated raid (150 chars)", [mutated(RAID_TEXT, rng) for _ in range(n)]),
+        # A raid of a chat-length text, up to a tenth of its characters changed.
+        (
+            f"mutated raid ({len(SHORT_RAID)} chars)",
+            [mutated(SHORT_RAID, rng, rng.randint(1, 3)) for _ in range(n)],
+        ),
     ]
     for size in (int(n) for n in args.long_sizes.split(",") if n):
         base = long_text(size, rng)
@@ -192,17 +203,24 @@ def run_scenarios(
                 [mutated(base, rng) for _ in range(args.warmup + args.long_events)],
             )
         )
+    # Rounds: each scenario once per round, in turn, and the best round of each kept (a
+    # busy moment of the machine slows whatever runs then; the ratios compare bests).
+    streams = [(name, list(comments(scenario))) for name, scenario in scenarios]
+    best: dict[str, tuple[float, array[int]]] = {}
+    for _ in range(args.rounds):
+        for name, stream in streams:
+            engine = Engine(ruleset)
+            run(engine, stream[: args.warmup], array("q"))
+            lat = array("q")
+            count, seconds = run(engine, stream[args.warmup :], lat)
+            if name not in best or count / seconds > best[name][0]:
+                best[name] = (count / seconds, lat)
     figures: dict[str, tuple[float, float, float]] = {}
-    for name, scenario in scenarios:
-        engine = Engine(ruleset)
-        stream = list(comments(scenario))
-        run(engine, stream[: args.warmup], array("q"))
-        lat = array("q")
-        count, seconds = run(engine, stream[args.warmup :], lat)
-        figures[name] = (count / seconds, pct(lat, 0.5), pct(lat, 0.99))
+    for name, (per_s, lat) in best.items():
+        figures[name] = (per_s, pct(lat, 0.5), pct(lat, 0.99))
         print(
-            f"{name}: {count:,} events, {rate(count / seconds)} events/s, "
-            f"p50 {pct(lat, 0.5):.1f} us, p99 {pct(lat, 0.99):.1f} us"
+            f"{name}: {len(lat):,} events, {rate(per_s)} events/s, "
+            f"p50 {pct(lat, 0.5):.1f} us, p99 {pct(lat, 0.99):.1f} us (best of {args.rounds})"
         )
     return figures
 
@@ -218,6 +236,9 @@ def main() -> int:
     parser.add_argument("--long-events", type=int, default=100, help="per long size")
     parser.add_argument("--long-sizes", default="1000,3000,10000", help="characters")
     parser.add_argument("--warmup", type=int, default=30, help="events before measuring")
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="runs of each scenario (the best is reported)"
+    )
     args = parser.parse_args()
     rng = random.Random(args.seed)
 
@@ -245,10 +266,16 @@ def main() -> int:
 
     figures = run_scenarios(examples, args, rng)
     raid = figures["mutated raid (150 chars)"][0]
-    versus = figures["ordinary chat"][0] / raid, figures["ordinary chat (150 chars)"][0] / raid
+    short = figures[f"mutated raid ({len(SHORT_RAID)} chars)"][0]
+    versus = (
+        figures["ordinary chat"][0] / raid,
+        figures["ordinary chat (150 chars)"][0] / raid,
+        figures["ordinary chat"][0] / short,
+    )
     print(
-        f"a mutated raid costs {versus[0]:.2f} x ordinary chat per event "
-        f"({versus[1]:.2f} x ordinary chat of the same length)"
+        f"a mutated raid of 150 characters costs {versus[1]:.2f} x ordinary chat of the "
+        f"same length per event ({versus[0]:.2f} x ordinary chat of about 30 characters); "
+        f"a mutated raid of {len(SHORT_RAID)} characters costs {versus[2]:.2f} x ordinary chat"
     )
 
     # Memory: a million distinct viewers through one engine, generated as they go.
@@ -278,8 +305,9 @@ def main() -> int:
             f"{name} {rate(per_s)}/s p50 {p50:,.0f} us p99 {p99:,.0f} us"
             for name, (per_s, p50, p99) in figures.items()
         )
-        + f"; mutated raid {versus[0]:.2f} x ordinary chat per event "
-        f"({versus[1]:.2f} x the same length)"
+        + f"; mutated raid {versus[1]:.2f} x ordinary chat of the same length per event "
+        f"(150 chars; {versus[2]:.2f} x at {len(SHORT_RAID)} chars, "
+        f"{versus[0]:.2f} x short chat at 150)"
     )
     return 0
 
