@@ -6,9 +6,10 @@ the same rules plus 500 extra word rules (rule count must not matter). Then, eac
 fresh engine with the example rules and reported on its own: ordinary chat alone
 (distinct sentences, short and of 150 characters), a mutated copy-paste raid (one
 150-character text from many accounts, each copy with 3-5 random characters changed,
-as raid tools do to get past exact-match filters), the same of a 33-character text
-(1-3 characters changed) and mutated raids of long comments (1,000, 3,000 and 10,000
-characters). Each scenario runs ``--rounds`` times, in turn with the others, and its
+as raid tools do to get past exact-match filters), the same with every other copy
+word for word (nearly every mutated copy links back to it), the same of a 33-character
+text (1-3 characters changed) and mutated raids of long comments (1,000, 3,000 and
+10,000 characters). Each scenario runs ``--rounds`` times, in turn with the others, and its
 best round is reported: what the ratios compare is the work, not a busy moment of the
 machine. Last, the resident memory once a million distinct viewers have been seen
 (per-user state must stay bounded).
@@ -189,6 +190,11 @@ def run_scenarios(
         ("ordinary chat", [ordinary(rng) for _ in range(n)]),
         ("ordinary chat (150 chars)", [long_text(len(RAID_TEXT), rng) for _ in range(n)]),
         ("mutated raid (150 chars)", [mutated(RAID_TEXT, rng) for _ in range(n)]),
+        # Every other copy word for word: nearly every mutated copy links back to it.
+        (
+            "mutated raid, every other copy exact (150 chars)",
+            [RAID_TEXT if i % 2 else mutated(RAID_TEXT, rng) for i in range(n)],
+        ),
         # A raid of a chat-length text, up to a tenth of its characters changed.
         (
             f"mutated raid ({len(SHORT_RAID)} chars)",

@@ -116,21 +116,28 @@ def _stale(times: Times, cutoff: float) -> bool:
     return not times or times[-1] <= cutoff
 
 
-# A copy-paste cluster: (times, similar), see Clusters. ``similar`` is the cluster's
-# own set, changed in place: a raid links each copy to the last few and each of those
-# back to it, and a frozenset made anew for each link (copied, the old one freed) was
-# a fifth of what a copy cost to count.
-_Cluster = tuple[Times, set[str] | None]
+# A copy-paste cluster: (times, similar), see Clusters. ``similar`` holds the keys of
+# the linked clusters, oldest link first (a dict without values: an ordered set), at
+# most LINKS of them. It is the cluster's own, changed in place: a raid links each copy
+# to the last few and each of those back to it, and a frozenset made anew for each
+# link (copied, the old one freed) was a fifth of what a copy cost to count.
+_Cluster = tuple[Times, dict[str, None] | None]
+# The links a cluster keeps, the most recent: a text repeated word for word among
+# mutated copies is linked back by nearly every copy, and counting its thousands of
+# links made each repeat cost 230 us (compiled) instead of 5. As many as a new text
+# is compared with: a text never counts more near copies than it could find.
+LINKS = FUZZY_CANDIDATES
 
 
 class Clusters:
     """Recent texts of one user or room, grouped by their normalised form.
 
     Each cluster is a tuple ``(times, similar)``: its last times (at most the rule's
-    count) and the keys of the near-identical clusters it is linked to (None for most).
-    A text is known by its first ``KEY_CHARS`` characters, so what a new one costs is
-    bounded whatever its length: at most ``FUZZY_CANDIDATES`` comparisons of at most
-    ``KEY_CHARS`` characters each.
+    count) and the keys of the near-identical clusters it is linked to (None for most;
+    at most ``LINKS``, the most recent). A text is known by its first ``KEY_CHARS``
+    characters, so what a new one costs is bounded whatever its length and however
+    often it comes back: at most ``FUZZY_CANDIDATES`` comparisons of at most
+    ``KEY_CHARS`` characters each, and at most ``LINKS`` linked clusters counted.
     """
 
     def __init__(self, cap: int) -> None:
@@ -161,13 +168,16 @@ class Clusters:
                     gone.append(other_key)
                 else:
                     total += len(_live(other[0], cutoff))
-            if gone:
-                similar.difference_update(gone)
-                similar = similar or None
+            for other_key in gone:
+                del similar[other_key]
+            if not similar:
+                similar = None
         self.clusters.put(key, (times, similar))
         return total
 
-    def _link(self, key: str, similarity: float, cutoff: float, wanted: int) -> set[str] | None:
+    def _link(
+        self, key: str, similarity: float, cutoff: float, wanted: int
+    ) -> dict[str, None] | None:
         """The keys of the recent near-identical clusters, each linked back to ``key``.
 
         The ``FUZZY_CANDIDATES`` most recent live texts are the candidates. The
@@ -205,13 +215,21 @@ class Clusters:
                 found += len(_live(data[other_key][0], cutoff))
         if not linked:
             return None
-        for other_key in linked:  # after the scan: the table does not change under it
+        self._link_back(linked, key)  # after the scan: the table does not change under it
+        return dict.fromkeys(linked)
+
+    def _link_back(self, linked: list[str], key: str) -> None:
+        """Link each of the ``linked`` clusters to ``key``, its oldest link dropped when
+        it has ``LINKS``."""
+        data = self.clusters.data
+        for other_key in linked:
             times, similar = data[other_key]
             if similar is None:
-                data[other_key] = times, {key}
+                data[other_key] = times, {key: None}
             else:
-                similar.add(key)
-        return set(linked)
+                similar[key] = None
+                if len(similar) > LINKS:
+                    del similar[next(iter(similar))]
 
     def sweep(self, cutoff: float) -> None:
         self.clusters.expire(lambda c: _stale(c[0], cutoff))

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from modbot.fake.chatter import PLAIN_WORDS, mutated
-from modbot.rules.state import _SIMILARITY, FUZZY_CANDIDATES, KEY_CHARS, Clusters
+from modbot.rules.state import _SIMILARITY, FUZZY_CANDIDATES, KEY_CHARS, LINKS, Clusters
 
 from .util import comment, engine, fired, user
 
@@ -52,19 +52,20 @@ def test_copy_paste_links_are_what_the_documented_measure_would_link(
     texts: list[str], similarity: float
 ) -> None:
     """Links match a model that compares each new text with every one of the
-    ``FUZZY_CANDIDATES`` most recent by 2 * LCS / (total length)."""
+    ``FUZZY_CANDIDATES`` most recent by 2 * LCS / (total length), and keeps the
+    ``LINKS`` most recent links of each text."""
     clusters = Clusters(cap=1000)
     order: list[str] = []  # the model: most recently used last
     counts: dict[str, int] = {}
-    links: dict[str, set[str]] = {}
+    links: dict[str, list[str]] = {}  # oldest link first
     for now, text in enumerate(texts):
         if text not in counts:
-            links[text] = set()
+            links[text] = []
             for other in list(reversed(order))[:FUZZY_CANDIDATES]:
                 total = len(text) + len(other)
                 if (2 * lcs(text, other) / total if total else 1.0) >= similarity:
-                    links[text].add(other)
-                    links[other].add(text)
+                    links[text].append(other)
+                    links[other] = [*links[other], text][-LINKS:]
             counts[text] = 0
         else:
             order.remove(text)
@@ -127,6 +128,23 @@ def test_varied_ordinary_chat_does_not_trip_it() -> None:
         seen.add(" ".join(rng.choices(WORDS, k=rng.randint(4, 10))))
     for i, text in enumerate(sorted(seen, key=lambda _: rng.random())):
         assert fired(e, comment(text, who=user(i), at=i * 0.01)) == [], text
+
+
+def test_a_text_repeated_among_mutated_copies_keeps_a_bounded_number_of_links() -> None:
+    """A raid tool that sends one copy word for word between mutated ones: nearly every
+    copy links back to it. Its links stay at ``LINKS`` (counting thousands made each
+    repeat 40 times dearer), and the raid still trips the rule."""
+    rng = random.Random(6)
+    clusters = Clusters(cap=4096)
+    totals = []
+    for i in range(3000):
+        text = RAID if i % 2 else mutated(RAID, rng, rng.randint(3, 5))
+        totals.append(clusters.add(text, i / 1000, 30.0, 0.85, keep=8))
+    similar = clusters.clusters.data[RAID[:KEY_CHARS]][1]
+    assert similar is not None
+    assert len(similar) == LINKS
+    assert max(len(c[1] or ()) for c in clusters.clusters.data.values()) <= LINKS
+    assert totals[7:] == [t for t in totals[7:] if t >= 8]  # every copy from the 8th on
 
 
 def test_a_long_comment_costs_bounded_work() -> None:
