@@ -41,6 +41,41 @@ def lcs(a: str, b: str) -> int:
     return row[-1]
 
 
+def _model_counts(texts: list[str], similarity: float) -> list[int]:
+    """What ``Clusters.add`` answers for each text, by the documented model: a new text
+    is compared with every one of the ``FUZZY_CANDIDATES`` most recently used by 2 *
+    LCS / (total length), and each text keeps its ``LINKS`` most recent links (its
+    first ones in the order their texts were last used, then one for each later text
+    that links to it)."""
+    order: list[str] = []  # most recently used last
+    counts: dict[str, int] = {}
+    links: dict[str, list[str]] = {}  # oldest link first
+    out = []
+    for text in texts:
+        if text not in counts:
+            near = []
+            for other in list(reversed(order))[:FUZZY_CANDIDATES]:
+                total = len(text) + len(other)
+                if (2 * lcs(text, other) / total if total else 1.0) >= similarity:
+                    near.append(other)
+                    links[other] = [*links[other], text][-LINKS:]
+            links[text] = near[::-1][-LINKS:]
+            counts[text] = 0
+        else:
+            order.remove(text)
+        order.append(text)
+        counts[text] += 1
+        out.append(counts[text] + sum(counts[k] for k in links[text]))
+    return out
+
+
+def _counts(texts: list[str], similarity: float) -> list[int]:
+    clusters = Clusters(cap=1000)
+    return [
+        clusters.add(text, float(now), 1e6, similarity, keep=1000) for now, text in enumerate(texts)
+    ]
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     texts=st.lists(
@@ -51,28 +86,20 @@ def lcs(a: str, b: str) -> int:
 def test_copy_paste_links_are_what_the_documented_measure_would_link(
     texts: list[str], similarity: float
 ) -> None:
-    """Links match a model that compares each new text with every one of the
-    ``FUZZY_CANDIDATES`` most recent by 2 * LCS / (total length), and keeps the
-    ``LINKS`` most recent links of each text."""
-    clusters = Clusters(cap=1000)
-    order: list[str] = []  # the model: most recently used last
-    counts: dict[str, int] = {}
-    links: dict[str, list[str]] = {}  # oldest link first
-    for now, text in enumerate(texts):
-        if text not in counts:
-            links[text] = []
-            for other in list(reversed(order))[:FUZZY_CANDIDATES]:
-                total = len(text) + len(other)
-                if (2 * lcs(text, other) / total if total else 1.0) >= similarity:
-                    links[text].append(other)
-                    links[other] = [*links[other], text][-LINKS:]
-            counts[text] = 0
-        else:
-            order.remove(text)
-        order.append(text)
-        counts[text] += 1
-        expected = counts[text] + sum(counts[k] for k in links[text])
-        assert clusters.add(text, float(now), 1e6, similarity, keep=1000) == expected
+    assert _counts(texts, similarity) == _model_counts(texts, similarity)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    texts=st.lists(st.text(alphabet="ab", min_size=3, max_size=8), min_size=40, max_size=100),
+    similarity=st.sampled_from([0.5, 0.6, 0.7]),
+)
+def test_links_past_the_cap_drop_the_oldest_as_the_model_does(
+    texts: list[str], similarity: float
+) -> None:
+    """Texts that link to most others: each gathers more than ``LINKS`` links, and the
+    oldest go first (rapidfuzz answers by score, not by when the texts were used)."""
+    assert _counts(texts, similarity) == _model_counts(texts, similarity)
 
 
 @settings(max_examples=300, deadline=None)
