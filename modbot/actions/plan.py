@@ -10,9 +10,10 @@ timers use the same calls.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from modbot.actions.table import kind_of
 from modbot.audit.records import Entry, NewEntry
@@ -20,6 +21,8 @@ from modbot.euler.policy import plan_mute
 from modbot.events import Event
 from modbot.inert import encodable
 from modbot.rules.engine import Decision
+
+T = TypeVar("T")
 
 UNDO_RULE = "undo"
 
@@ -224,10 +227,10 @@ def intent_from_entry(entry: Entry) -> Intent:
         detail=entry.detail,
         user_id=entry.user_id,
         unique_id=entry.unique_id,
-        duration_s=p.get("duration_s"),
-        text=p.get("text"),
-        enabled=p.get("enabled"),
-        for_s=p.get("for_s"),
+        duration_s=_recorded(p, "duration_s", float),
+        text=_recorded(p, "text", str),
+        enabled=_recorded(p, "enabled", bool),
+        for_s=_recorded(p, "for_s", float),
         everywhere=p.get("everywhere") is True,
     )
     return Intent(
@@ -240,6 +243,20 @@ def intent_from_entry(entry: Entry) -> Intent:
         undo_of=entry.undo_of,
         extra=carried(entry),
     )
+
+
+def _recorded(params: Mapping[str, Any], name: str, kind: type[T]) -> T | None:
+    """A param of a recorded row, if it is of its kind (a float may be recorded as an
+    int); a row changed by hand fails as it is rebuilt, saying which param is wrong."""
+    value = params.get(name)
+    if value is None:
+        return None
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+        msg = f"the row's {name} is {type(value).__name__}, not {kind.__name__}"
+        raise TypeError(msg)
+    return value
 
 
 def carried(entry: Entry) -> dict[str, Any]:

@@ -255,9 +255,40 @@ async def test_a_row_that_cannot_be_rebuilt_fails_with_why(
     await executor.recover()
     found = await rows(store)
     assert [(r.action, r.status) for r in found] == [("mute", "failed"), ("ban", "done")]
-    # The pure build fails it at the call, the compiled one (whose Decision checks its
-    # types) as the row is rebuilt: either way a TypeError, said in the row.
+    # Refused as the row is rebuilt (both builds alike), saying which param is wrong.
     assert "TypeError" in (found[0].error or "")
+    assert "duration_s is str, not float" in (found[0].error or "")
+
+
+@pytest.mark.parametrize(
+    ("changed", "why"),
+    [
+        ({"duration_s": True}, "duration_s is bool, not float"),
+        ({"duration_s": [60]}, "duration_s is list, not float"),
+        ({"text": 7}, "text is int, not str"),
+        ({"enabled": "yes"}, "enabled is str, not bool"),
+        ({"for_s": "2m"}, "for_s is str, not float"),
+        ({"duration_s": 60}, None),  # a whole number of seconds, as JSON gives it back
+    ],
+)
+async def test_a_recorded_param_of_the_wrong_kind_is_refused_as_the_row_is_rebuilt(
+    executor: Executor,
+    store: AuditStore,
+    fake: FakeEuler,
+    clock: FakeClock,
+    changed: dict[str, Any],
+    why: str | None,
+) -> None:
+    e = event(fake, clock, 1)
+    entry = intent_for(decision(e, "mute", duration_s=60.0), e).entry()
+    await store.add([dataclasses.replace(entry, params={**entry.params, **changed})], clock.now())
+    await executor.recover()
+    (found,) = await rows(store)
+    if why is None:
+        assert (found.status, found.params["duration_s"]) == ("done", 60.0)
+    else:
+        assert found.status == "failed"
+        assert why in (found.error or "")
 
 
 async def test_a_timer_that_crashes_ends_failed_and_the_next_fires(
