@@ -187,6 +187,8 @@ def test_a_long_word_is_worked_out_and_not_kept() -> None:
     assert not reader._runs
     assert not reader._tokens
     assert not reader._joined
+    assert reader.squeezed(("a" * 4000, "b" * 4000)) == "a b"  # short squeezed, long words
+    assert not reader._joined
     reader.squeezed(("short",))
     assert list(reader._squeezed) == ["short"]
     assert list(reader._joined) == [("short",)]

@@ -42,7 +42,7 @@ RUNS_KEPT = 16_384  # words, with their longest run of one character
 # Words and tokens longer than this are worked out each time, not kept: a raid of
 # one-word 10,000-character comments would otherwise fill each table with 160 MB.
 LONGEST_KEPT = 64
-JOINED_LONGEST = 1_024  # the words of a text, squeezed and joined, are kept up to this
+JOINED_LONGEST = 1_024  # the words of a text are kept with their squeezed form up to this
 
 
 def _keep(kept: OrderedDict[K, V], key: K, value: V, cap: int) -> V:
@@ -176,8 +176,8 @@ class Reader:
         """``normalize.key_of``: the words joined, each squeezed (a run of one letter
         never crosses the space between two words).
 
-        Kept by words, up to ``JOINED_LONGEST`` characters (the matcher reads a text's
-        words, then the copy-paste check keys the text by them). And word by word, each
+        Kept by words, up to ``JOINED_LONGEST`` characters of them (the matcher reads a
+        text's words, then the copy-paste check keys the text by them). And word by word, each
         kept: chat repeats its words, and a regex that squeezes the joined text tries a
         match at every position (``(.)\\1+`` has no first character to skip to), the
         largest share of the regex engine's work on ordinary chat.
@@ -187,7 +187,9 @@ class Reader:
             return joined
         kept = self._squeezed
         out: list[str] = []
+        size = len(found)  # the words and the spaces between them, unsqueezed
         for word in found:
+            size += len(word)
             short = kept.get(word)
             if short is None:
                 short = squeezed(word)
@@ -195,9 +197,7 @@ class Reader:
                     _keep(kept, word, short, SQUEEZED_KEPT)
             out.append(short)
         joined = SPACE.join(out)
-        return (
-            _keep(self._joined, found, joined, RECENT) if len(joined) <= JOINED_LONGEST else joined
-        )
+        return _keep(self._joined, found, joined, RECENT) if size <= JOINED_LONGEST else joined
 
     def measure(self, text: str) -> Measures:
         """``measures.measure``."""
