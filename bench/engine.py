@@ -4,7 +4,7 @@ Runs a synthetic chat (ordinary messages, evasions, links, floods and a copy-pas
 raid, each from a new viewer most of the time) through the example rules, then through
 the same rules plus 500 extra word rules (rule count must not matter). Then, each on a
 fresh engine with the example rules and reported on its own: ordinary chat alone
-(distinct sentences, short and of 150 characters), a mutated copy-paste raid (one
+(distinct sentences, short and of 150 and 33 characters), a mutated copy-paste raid (one
 150-character text from many accounts, each copy with 3-5 random characters changed,
 as raid tools do to get past exact-match filters), the same with every other copy
 word for word (nearly every mutated copy links back to it), the same of a 33-character
@@ -20,7 +20,7 @@ machine. Last, the resident memory once a million distinct viewers have been see
 Prints a one-line summary at the end:
 ``engine: N events/s, p50 X us, p99 Y us, M MB after 1,000,000 users; ordinary chat ...;
 mutated raid ...; long ...; mutated raid R x ordinary chat of the same length per event
-(150 chars; S x at 33 chars, T x short chat at 150)``.
+(150 chars; S x at 33 chars; T x short chat at 150)``.
 """
 
 from __future__ import annotations
@@ -53,7 +53,8 @@ CHAT = [
     "can you play the next level",
     "this is a classic cocktail of Scunthorpe assassins",
 ]
-# The first words of the raid text: as long as ordinary chat (about 30 characters).
+# The first words of the raid text, a little longer than ordinary chat (which is 24
+# characters long on average); it is compared with ordinary chat of its own length.
 SHORT_RAID = RAID_TEXT[:33]
 NASTY = [
     "free c0ins at bad-site dot com",
@@ -181,8 +182,9 @@ def pct(values: array[int], p: float) -> float:
 def run_scenarios(
     ruleset: CompiledRuleset, args: argparse.Namespace, rng: random.Random
 ) -> dict[str, tuple[float, float, float]]:
-    """Ordinary chat, a mutated raid and mutated raids of long texts, each on a fresh
-    engine: (events/s, p50 us, p99 us) by name."""
+    """Ordinary chat (short, and as long as each raid's text), mutated raids and mutated
+    raids of long texts, each on a fresh engine, the best of ``args.rounds`` rounds:
+    (events/s, p50 us, p99 us) by name."""
     # Scenarios, each on a fresh engine, measured after a warm-up that fills the room's
     # recent texts (the candidates a new text is compared with).
     n = args.warmup + args.scenario_events
@@ -197,6 +199,10 @@ def run_scenarios(
         ),
         # A raid of a chat-length text, up to a tenth of its characters changed.
         (
+            f"ordinary chat ({len(SHORT_RAID)} chars)",
+            [long_text(len(SHORT_RAID), rng) for _ in range(n)],
+        ),
+        (
             f"mutated raid ({len(SHORT_RAID)} chars)",
             [mutated(SHORT_RAID, rng, rng.randint(1, 3)) for _ in range(n)],
         ),
@@ -205,7 +211,7 @@ def run_scenarios(
         base = long_text(size, rng)
         scenarios.append(
             (
-                f"mutated raid ({size:,} chars)",
+                f"long mutated raid ({size:,} chars)",
                 [mutated(base, rng) for _ in range(args.warmup + args.long_events)],
             )
         )
@@ -231,6 +237,14 @@ def run_scenarios(
     return figures
 
 
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        msg = f"must be 1 or more, not {number}"
+        raise argparse.ArgumentTypeError(msg)
+    return number
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
@@ -243,7 +257,7 @@ def main() -> int:
     parser.add_argument("--long-sizes", default="1000,3000,10000", help="characters")
     parser.add_argument("--warmup", type=int, default=30, help="events before measuring")
     parser.add_argument(
-        "--rounds", type=int, default=5, help="runs of each scenario (the best is reported)"
+        "--rounds", type=_positive, default=5, help="runs of each scenario (the best is reported)"
     )
     args = parser.parse_args()
     rng = random.Random(args.seed)
@@ -276,12 +290,12 @@ def main() -> int:
     versus = (
         figures["ordinary chat"][0] / raid,
         figures["ordinary chat (150 chars)"][0] / raid,
-        figures["ordinary chat"][0] / short,
+        figures[f"ordinary chat ({len(SHORT_RAID)} chars)"][0] / short,
     )
     print(
-        f"a mutated raid of 150 characters costs {versus[1]:.2f} x ordinary chat of the "
-        f"same length per event ({versus[0]:.2f} x ordinary chat of about 30 characters); "
-        f"a mutated raid of {len(SHORT_RAID)} characters costs {versus[2]:.2f} x ordinary chat"
+        f"a mutated raid costs {versus[1]:.2f} x ordinary chat of the same length per event "
+        f"at 150 characters and {versus[2]:.2f} x at {len(SHORT_RAID)}; the 150-character "
+        f"one costs {versus[0]:.2f} x ordinary chat (about 24 characters)"
     )
 
     # Memory: a million distinct viewers through one engine, generated as they go.
@@ -312,7 +326,7 @@ def main() -> int:
             for name, (per_s, p50, p99) in figures.items()
         )
         + f"; mutated raid {versus[1]:.2f} x ordinary chat of the same length per event "
-        f"(150 chars; {versus[2]:.2f} x at {len(SHORT_RAID)} chars, "
+        f"(150 chars; {versus[2]:.2f} x at {len(SHORT_RAID)} chars; "
         f"{versus[0]:.2f} x short chat at 150)"
     )
     return 0
