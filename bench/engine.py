@@ -197,11 +197,11 @@ def run_scenarios(
             "mutated raid, every other copy exact (150 chars)",
             [RAID_TEXT if i % 2 else mutated(RAID_TEXT, rng) for i in range(n)],
         ),
-        # A raid of a chat-length text, up to a tenth of its characters changed.
         (
             f"ordinary chat ({len(SHORT_RAID)} chars)",
             [long_text(len(SHORT_RAID), rng) for _ in range(n)],
         ),
+        # A raid of a chat-length text, up to a tenth of its characters changed.
         (
             f"mutated raid ({len(SHORT_RAID)} chars)",
             [mutated(SHORT_RAID, rng, rng.randint(1, 3)) for _ in range(n)],

@@ -252,8 +252,11 @@ def _recorded(params: Mapping[str, Any], name: str, kind: type[T]) -> T | None:
     if value is None:
         return None
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        if abs(value) > 2**53:
+            msg = f"the row's {name} is out of range"
+            raise ValueError(msg)
         value = float(value)
-    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+    if not isinstance(value, kind):
         msg = f"the row's {name} is {type(value).__name__}, not {kind.__name__}"
         raise TypeError(msg)
     return value

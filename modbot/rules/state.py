@@ -237,6 +237,7 @@ class Clusters:
             if similar is None:
                 data[other_key] = times, {key: None}
             else:
+                similar.pop(key, None)  # a text that came back is the newest link again
                 similar[key] = None
                 if len(similar) > LINKS:
                     del similar[next(iter(similar))]

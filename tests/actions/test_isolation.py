@@ -268,7 +268,8 @@ async def test_a_row_that_cannot_be_rebuilt_fails_with_why(
         ({"text": 7}, "text is int, not str"),
         ({"enabled": "yes"}, "enabled is str, not bool"),
         ({"for_s": "2m"}, "for_s is str, not float"),
-        ({"duration_s": 60}, None),  # a whole number of seconds, as JSON gives it back
+        ({"duration_s": 10**400}, "duration_s is out of range"),
+        ({"duration_s": 60}, None),  # a whole number of seconds, written as an int
     ],
 )
 async def test_a_recorded_param_of_the_wrong_kind_is_refused_as_the_row_is_rebuilt(

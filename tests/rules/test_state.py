@@ -157,6 +157,20 @@ def test_varied_ordinary_chat_does_not_trip_it() -> None:
         assert fired(e, comment(text, who=user(i), at=i * 0.01)) == [], text
 
 
+def test_a_text_that_comes_back_is_the_newest_link_again() -> None:
+    """The text "aaaa" is dropped from the table (cap 5) while "aaab" still lists it;
+    when it comes back and links to "aaab" again, it is the last link there (the first
+    to go past the cap would otherwise be the newest)."""
+    clusters = Clusters(cap=5)
+    texts = ["aaaa", "aaab", "aabb", "zzzz", "aaab", "aabb", "yyyy", "xxxx"]
+    for now, text in enumerate(texts):
+        clusters.add(text, float(now), 1e6, 0.7, keep=8)
+    assert "aaaa" not in clusters.clusters.data
+    assert list(clusters.clusters.data["aaab"][1] or ()) == ["aaaa", "aabb"]
+    clusters.add("aaaa", 8.0, 1e6, 0.7, keep=8)
+    assert list(clusters.clusters.data["aaab"][1] or ()) == ["aabb", "aaaa"]
+
+
 def test_a_text_repeated_among_mutated_copies_keeps_a_bounded_number_of_links() -> None:
     """A raid tool that sends one copy word for word between mutated ones: nearly every
     copy links back to it. Its links stay at ``LINKS`` (counting thousands made that raid

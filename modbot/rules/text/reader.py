@@ -187,7 +187,7 @@ class Reader:
             return joined
         kept = self._squeezed
         out: list[str] = []
-        size = len(found)  # the words and the spaces between them, unsqueezed
+        size = len(found) - 1  # the words and the spaces between them, unsqueezed
         for word in found:
             size += len(word)
             short = kept.get(word)
