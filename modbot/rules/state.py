@@ -208,21 +208,16 @@ class Clusters:
             left -= len(batch)
             room = left
             self.comparisons += len(batch)
-            near = {
-                other_key
-                for other_key, score, _index in _extract(
-                    key,
-                    batch,
-                    scorer=_SIMILARITY,
-                    score_cutoff=similarity - _CUTOFF_SLACK,
-                    limit=None,
-                )
-                if score >= similarity
-            }
-            for other_key in batch:  # most recent first (extract sorts by score)
-                if other_key in near:
-                    linked.append(other_key)
-                    found += len(_live(data[other_key][0], cutoff))
+            matches = _extract(
+                key, batch, scorer=_SIMILARITY, score_cutoff=similarity - _CUTOFF_SLACK, limit=None
+            )
+            if not matches:
+                continue  # most texts: nothing near
+            # Where in the batch, most recent first (extract answers by score).
+            for index in sorted(i for _key, score, i in matches if score >= similarity):
+                other_key = batch[index]
+                linked.append(other_key)
+                found += len(_live(data[other_key][0], cutoff))
         if not linked:
             return None
         self._link_back(linked, key)  # after the scan: the table does not change under it
