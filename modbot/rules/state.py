@@ -147,10 +147,12 @@ class Clusters:
         self.comparisons = 0  # pairs of texts compared so far (tests and bench read it)
 
     def add(self, key: str, now: float, within: float, similarity: float, keep: int) -> int:
-        """Record a text; return how many near-identical texts are in the window.
+        """Record a text; return how many near-identical texts are in the window,
+        counted up to ``keep`` (as ``rate`` counts).
 
         Each cluster keeps its ``keep`` last times, so the total reaches ``keep``
-        exactly when the uncapped one would.
+        exactly when the uncapped one would; the linked clusters are counted newest
+        first, and no further once it does (a raid's repeated copies reach it at once).
         """
         key = key[:KEY_CHARS]
         cutoff = now - within
@@ -162,20 +164,22 @@ class Clusters:
         times, similar = cluster
         times = _record(times, now, cutoff, keep)
         total = len(times)
-        if similar:
+        if similar and total < keep:
             gone: list[str] = []
-            for other_key in similar:
+            for other_key in reversed(similar):
                 other = data.get(other_key)
                 if other is None:
                     gone.append(other_key)
-                else:
-                    total += len(_live(other[0], cutoff))
+                    continue
+                total += len(_live(other[0], cutoff))
+                if total >= keep:
+                    break
             for other_key in gone:
                 del similar[other_key]
             if not similar:
                 similar = None
         self.clusters.put(key, (times, similar))
-        return total
+        return min(total, keep)
 
     def _link(
         self, key: str, similarity: float, cutoff: float, wanted: int

@@ -102,6 +102,24 @@ def test_links_past_the_cap_drop_the_oldest_as_the_model_does(
     assert _counts(texts, similarity) == _model_counts(texts, similarity)
 
 
+@settings(max_examples=100, deadline=None)
+@given(
+    texts=st.lists(st.text(alphabet="ab", min_size=3, max_size=8), min_size=40, max_size=100),
+    similarity=st.sampled_from([0.5, 0.7]),
+    keep=st.sampled_from([2, 3, 8]),
+)
+def test_the_count_stops_at_the_rules_count(texts: list[str], similarity: float, keep: int) -> None:
+    """The linked clusters are counted until the rule's count is reached: what ``add``
+    answers is the whole count of the text's cluster and its links, capped there."""
+    clusters = Clusters(cap=1000)
+    for now, text in enumerate(texts):
+        seen = clusters.add(text, float(now), 1e6, similarity, keep=keep)
+        data = clusters.clusters.data
+        times, similar = data[text]
+        whole = len(times) + sum(len(data[k][0]) for k in similar or () if k in data)
+        assert seen == min(whole, keep)
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     a=st.text(alphabet=st.sampled_from("ab c!"), max_size=30),
