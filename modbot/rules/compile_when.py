@@ -28,6 +28,7 @@ from modbot.rules.schema import (
     parse_comparison,
     parse_duration,
 )
+from modbot.rules.state import FUZZY_CANDIDATES
 from modbot.rules.text import LEVELS, Level, Matcher, Reader
 
 # What the terms of a ruleset may cost. Compiling a term costs time and memory (its
@@ -396,6 +397,13 @@ class ConditionCompiler:
         if len(self.diagnostics) > problems or within is None:
             return None
         assert isinstance(count, int)
+        if key == "repeat" and similarity < 1 and count > FUZZY_CANDIDATES + 1:
+            self.warning(
+                value.where("count"),
+                f"repeat.count: {count} is more than distinct near copies can reach: a text "
+                f"is compared with at most {FUZZY_CANDIDATES} others, so only texts repeated "
+                f"word for word count past {FUZZY_CANDIDATES + 1}",
+            )
         return Window(key, count, within, per, float(similarity))  # type: ignore[arg-type]
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from modbot.cli import main
 from modbot.euler.oauth import TokenStore
-from modbot.rules.compile import load_ruleset
+from modbot.rules.compile import compile_texts, load_ruleset
 from modbot.rules.diagnostics import errors
 
 DATA = Path(__file__).parent.parent / "data"
@@ -128,3 +128,34 @@ def test_check_warns_about_scopes_of_the_stored_grant(
     )
     assert code == 0  # warnings alone do not fail the check
     assert "warning: rule 'slurs': ban needs the OAuth scope webcast:ban" in out.getvalue()
+
+
+def test_a_repeat_count_past_what_near_copies_reach_is_warned_about() -> None:
+    """Near copies are found among at most FUZZY_CANDIDATES other texts: a count above
+    that (plus the text itself) needs word-for-word repeats, which the author may not
+    mean. The rule still loads."""
+    rule = """version: 1
+rules:
+  - id: raid
+    on: comment
+    when:
+      repeat: {{count: {count}, within: 30s, per: room{similarity}}}
+    then: [log]
+"""
+    for count, similarity, warned in [
+        (26, ", similarity: 0.85", True),
+        (25, ", similarity: 0.85", False),
+        (60, "", False),  # identical texts only: repeats are what it counts
+    ]:
+        text = rule.format(count=count, similarity=similarity)
+        ruleset, diagnostics = compile_texts({"raid.yaml": text})
+        assert ruleset is not None
+        shown = [str(d) for d in diagnostics]
+        assert bool(shown) is warned, shown
+        if warned:
+            expected = (
+                f"raid.yaml:6:23: warning: repeat.count: {count} is more than distinct near "
+                "copies can reach: a text is compared with at most 24 others, so only texts "
+                "repeated word for word count past 25"
+            )
+            assert shown == [expected]
