@@ -4,14 +4,14 @@ Runs a synthetic chat (ordinary messages, evasions, links, floods and a copy-pas
 raid, each from a new viewer most of the time) through the example rules, then through
 the same rules plus 500 extra word rules (rule count must not matter). Then, each on a
 fresh engine with the example rules and reported on its own: ordinary chat alone
-(distinct sentences, short and of 150 and 33 characters), a mutated copy-paste raid (one
-150-character text from many accounts, each copy with 3-5 random characters changed,
-as raid tools do to get past exact-match filters), the same with every other copy
-word for word (nearly every mutated copy links back to it), the same of a 33-character
-text (1-3 characters changed) and mutated raids of long comments (1,000, 3,000 and
-10,000 characters). Each scenario runs ``--rounds`` times, in turn with the others, and its
-best round is reported: what the ratios compare is the work, not a busy moment of the
-machine. Last, the resident memory once a million distinct viewers have been seen
+(distinct sentences, short and of 150 and 33 characters), a mutated copy-paste raid
+(one 150-character text from many accounts, each copy with 3-5 random characters
+changed, as raid tools do to get past exact-match filters), the same with every other
+copy word for word (nearly every mutated copy links back to it), the same of a
+33-character text (1-3 characters changed) and mutated raids of long comments (1,000,
+3,000 and 10,000 characters). Each scenario runs ``--rounds`` times, in turn with the
+others, and its best round is reported: what the ratios compare is the work, not a
+busy moment of the machine. Last, the resident memory once a million distinct viewers have been seen
 (per-user state must stay bounded).
 
     python bench/engine.py [--events 1000000] [--extra-rules 500] [--scenario-events 5000]

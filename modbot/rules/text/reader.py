@@ -177,10 +177,10 @@ class Reader:
         never crosses the space between two words).
 
         Kept by words, up to ``JOINED_LONGEST`` characters of them (the matcher reads a
-        text's words, then the copy-paste check keys the text by them). And word by word, each
-        kept: chat repeats its words, and a regex that squeezes the joined text tries a
-        match at every position (``(.)\\1+`` has no first character to skip to), the
-        largest share of the regex engine's work on ordinary chat.
+        text's words, then the copy-paste check keys the text by them). And word by
+        word, each kept: chat repeats its words, and a regex that squeezes the joined
+        text tries a match at every position (``(.)\\1+`` has no first character to skip
+        to), the largest share of the regex engine's work on ordinary chat.
         """
         joined = self._joined.get(found)
         if joined is not None:
